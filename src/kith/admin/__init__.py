@@ -1,0 +1,1 @@
+"""Administration: the user directory, roles, suspension, and the audit log."""

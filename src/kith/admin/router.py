@@ -1,0 +1,56 @@
+"""Routes of contract §8 (administration)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from kith.admin import service
+from kith.admin.schemas import AdminUserUpdate, AdminUserView, AuditLogView
+from kith.auth.dependencies import AdminUser
+from kith.core.errors import problem_responses
+from kith.core.http import no_store
+from kith.core.pagination import CursorDep, CursorPage, OffsetDep, OffsetPage
+from kith.db.session import ResourcesDep, SessionDep
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(no_store)])
+
+
+@router.get("/users", response_model=OffsetPage[AdminUserView], responses=problem_responses(401, 403, 422))
+async def list_users(
+    admin: AdminUser,
+    session: SessionDep,
+    page: OffsetDep,
+    q: Annotated[str | None, Query(max_length=50, description="Username or display-name prefix.")] = None,
+) -> object:
+    """Every account, suspended ones included, with `total` for paging."""
+    found, total = await service.list_users(session, q.strip() if q else None, page)
+    return page.result([AdminUserView.model_validate(user) for user in found], total)
+
+
+@router.patch(
+    "/users/{user_id}", response_model=AdminUserView, responses=problem_responses(400, 401, 403, 404, 422)
+)
+async def update_user(
+    user_id: str, changes: AdminUserUpdate, admin: AdminUser, session: SessionDep, resources: ResourcesDep
+) -> object:
+    """Change a user's role, or suspend them (their tokens stop working at once). Audited."""
+    return await service.update_user(session, resources, admin, user_id, changes)
+
+
+@router.delete(
+    "/users/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 401, 403, 404),
+)
+async def delete_user(user_id: str, admin: AdminUser, session: SessionDep) -> None:
+    """Delete an account and everything it owns. Audited."""
+    await service.delete_user(session, admin, user_id)
+
+
+@router.get("/audit-log", response_model=CursorPage[AuditLogView], responses=problem_responses(401, 403, 422))
+async def audit_log(admin: AdminUser, session: SessionDep, page: CursorDep) -> object:
+    """Every moderator and admin action, newest first: who did what to which target, and when."""
+    entries, next_cursor = await service.audit_log(session, page)
+    return page.page(entries, next_cursor)

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import Any, Self
+
+from pydantic import model_validator
+
+from kith.core.schemas import RequestModel, ResponseModel, Timestamp
+from kith.db.models import Role
+from kith.users.schemas import PrivateUser
+
+
+class AdminUserView(PrivateUser):
+    suspended: bool
+
+
+class AdminUserUpdate(RequestModel):
+    role: Role | None = None
+    suspended: bool | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.role is None and self.suspended is None:
+            raise ValueError("give `role`, `suspended`, or both")
+        return self
+
+
+class AuditLogView(ResponseModel):
+    id: str
+    actor_id: str | None
+    actor_username: str
+    action: str
+    target_type: str
+    target_id: str
+    details: dict[str, Any]
+    created_at: Timestamp

@@ -1,0 +1,85 @@
+"""Admin rules: roles, suspension, deletion, and recording every staff action."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kith.admin import repository
+from kith.admin.schemas import AdminUserUpdate
+from kith.auth import service as auth
+from kith.core.errors import BadRequest, NotFound
+from kith.core.pagination import CursorParams, OffsetParams
+from kith.core.resources import Resources
+from kith.db.models import AuditLogEntry, User
+from kith.users import service as users
+
+
+def record_action(
+    session: AsyncSession,
+    actor: User,
+    action: str,
+    target_type: str,
+    target_id: str,
+    **details: Any,
+) -> None:
+    """Write an audit log entry in the same transaction as the action it records."""
+    session.add(
+        AuditLogEntry(
+            actor_id=actor.id,
+            actor_username=actor.username,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            details=details,
+        )
+    )
+
+
+async def list_users(
+    session: AsyncSession, query: str | None, params: OffsetParams
+) -> tuple[list[User], int]:
+    return await params.fetch(session, users.search_statement(query, include_suspended=True))
+
+
+async def _target(session: AsyncSession, admin: User, user_id: str) -> User:
+    user = await users.get_user(session, user_id)
+    if user is None:
+        raise NotFound("No such user.", code="user_not_found")
+    if user.id == admin.id:
+        raise BadRequest(
+            "Admins cannot change or delete their own account here; ask another admin.",
+            code="cannot_modify_self",
+        )
+    return user
+
+
+async def update_user(
+    session: AsyncSession, resources: Resources, admin: User, user_id: str, changes: AdminUserUpdate
+) -> User:
+    """Change a user's role or suspension. Suspension ends the user's sessions at once."""
+    user = await _target(session, admin, user_id)
+    if changes.role is not None and changes.role != user.role:
+        record_action(
+            session, admin, "user.role_changed", "user", user.id, before=user.role, after=changes.role
+        )
+        user.role = changes.role
+    if changes.suspended is not None and changes.suspended != user.suspended:
+        user.suspended = changes.suspended
+        if changes.suspended:
+            await auth.logout_all(session, resources, user.id)
+        record_action(
+            session, admin, "user.suspended" if changes.suspended else "user.unsuspended", "user", user.id
+        )
+    return user
+
+
+async def delete_user(session: AsyncSession, admin: User, user_id: str) -> None:
+    user = await _target(session, admin, user_id)
+    record_action(session, admin, "user.deleted", "user", user.id, username=user.username)
+    await users.delete_account(session, user)
+
+
+async def audit_log(session: AsyncSession, params: CursorParams) -> tuple[list[AuditLogEntry], str | None]:
+    return await params.fetch(session, repository.audit_log(), AuditLogEntry.id)

@@ -1,0 +1,132 @@
+"""Who is calling: access tokens, API keys, scopes and roles, as dependencies.
+
+Routes declare what they need (`CurrentUser`, `SessionUser`, `require_role(...)`);
+no handler checks credentials itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+
+from kith.auth import repository
+from kith.core.errors import Forbidden, Unauthorized
+from kith.core.jobs import enqueue
+from kith.core.security import InvalidToken, hash_token
+from kith.db.models import ApiKey, Role, User
+from kith.db.session import ResourcesDep, SessionDep
+from kith.users import jobs as user_jobs
+from kith.users import service as users
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# How stale `last_used_at` of an API key may get before a request refreshes it.
+API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
+
+bearer_scheme = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/token",
+    auto_error=False,
+    description="An access token from `/auth/login`, `/auth/token` or `/auth/refresh`.",
+)
+api_key_scheme = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="A personal API key (`kith_…`)."
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: a user, through a session token or an API key."""
+
+    user: User
+    session_id: str | None = None
+    api_key: ApiKey | None = None
+
+    @property
+    def via_api_key(self) -> bool:
+        return self.api_key is not None
+
+
+async def current_principal(
+    request: Request,
+    session: SessionDep,
+    resources: ResourcesDep,
+    token: Annotated[str | None, Depends(bearer_scheme)],
+    api_key: Annotated[str | None, Depends(api_key_scheme)],
+) -> Principal:
+    """Authenticate the request, or answer 401 with `WWW-Authenticate: Bearer`."""
+    now = resources.clock.now()
+    principal: Principal | None = None
+    if token:
+        try:
+            claims = resources.tokens.verify(token)
+        except InvalidToken:
+            raise Unauthorized("The access token is invalid or expired.", code="invalid_token") from None
+        user = await repository.active_session_user(session, claims.user_id, claims.session_id, now)
+        if user is not None:
+            principal = Principal(user=user, session_id=claims.session_id)
+    elif api_key:
+        found = await users.find_api_key(session, hash_token(api_key), now)
+        if found is not None:
+            found_key, user = found
+            principal = Principal(user=user, api_key=found_key)
+            last_used = found_key.last_used_at
+            if last_used is None or now - last_used > API_KEY_TOUCH_INTERVAL:
+                # Recorded by a job, so a read never has to take the write lock.
+                enqueue(session, user_jobs.touch_api_key, key_id=found_key.id)
+    else:
+        raise Unauthorized()
+    if principal is None:
+        raise Unauthorized("The credentials are invalid, expired or revoked.", code="invalid_token")
+    key = principal.api_key
+    if key is not None and request.method not in READ_METHODS and "write" not in key.scope_list:
+        raise Forbidden("This API key is read-only.", code="insufficient_scope")
+    request.scope.setdefault("state", {})["user_id"] = principal.user.id
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+async def current_user(principal: CurrentPrincipal) -> User:
+    return principal.user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+async def session_principal(principal: CurrentPrincipal) -> Principal:
+    """A caller who logged in: API keys cannot manage credentials or use admin routes."""
+    if principal.via_api_key:
+        raise Forbidden(
+            "API keys cannot do this; use an access token from a login.", code="api_key_not_allowed"
+        )
+    return principal
+
+
+SessionPrincipal = Annotated[Principal, Depends(session_principal)]
+
+
+async def session_user(principal: SessionPrincipal) -> User:
+    return principal.user
+
+
+SessionUser = Annotated[User, Depends(session_user)]
+
+
+def require_role(*roles: Role) -> Callable[[Principal], Awaitable[User]]:
+    """A guard: the caller, logged in (not by API key), must hold one of `roles`."""
+
+    async def guard(principal: SessionPrincipal) -> User:
+        if principal.user.role not in roles:
+            raise Forbidden("Your role does not allow this.", code="insufficient_role")
+        return principal.user
+
+    return guard
+
+
+AdminUser = Annotated[User, Depends(require_role(Role.admin))]
+StaffUser = Annotated[User, Depends(require_role(Role.moderator, Role.admin))]

@@ -1,0 +1,46 @@
+"""E-mails of the account flows, sent in the background after the request commits."""
+
+from __future__ import annotations
+
+from kith.core.jobs import job
+from kith.core.mail import compose
+from kith.core.resources import Resources
+
+
+@job
+async def send_verification_email(resources: Resources, *, to: str, name: str, token: str) -> None:
+    settings = resources.settings
+    link = f"{settings.public_url}/verify-email?token={token}"
+    body = (
+        f"Hello {name},\n\n"
+        "Please confirm your e-mail address for Kith by opening this link:\n\n"
+        f"{link}\n\n"
+        f"Or send this token to POST /api/v1/auth/verify-email: {token}\n\n"
+        f"The link expires in {settings.email_verification_ttl_hours // 24} days. "
+        "If you did not create an account, ignore this message.\n"
+    )
+    await resources.mailer.send(compose(settings, to, "Confirm your e-mail address", body))
+
+
+@job
+async def send_welcome_email(resources: Resources, *, to: str, name: str) -> None:
+    body = (
+        f"Hello {name},\n\nWelcome to Kith. Find your friends, share what you are up to, and keep in touch.\n"
+    )
+    await resources.mailer.send(compose(resources.settings, to, "Welcome to Kith", body))
+
+
+@job
+async def send_password_reset_email(resources: Resources, *, to: str, name: str, token: str) -> None:
+    settings = resources.settings
+    link = f"{settings.public_url}/reset-password?token={token}"
+    body = (
+        f"Hello {name},\n\n"
+        "Someone asked to reset the password of your Kith account. To choose a new one, "
+        "open this link:\n\n"
+        f"{link}\n\n"
+        f"Or send this token to POST /api/v1/auth/password-reset/confirm: {token}\n\n"
+        f"It expires in {settings.password_reset_ttl_minutes} minutes and works once. "
+        "If it was not you, ignore this message; your password is unchanged.\n"
+    )
+    await resources.mailer.send(compose(settings, to, "Reset your Kith password", body))

@@ -1,0 +1,128 @@
+"""Routes of contract §2: accounts and authentication."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from kith.auth import service
+from kith.auth.dependencies import CurrentUser, SessionPrincipal
+from kith.auth.schemas import (
+    LoginRequest,
+    PasswordResetConfirm,
+    PasswordResetRequest,
+    RefreshRequest,
+    RegisterRequest,
+    TokenPair,
+    TokenRequest,
+)
+from kith.core.errors import problem_responses
+from kith.core.http import no_store, public_url
+from kith.db.session import ResourcesDep, SessionDep
+from kith.users.schemas import PrivateUser
+
+router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[Depends(no_store)])
+UserAgent = Annotated[str | None, Header(include_in_schema=False)]
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PrivateUser,
+    responses=problem_responses(409, 422),
+)
+async def register(
+    data: RegisterRequest, request: Request, response: Response, session: SessionDep, resources: ResourcesDep
+) -> object:
+    """Create an account. A verification e-mail and a welcome e-mail follow in the background.
+
+    Errors: 409 `username_taken` or `email_taken`; 422 names each invalid field
+    (a password equal to the username or e-mail, or a common one, is refused).
+    """
+    user = await service.register(session, resources, data)
+    response.headers["Location"] = public_url(request, f"/api/v1/users/{user.id}")
+    return user
+
+
+@router.post("/login", response_model=TokenPair, responses=problem_responses(401, 403, 422))
+async def login(
+    data: LoginRequest, session: SessionDep, resources: ResourcesDep, user_agent: UserAgent = None
+) -> TokenPair:
+    """Log in with an e-mail or username and a password; returns an access and refresh token.
+
+    401 `invalid_credentials` is the same answer, in about the same time, for an
+    unknown account and for a wrong password. 403 `account_suspended` for suspended accounts.
+    """
+    user = await service.authenticate(session, resources, data.identifier, data.password)
+    return await service.start_session(session, resources, user, user_agent)
+
+
+@router.post("/token", response_model=TokenPair, responses=problem_responses(401, 403, 422))
+async def token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    resources: ResourcesDep,
+    user_agent: UserAgent = None,
+) -> TokenPair:
+    """OAuth2 password grant (form encoded), for Swagger UI's Authorize button and OAuth2 tools.
+
+    `username` may be a username or an e-mail address.
+    """
+    user = await service.authenticate(session, resources, form.username, form.password)
+    return await service.start_session(session, resources, user, user_agent)
+
+
+@router.post("/refresh", response_model=TokenPair, responses=problem_responses(401, 422))
+async def refresh(data: RefreshRequest, session: SessionDep, resources: ResourcesDep) -> TokenPair:
+    """Trade a refresh token for a new pair. The old refresh token stops working.
+
+    Presenting an already rotated refresh token again ends the whole session (reuse
+    detection): every token of that login stops working.
+    """
+    return await service.refresh(session, resources, data.refresh_token)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403))
+async def logout(principal: SessionPrincipal, session: SessionDep, resources: ResourcesDep) -> None:
+    """End the current session: its refresh token and access tokens stop working at once."""
+    assert principal.session_id is not None
+    await service.logout(session, resources, principal.session_id)
+
+
+@router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403))
+async def logout_all(principal: SessionPrincipal, session: SessionDep, resources: ResourcesDep) -> None:
+    """End every session of the account, this one included."""
+    await service.logout_all(session, resources, principal.user.id)
+
+
+@router.post("/verify-email", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(400, 422))
+async def verify_email(data: TokenRequest, session: SessionDep, resources: ResourcesDep) -> None:
+    """Confirm the e-mail address with the token from the verification e-mail (single use, 7 days)."""
+    await service.verify_email(session, resources, data.token)
+
+
+@router.post(
+    "/verify-email/resend", status_code=status.HTTP_202_ACCEPTED, responses=problem_responses(401, 409)
+)
+async def resend_verification(user: CurrentUser, session: SessionDep, resources: ResourcesDep) -> None:
+    """Send a new verification e-mail; links in earlier ones stop working. 409 `already_verified`."""
+    await service.resend_verification(session, resources, user)
+
+
+@router.post("/password-reset", status_code=status.HTTP_202_ACCEPTED, responses=problem_responses(422))
+async def password_reset(data: PasswordResetRequest, session: SessionDep, resources: ResourcesDep) -> None:
+    """E-mail a password reset token if an account has this address. Always 202, so the
+    answer does not tell whether the account exists."""
+    await service.request_password_reset(session, resources, data.email)
+
+
+@router.post(
+    "/password-reset/confirm", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(400, 422)
+)
+async def password_reset_confirm(
+    data: PasswordResetConfirm, session: SessionDep, resources: ResourcesDep
+) -> None:
+    """Set a new password with a reset token (single use, 1 hour). Ends every session."""
+    await service.confirm_password_reset(session, resources, data.token, data.new_password)

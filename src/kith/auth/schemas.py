@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import AfterValidator, EmailStr, Field, StringConstraints, model_validator
+
+from kith.auth.password_policy import password_problem
+from kith.core.schemas import Password, RequestModel, ResponseModel
+
+Username = Annotated[
+    str,
+    StringConstraints(min_length=3, max_length=30, pattern=r"^[A-Za-z0-9_]+$"),
+    Field(examples=["ada_l"], description="3–30 characters: letters, digits, underscore."),
+]
+Email = Annotated[EmailStr, AfterValidator(str.lower), Field(examples=["ada@example.com"])]
+DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=50), Field(examples=["Ada Lovelace"])]
+
+
+def _check_password(password: str, username: str | None, email: str | None) -> None:
+    problem = password_problem(password, username=username, email=email)
+    if problem:
+        raise ValueError(problem)
+
+
+class RegisterRequest(RequestModel):
+    username: Username
+    email: Email
+    password: Password = Field(examples=["correct horse battery staple"])
+    display_name: DisplayName | None = None
+
+    @model_validator(mode="after")
+    def _password_rules(self) -> Self:
+        _check_password(self.password, self.username, self.email)
+        return self
+
+
+class LoginRequest(RequestModel):
+    """Log in with either `email` or `username`, and the password."""
+
+    email: Annotated[str, StringConstraints(max_length=254)] | None = Field(
+        default=None, examples=["ada@example.com"]
+    )
+    username: Annotated[str, StringConstraints(max_length=254)] | None = None
+    password: Annotated[str, StringConstraints(strip_whitespace=False, max_length=1024)] = Field(
+        examples=["correct horse battery staple"]
+    )
+
+    @model_validator(mode="after")
+    def _one_identifier(self) -> Self:
+        if (self.email is None) == (self.username is None):
+            raise ValueError("give exactly one of `email` or `username`")
+        return self
+
+    @property
+    def identifier(self) -> str:
+        return self.email or self.username or ""
+
+
+class TokenPair(ResponseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the access token expires.", examples=[900])
+    refresh_token: str
+
+
+class RefreshRequest(RequestModel):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class TokenRequest(RequestModel):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class PasswordResetRequest(RequestModel):
+    email: Email
+
+
+class PasswordResetConfirm(RequestModel):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    new_password: Password

@@ -1,0 +1,159 @@
+"""The `kith` command line: serve, migrate, create-admin, worker."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated
+
+import typer
+
+from kith.core.config import ConfigurationError, Settings, get_settings
+
+app = typer.Typer(
+    help="Kith: a self-hostable social network API. Settings come from KITH_* environment variables "
+    "(see docs/configuration.md).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    try:
+        settings.resolve_secret_key()
+    except ConfigurationError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    return settings
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default: KITH_HOST, else 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: KITH_PORT, else 8000).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default: KITH_WORKERS, else 1).")
+    ] = None,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+) -> None:
+    """Serve the API with uvicorn."""
+    import uvicorn
+
+    settings = _settings()
+    host = host or settings.host
+    port = port or settings.port
+    workers = workers or settings.workers
+    shown = f"[{host}]" if ":" in host else host
+    typer.echo(f"Kith serving on http://{shown}:{port}  (API docs: http://{shown}:{port}/docs)")
+    uvicorn.run(
+        "kith.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=None if reload else workers,
+        reload=reload,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+    )
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply database migrations (creates the SQLite file on the embedded default)."""
+    from kith.db.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url, revision)
+    typer.echo(f"Database is at migration {revision}.")
+
+
+@app.command("create-admin")
+def create_admin(
+    username: Annotated[str, typer.Option(help="The admin's username.")],
+    email: Annotated[str, typer.Option(help="The admin's e-mail address.")],
+) -> None:
+    """Create an admin account. The password is prompted for, or read from standard input."""
+    if sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    asyncio.run(_create_admin(_settings(), username, email, password))
+
+
+async def _create_admin(settings: Settings, username: str, email: str, password: str) -> None:
+    from pydantic import ValidationError
+
+    from kith.auth import service as auth
+    from kith.core.errors import DomainError
+    from kith.core.resources import Resources
+    from kith.db.models import Role
+    from kith.db.transaction import unit_of_work
+
+    resources = await Resources.open(settings)
+    try:
+        async with unit_of_work(resources) as session:
+            user = await auth.create_user(
+                session,
+                resources,
+                username=username,
+                email=email,
+                password=password,
+                role=Role.admin,
+                email_verified=True,
+            )
+        typer.echo(f"Admin {user.username} created (id {user.id}).")
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        typer.secho(f"error: {problems}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    except DomainError as error:
+        typer.secho(f"error: {error.detail}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    finally:
+        await resources.close()
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Jobs run at the same time.")] = 50,
+) -> None:
+    """Run background jobs from the Redis queue (needs KITH_REDIS_URL)."""
+    settings = _settings()
+    if not settings.redis_url:
+        typer.secho(
+            "error: KITH_REDIS_URL is not set. Without Redis, jobs run inside `kith serve`; "
+            "no worker is needed.",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(2)
+    from kith.core.logging import configure_logging
+
+    configure_logging(settings)
+    asyncio.run(_run_worker(settings, concurrency))
+
+
+async def _run_worker(settings: Settings, concurrency: int) -> None:
+    from taskiq.api import run_receiver_task
+
+    import kith.main  # noqa: F401 - imports every domain, which registers their jobs
+    from kith.core.resources import Resources
+
+    resources = await Resources.open(settings)
+    typer.echo("Kith worker consuming jobs from Redis.")
+    try:
+        await run_receiver_task(resources.jobs.broker, max_async_tasks=concurrency)
+    finally:
+        await resources.close()
+
+
+def main() -> None:
+    app()

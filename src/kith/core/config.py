@@ -1,0 +1,157 @@
+"""Typed settings, read from the environment with the ``KITH_`` prefix.
+
+Every setting is documented in ``docs/configuration.md``; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class EmailBackend(StrEnum):
+    smtp = "smtp"
+    console = "console"
+
+
+class ConfigurationError(RuntimeError):
+    """Raised at start-up when the settings cannot run safely."""
+
+
+class Settings(BaseSettings):
+    """Everything Kith reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KITH_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Environment = Environment.development
+    # Where the embedded default keeps its SQLite file, generated key and media.
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    database_pool_size: int = 10
+    database_echo: bool = False
+    redis_url: str | None = None
+    secret_key: SecretStr | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    # How long `kith serve` waits for requests in flight at shutdown before closing them.
+    shutdown_timeout_seconds: int = 30
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_level: str = "INFO"
+    log_json: bool | None = None
+
+    # Tokens and sessions.
+    jwt_issuer: str = "kith"
+    jwt_audience: str = "kith-api"
+    access_token_ttl_seconds: int = 15 * 60
+    session_max_age_days: int = 30
+    email_verification_ttl_hours: int = 7 * 24
+    password_reset_ttl_minutes: int = 60
+
+    # Argon2id cost; the defaults are the OWASP floor and cannot be set lower.
+    argon2_memory_kib: int = Field(default=19456, ge=19456)
+    argon2_time_cost: int = Field(default=2, ge=2)
+    argon2_parallelism: int = Field(default=1, ge=1)
+
+    # E-mail.
+    email_backend: EmailBackend = EmailBackend.console
+    email_from: str = "Kith <no-reply@kith.local>"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_timeout_seconds: float = 10.0
+
+    # Background jobs.
+    job_max_attempts: int = 5
+    job_retry_base_seconds: float = 1.0
+    job_retry_max_seconds: float = 300.0
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _defaults_from_var_dir(self) -> Self:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.var_dir / 'kith.db'}"
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def json_logs(self) -> bool:
+        if self.log_json is not None:
+            return self.log_json
+        return self.env is Environment.production
+
+    def signing_key(self) -> str:
+        """The JWT signing key; `resolve_secret_key` must have run first."""
+        if self.secret_key is None:
+            raise ConfigurationError("secret key not resolved")
+        return self.secret_key.get_secret_value()
+
+    def resolve_secret_key(self) -> None:
+        """Make sure a usable secret key is present, or refuse to start.
+
+        Production demands one from the environment. Development and tests generate
+        a random key once and keep it under ``var_dir`` so tokens survive restarts.
+        """
+        key = self.secret_key.get_secret_value() if self.secret_key else ""
+        if key and len(key) >= MIN_SECRET_KEY_LENGTH:
+            return
+        if self.env is Environment.production:
+            problem = "is missing" if not key else f"is only {len(key)} characters long"
+            raise ConfigurationError(
+                f"KITH_SECRET_KEY {problem}. In production set it to at least "
+                f"{MIN_SECRET_KEY_LENGTH} random characters, for example the output of "
+                '`python -c "import secrets; print(secrets.token_urlsafe(48))"`.'
+            )
+        if key:
+            raise ConfigurationError(
+                f"KITH_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters long."
+            )
+        path = self.var_dir / "secret_key"
+        if path.exists():
+            key = path.read_text().strip()
+        if len(key) < MIN_SECRET_KEY_LENGTH:
+            key = secrets.token_urlsafe(48)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(key)
+            path.chmod(0o600)
+        self.secret_key = SecretStr(key)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

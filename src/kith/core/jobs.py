@@ -1,0 +1,144 @@
+"""Background jobs that run only after the transaction that queued them commits.
+
+A service queues a job on its database session with `enqueue`; the request's session
+dependency hands the queued jobs to the `JobRunner` after the commit, and drops them
+on rollback. The runner sends them through taskiq: an in-process broker on the
+embedded default, a Redis stream consumed by `kith worker` when Redis is configured.
+A failing job is retried with exponential backoff and logged; it never touches the
+request that queued it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+from taskiq import AsyncBroker, InMemoryBroker
+from taskiq_redis import RedisStreamBroker
+
+if TYPE_CHECKING:
+    from kith.core.resources import Resources
+
+log = structlog.get_logger("kith.jobs")
+
+JobFunction = Callable[..., Awaitable[None]]
+_SESSION_KEY = "kith_pending_jobs"
+_TASK_NAME = "kith.run_job"
+_registry: dict[str, JobFunction] = {}
+
+
+def job(func: JobFunction) -> JobFunction:
+    """Register a coroutine function `func(resources, **kwargs)` as a background job."""
+    _registry[job_name(func)] = func
+    return func
+
+
+def job_name(func: JobFunction) -> str:
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    name: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def enqueue(session: AsyncSession, func: JobFunction, **kwargs: Any) -> None:
+    """Queue `func` to run after `session`'s transaction commits. Arguments must be JSON."""
+    name = job_name(func)
+    if name not in _registry:
+        raise LookupError(f"{name} is not registered with @job")
+    session.info.setdefault(_SESSION_KEY, []).append(QueuedJob(name, kwargs))
+
+
+def pending_jobs(session: AsyncSession) -> list[QueuedJob]:
+    """Take the jobs queued on `session` (call once, after commit)."""
+    jobs: list[QueuedJob] = session.info.pop(_SESSION_KEY, [])
+    return jobs
+
+
+class JobRunner:
+    """Sends queued jobs to the broker and executes them with retries."""
+
+    def __init__(self, resources: Resources, broker: AsyncBroker) -> None:
+        self._resources = resources
+        self.broker = broker
+
+        async def run_job(name: str, kwargs: dict[str, Any]) -> None:
+            await self._execute(name, kwargs)
+
+        self._task = broker.register_task(run_job, task_name=_TASK_NAME)
+        settings = resources.settings
+        self.max_attempts = settings.job_max_attempts
+        self.retry_base_seconds = settings.job_retry_base_seconds
+        self.retry_max_seconds = settings.job_retry_max_seconds
+
+    @classmethod
+    def for_settings(cls, resources: Resources) -> JobRunner:
+        url = resources.settings.redis_url
+        broker: AsyncBroker
+        if url:
+            broker = RedisStreamBroker(url, queue_name="kith:jobs", consumer_group_name="kith")
+        else:
+            broker = InMemoryBroker()
+        return cls(resources, broker)
+
+    @property
+    def in_process(self) -> bool:
+        return isinstance(self.broker, InMemoryBroker)
+
+    async def startup(self) -> None:
+        await self.broker.startup()
+
+    async def shutdown(self) -> None:
+        if isinstance(self.broker, InMemoryBroker):
+            await self.broker.wait_all()
+        await self.broker.shutdown()
+
+    async def wait_idle(self) -> None:
+        """Wait for in-process jobs (and the retries they spawn) to finish."""
+        if isinstance(self.broker, InMemoryBroker):
+            while self.broker._running_tasks:
+                await self.broker.wait_all()
+
+    async def dispatch(self, jobs: list[QueuedJob]) -> None:
+        for queued in jobs:
+            try:
+                await self._task.kiq(queued.name, queued.kwargs)
+            except Exception:
+                # The request already committed; losing the job is logged, not raised.
+                log.exception("job_dispatch_failed", job=queued.name)
+
+    def backoff_seconds(self, attempt: int) -> float:
+        delay = min(self.retry_base_seconds * 2.0 ** (attempt - 1), self.retry_max_seconds)
+        return delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
+
+    async def _execute(self, name: str, kwargs: dict[str, Any]) -> None:
+        func = _registry.get(name)
+        if func is None:
+            log.error("job_unknown", job=name)
+            return
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                await func(self._resources, **kwargs)
+            except Exception as exc:
+                if attempt == self.max_attempts:
+                    log.error("job_gave_up", job=name, attempt=attempt, error=type(exc).__name__)
+                    return
+                delay = self.backoff_seconds(attempt)
+                log.warning(
+                    "job_failed",
+                    job=name,
+                    attempt=attempt,
+                    retry_in_s=round(delay, 2),
+                    error=type(exc).__name__,
+                )
+                await asyncio.sleep(delay)
+            else:
+                log.info("job_done", job=name, attempt=attempt)
+                return

@@ -1,0 +1,96 @@
+"""The outermost middleware: request id, one log line per request, last-resort 500."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kith.core.errors import problem_response
+
+log = structlog.get_logger("kith.request")
+
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def _client_request_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            return text if _SANE_REQUEST_ID.match(text) else None
+    return None
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (`/api/v1/users/{user_id}`), never the raw path.
+
+    FastAPI keeps included routers unflattened: the full template of the matched route
+    lives in its effective route context; plain Starlette routes carry it themselves.
+    """
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    template = getattr(context, "path_format", None)
+    if template:
+        return str(template)
+    route = scope.get("route")
+    return str(getattr(route, "path", None) or "<unmatched>")
+
+
+class RequestContextMiddleware:
+    """Gives every request an id, logs it once, and never lets an exception escape.
+
+    An unexpected exception is logged here with its traceback (server side only) and
+    answered with a 500 problem document that names nothing internal.
+    """
+
+    def __init__(self, app: ASGIApp, public_url: str = "") -> None:
+        self.app = app
+        self.public_url = public_url
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request_id = _client_request_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (b"x-request-id", request_id.encode())
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled_exception", path=scope.get("path"))
+            if scope["type"] == "http" and not response_started:
+                response = problem_response(
+                    None,
+                    500,
+                    "internal_error",
+                    "Something went wrong on our side. Quote the request id if you report it.",
+                    public_url=self.public_url,
+                    request_id=request_id,
+                )
+                await response(scope, receive, send_with_id)
+        finally:
+            state = scope.get("state", {})
+            log.info(
+                "request",
+                method=scope.get("method", "WS"),
+                route=route_template(scope),
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                user_id=state.get("user_id"),
+            )
+            structlog.contextvars.unbind_contextvars("request_id")

@@ -1,0 +1,62 @@
+"""The OpenAPI document: problem responses everywhere, with their real content type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from kith.core.errors import PROBLEM_CONTENT_TYPE, Problem
+
+DESCRIPTION = """
+Kith is a friends-based social network API: accounts, friendships, posts, a news feed
+and live notifications.
+
+**Authentication.** Send `Authorization: Bearer <access token>` (from `POST /api/v1/auth/login`,
+or the *Authorize* button, which uses `POST /api/v1/auth/token`) or `X-API-Key: <key>`.
+
+**Errors** are RFC 9457 problem details (`application/problem+json`) with a stable `code`;
+validation errors (422) list each field in `errors`. Every response carries `X-Request-ID`.
+
+**Lists** use cursor pagination: `?limit=` (1–100, default 20) and `?cursor=` from
+`next_cursor` (also in the `Link: rel="next"` header). Directory lists (user search, admin
+users) use `?page=` and `?page_size=` and report `total`.
+"""
+
+
+def install_openapi(app: FastAPI) -> None:
+    def build() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=DESCRIPTION,
+            routes=app.routes,
+            tags=[
+                {
+                    "name": "auth",
+                    "description": "Registration, login, tokens, e-mail verification, password reset.",
+                },
+                {"name": "users", "description": "Profiles, search, password, account deletion, API keys."},
+                {"name": "admin", "description": "Admin only: user directory, roles, suspension, audit log."},
+                {"name": "operations", "description": "Health and readiness probes."},
+            ],
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        for defn in components["Problem"].pop("$defs", {}).items():
+            components.setdefault(defn[0], defn[1])
+        problem_ref = {"$ref": "#/components/schemas/Problem"}
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.setdefault("responses", {})
+                responses.setdefault("500", {"description": "Unexpected error; no internals are shown."})
+                for code, response in responses.items():
+                    if code.startswith(("4", "5")):
+                        response["content"] = {PROBLEM_CONTENT_TYPE: {"schema": problem_ref}}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = build  # type: ignore[method-assign]

@@ -1,0 +1,135 @@
+"""Cursor pagination (keyset on time-ordered ids) and offset pagination for directories.
+
+Cursor lists never use OFFSET: a page continues strictly after the last id of the
+previous one, so walking the pages while rows are inserted never repeats or skips a
+row that existed when the walk began.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from collections.abc import Sequence
+from typing import Annotated, Generic, TypeVar
+
+import orjson
+from fastapi import Depends, Query, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kith.core.errors import Unprocessable
+from kith.core.http import public_url
+
+T = TypeVar("T")
+Row = TypeVar("Row")
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+class CursorPage(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last.")
+
+
+class OffsetPage(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    page: int
+    page_size: int
+    total_pages: int
+
+
+def encode_cursor(position: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"after": position})).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        position = data["after"]
+        if not isinstance(position, str) or not 1 <= len(position) <= 100:
+            raise ValueError(position)
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeEncodeError):
+        raise Unprocessable(
+            "The cursor is not valid; use `next_cursor` from a previous page.",
+            code="invalid_cursor",
+        ) from None
+    return position
+
+
+class CursorParams:
+    """`?limit=&cursor=` for one list; builds the page and its `Link` header."""
+
+    def __init__(
+        self,
+        request: Request,
+        response: Response,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = DEFAULT_LIMIT,
+        cursor: Annotated[str | None, Query(max_length=200, description="Opaque cursor.")] = None,
+    ) -> None:
+        self.request = request
+        self.response = response
+        self.limit = limit
+        self.after = decode_cursor(cursor) if cursor else None
+
+    async def fetch(
+        self,
+        session: AsyncSession,
+        statement: Select[Row],
+        key: InstrumentedAttribute[str],
+        *,
+        descending: bool = True,
+    ) -> tuple[list[Row], str | None]:
+        """Run `statement` as one page ordered by the unique, time-ordered `key`."""
+        if self.after is not None:
+            statement = statement.where(key < self.after if descending else key > self.after)
+        statement = statement.order_by(key.desc() if descending else key.asc()).limit(self.limit + 1)
+        rows = list((await session.scalars(statement)).all())
+        if len(rows) <= self.limit:
+            return rows, None
+        rows = rows[: self.limit]
+        return rows, encode_cursor(str(getattr(rows[-1], key.key)))
+
+    def page(self, items: Sequence[T], next_cursor: str | None) -> CursorPage[T]:
+        """Wrap `items` and advertise the next page in an RFC 8288 `Link` header."""
+        if next_cursor is not None:
+            query = self.request.url.include_query_params(cursor=next_cursor, limit=self.limit).query
+            url = public_url(self.request, f"{self.request.url.path}?{query}")
+            self.response.headers["Link"] = f'<{url}>; rel="next"'
+        return CursorPage[T](items=list(items), next_cursor=next_cursor)
+
+
+class OffsetParams:
+    """`?page=&page_size=` for directory-style lists."""
+
+    def __init__(
+        self,
+        page: Annotated[int, Query(ge=1, le=100_000, description="Page number, from 1.")] = 1,
+        page_size: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = DEFAULT_LIMIT,
+    ) -> None:
+        self.page = page
+        self.page_size = page_size
+
+    async def fetch(self, session: AsyncSession, statement: Select[Row]) -> tuple[list[Row], int]:
+        """Run `statement` (already ordered) for this page; returns rows and the total."""
+        total = await session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
+        rows = await session.scalars(statement.limit(self.page_size).offset((self.page - 1) * self.page_size))
+        return list(rows.all()), int(total or 0)
+
+    def result(self, items: Sequence[T], total: int) -> OffsetPage[T]:
+        return OffsetPage[T](
+            items=list(items),
+            total=total,
+            page=self.page,
+            page_size=self.page_size,
+            total_pages=math.ceil(total / self.page_size) if total else 0,
+        )
+
+
+CursorDep = Annotated[CursorParams, Depends()]
+OffsetDep = Annotated[OffsetParams, Depends()]

@@ -1,0 +1,54 @@
+"""The long-lived resources a process holds: database, jobs, mail, Redis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from kith.core.clock import Clock
+from kith.core.config import Settings
+from kith.core.jobs import JobRunner
+from kith.core.mail import Mailer
+from kith.core.security import AccessTokenCodec, PasswordHasher
+from kith.db.engine import create_engine, create_session_factory
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    mailer: Mailer
+    passwords: PasswordHasher
+    tokens: AccessTokenCodec
+    redis: Redis | None
+    clock: Clock = field(default_factory=Clock)
+    jobs: JobRunner = field(init=False)
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Resources:
+        """Create every resource; the caller must `close()` them."""
+        settings.resolve_secret_key()
+        engine = create_engine(settings)
+        resources = cls(
+            settings=settings,
+            engine=engine,
+            session_factory=create_session_factory(engine),
+            mailer=Mailer(settings),
+            passwords=PasswordHasher(settings),
+            tokens=AccessTokenCodec(settings),
+            redis=Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+            if settings.redis_url
+            else None,
+        )
+        resources.jobs = JobRunner.for_settings(resources)
+        await resources.jobs.startup()
+        return resources
+
+    async def close(self) -> None:
+        await self.jobs.shutdown()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.engine.dispose()

@@ -1,0 +1,128 @@
+"""Password hashing, access tokens (JWT) and random opaque tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+from kith.core.config import Settings
+from kith.core.ids import new_id
+
+# Fixed in code: a token cannot choose its own algorithm.
+JWT_ALGORITHM = "HS256"
+ACCESS_TOKEN_TYPE = "at+jwt"
+REQUIRED_CLAIMS = ["exp", "iat", "sub", "sid", "jti", "iss", "aud"]
+
+
+class PasswordHasher:
+    """Argon2id through pwdlib, always run off the event loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._hash = PasswordHash(
+            (
+                Argon2Hasher(
+                    time_cost=settings.argon2_time_cost,
+                    memory_cost=settings.argon2_memory_kib,
+                    parallelism=settings.argon2_parallelism,
+                ),
+            )
+        )
+        # Verified against when the account does not exist, so both cases cost the same.
+        self._dummy_hash = self._hash.hash(secrets.token_urlsafe(16))
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self._hash.hash, password)
+
+    async def verify(self, password: str, password_hash: str | None) -> tuple[bool, str | None]:
+        """Check a password; returns (valid, new hash if the parameters changed).
+
+        With ``password_hash=None`` (no such account) a dummy hash is checked and the
+        answer is always False, in about the same time as a wrong password.
+        """
+        if password_hash is None:
+            await asyncio.to_thread(self._hash.verify, password, self._dummy_hash)
+            return False, None
+        return await asyncio.to_thread(self._hash.verify_and_update, password, password_hash)
+
+
+def new_token(nbytes: int = 32) -> str:
+    """A URL-safe random token with ``nbytes`` bytes (256 bits by default) of entropy."""
+    return secrets.token_urlsafe(nbytes)
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 of a high-entropy token; such tokens need no slow hash."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def constant_time_equals(left: str, right: str) -> bool:
+    return hmac.compare_digest(left.encode(), right.encode())
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: str
+    session_id: str
+    token_id: str
+    expires_at: datetime
+
+
+class InvalidToken(Exception):
+    """The access token is malformed, forged, expired or of the wrong kind."""
+
+
+class AccessTokenCodec:
+    """Signs and verifies access tokens with the configured key."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._key = settings.signing_key()
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self.ttl = timedelta(seconds=settings.access_token_ttl_seconds)
+
+    def issue(self, user_id: str, session_id: str, now: datetime | None = None) -> str:
+        now = now or datetime.now(UTC)
+        payload: dict[str, Any] = {
+            "sub": user_id,
+            "sid": session_id,
+            "iat": int(now.timestamp()),
+            "exp": int((now + self.ttl).timestamp()),
+            "iss": self._issuer,
+            "aud": self._audience,
+            "jti": new_id(),
+        }
+        return jwt.encode(payload, self._key, algorithm=JWT_ALGORITHM, headers={"typ": ACCESS_TOKEN_TYPE})
+
+    def verify(self, token: str) -> AccessClaims:
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("typ") != ACCESS_TOKEN_TYPE:
+                raise InvalidToken("wrong token type")
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[JWT_ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from exc
+        for claim in ("sub", "sid", "jti"):
+            if not isinstance(claims.get(claim), str):
+                raise InvalidToken(f"claim {claim} is not a string")
+        return AccessClaims(
+            user_id=claims["sub"],
+            session_id=claims["sid"],
+            token_id=claims["jti"],
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        )

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Boolean, String, false
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kith.db.base import Base, CreatedAtMixin, IdMixin, utcnow
+
+
+class Role(StrEnum):
+    user = "user"
+    moderator = "moderator"
+    admin = "admin"
+
+
+class User(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "users"
+
+    username: Mapped[str] = mapped_column(String(30))
+    # Lower-cased copies carry the case-insensitive uniqueness, portably.
+    username_key: Mapped[str] = mapped_column(String(30), unique=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    email_verified: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
+    display_name: Mapped[str] = mapped_column(String(50))
+    bio: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(String(16), default=Role.user, server_default=Role.user)
+    suspended: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

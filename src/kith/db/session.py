@@ -1,0 +1,34 @@
+"""The per-request transaction: commit on success, roll back on any error."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kith.core.resources import Resources
+from kith.db.transaction import unit_of_work
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request.
+
+    Services never commit: this dependency commits once the endpoint has returned,
+    before the response is sent (`scope="function"`), and rolls back if anything
+    raised. Jobs queued during the request go to the job runner after the commit.
+    """
+    async with unit_of_work(get_resources(request), write=request.method not in SAFE_METHODS) as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
+ResourcesDep = Annotated[Resources, Depends(get_resources)]

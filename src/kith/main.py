@@ -1,0 +1,76 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from kith import __version__
+from kith.admin.router import router as admin_router
+from kith.auth.router import router as auth_router
+from kith.core.config import Settings, get_settings
+from kith.core.errors import install_error_handlers
+from kith.core.health import router as health_router
+from kith.core.logging import configure_logging
+from kith.core.middleware import RequestContextMiddleware
+from kith.core.openapi import install_openapi
+from kith.core.problems import router as problems_router
+from kith.core.resources import Resources
+from kith.users.router import me as me_router
+from kith.users.router import router as users_router
+
+API_PREFIX = "/api/v1"
+
+
+def api_router() -> APIRouter:
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(auth_router)
+    api.include_router(me_router)  # before /users/{id}, which would match "me"
+    api.include_router(users_router)
+    api.include_router(admin_router)
+    return api
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the ASGI app. Resources open in the lifespan and close with it."""
+    settings = settings or get_settings()
+    configure_logging(settings)
+    settings.resolve_secret_key()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resources = await Resources.open(settings)
+        app.state.resources = resources
+        try:
+            yield
+        finally:
+            await resources.close()
+
+    app = FastAPI(
+        title="Kith API",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url="/redoc",
+        openapi_url="/openapi.json",
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(problems_router)
+    app.include_router(api_router())
+    install_openapi(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID", "Idempotency-Key"],
+            expose_headers=["X-Request-ID", "Link", "Location"],
+        )
+    app.add_middleware(RequestContextMiddleware, public_url=settings.public_url)
+    return app

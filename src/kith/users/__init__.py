@@ -1,0 +1,1 @@
+"""Users: profiles, search, password change, account deletion, API keys."""

@@ -1,0 +1,109 @@
+"""Routes of contract §3: users, profiles and personal API keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from kith.auth import service as auth
+from kith.auth.dependencies import CurrentUser, SessionPrincipal, SessionUser
+from kith.core.errors import problem_responses
+from kith.core.http import no_store
+from kith.core.pagination import CursorDep, CursorPage, OffsetDep, OffsetPage
+from kith.db.session import ResourcesDep, SessionDep
+from kith.users import service
+from kith.users.schemas import (
+    AccountDeletion,
+    ApiKeyCreate,
+    ApiKeyView,
+    CreatedApiKey,
+    PasswordChange,
+    PrivateUser,
+    ProfileUpdate,
+    PublicUser,
+)
+
+router = APIRouter(prefix="/users", tags=["users"])
+me = APIRouter(prefix="/users/me", tags=["users"], dependencies=[Depends(no_store)])
+
+
+@me.get("", response_model=PrivateUser, responses=problem_responses(401))
+async def get_me(user: CurrentUser) -> object:
+    """The caller's own account, with private fields (e-mail, role)."""
+    return user
+
+
+@me.patch("", response_model=PrivateUser, responses=problem_responses(401, 403, 422))
+async def update_me(changes: ProfileUpdate, user: CurrentUser, session: SessionDep) -> object:
+    """Change the display name or bio. Fields left out stay as they are."""
+    return service.update_profile(user, changes)
+
+
+@me.post("/password", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403, 422))
+async def change_password(
+    data: PasswordChange, principal: SessionPrincipal, session: SessionDep, resources: ResourcesDep
+) -> None:
+    """Change the password. Every other session ends; this one stays. 403 `wrong_password`."""
+    await service.check_password(resources, principal.user, data.current_password)
+    await auth.set_password(session, resources, principal.user, data.new_password, field="body.new_password")
+    await auth.end_other_sessions(session, resources, principal.user.id, principal.session_id)
+
+
+@me.delete("", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403, 422))
+async def delete_me(
+    data: AccountDeletion, user: SessionUser, session: SessionDep, resources: ResourcesDep
+) -> None:
+    """Delete the account and everything it wrote, liked and sent. Needs the password."""
+    await service.check_password(resources, user, data.password)
+    await service.delete_account(session, user)
+
+
+@me.get("/api-keys", response_model=CursorPage[ApiKeyView], responses=problem_responses(401, 403, 422))
+async def list_api_keys(user: SessionUser, session: SessionDep, page: CursorDep) -> object:
+    """The caller's API keys, newest first. Secrets are never shown again, only their prefix."""
+    keys, next_cursor = await service.list_api_keys(session, user, page)
+    return page.page(keys, next_cursor)
+
+
+@me.post(
+    "/api-keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CreatedApiKey,
+    responses=problem_responses(401, 403, 422),
+)
+async def create_api_key(
+    data: ApiKeyCreate, user: SessionUser, session: SessionDep, resources: ResourcesDep
+) -> CreatedApiKey:
+    """Create a personal API key, sent as `X-API-Key`. The key is shown once, in this response.
+
+    A `["read"]` key gets 403 on every write. No API key can manage credentials or use admin routes.
+    """
+    key, secret = await service.create_api_key(session, resources, user, data)
+    return CreatedApiKey.model_validate({**ApiKeyView.model_validate(key).model_dump(), "key": secret})
+
+
+@me.delete(
+    "/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403, 404)
+)
+async def delete_api_key(key_id: str, user: SessionUser, session: SessionDep) -> None:
+    """Revoke an API key at once."""
+    await service.delete_api_key(session, user, key_id)
+
+
+@router.get("", response_model=OffsetPage[PublicUser], responses=problem_responses(401, 422))
+async def search_users(
+    user: CurrentUser,
+    session: SessionDep,
+    page: OffsetDep,
+    q: Annotated[str | None, Query(max_length=50, description="Username or display-name prefix.")] = None,
+) -> object:
+    """Find users by the start of their username or display name, alphabetically."""
+    users, total = await service.search(session, q.strip() if q else None, page)
+    return page.result([PublicUser.model_validate(found) for found in users], total)
+
+
+@router.get("/{user_id}", response_model=PublicUser, responses=problem_responses(401, 404))
+async def get_user(user_id: str, user: CurrentUser, session: SessionDep) -> object:
+    """A user's public profile. 404 when there is no such user or it is hidden from the caller."""
+    return await service.visible_user(session, user, user_id)

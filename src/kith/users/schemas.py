@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
+
+from kith.core.schemas import Password, RequestModel, ResponseModel, Timestamp
+from kith.db.models import Role
+
+
+def no_control_characters(value: str) -> str:
+    if any((ord(char) < 32 and char not in "\n\t") or ord(char) == 127 for char in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def single_line(value: str) -> str:
+    if "\n" in value or "\t" in value:
+        raise ValueError("must be a single line")
+    return value
+
+
+DisplayNameText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=50),
+    AfterValidator(no_control_characters),
+    AfterValidator(single_line),
+    Field(examples=["Ada Lovelace"]),
+]
+BioText = Annotated[
+    str,
+    StringConstraints(max_length=500),
+    AfterValidator(no_control_characters),
+    Field(examples=["Mathematician. Writes notes longer than the paper they annotate."]),
+]
+
+
+class PublicUser(ResponseModel):
+    """What any signed-in user may see of another."""
+
+    id: str
+    username: str
+    display_name: str
+    bio: str
+    avatar_url: str | None = None
+    created_at: Timestamp
+
+
+class PrivateUser(ResponseModel):
+    """The account owner's own view."""
+
+    id: str
+    username: str
+    email: str
+    email_verified: bool
+    display_name: str
+    bio: str
+    avatar_url: str | None = None
+    role: Role
+    created_at: Timestamp
+
+
+class ProfileUpdate(RequestModel):
+    display_name: DisplayNameText | None = None
+    bio: BioText | None = None
+
+
+class PasswordChange(RequestModel):
+    current_password: Annotated[str, StringConstraints(strip_whitespace=False, max_length=1024)]
+    new_password: Password
+
+
+class AccountDeletion(RequestModel):
+    password: Annotated[str, StringConstraints(strip_whitespace=False, max_length=1024)]
+
+
+Scope = Literal["read", "write"]
+
+
+class ApiKeyCreate(RequestModel):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(single_line)] = (
+        Field(examples=["backup script"])
+    )
+    scopes: list[Scope] = Field(
+        default_factory=lambda: list[Scope](["read"]),
+        description='`["read"]` or `["read", "write"]`.',
+        examples=[["read"]],
+    )
+    expires_at: datetime | None = Field(default=None, description="Optional expiry (RFC 3339).")
+
+    @model_validator(mode="after")
+    def _valid_scopes(self) -> Self:
+        scopes = set(self.scopes)
+        if "read" not in scopes:
+            raise ValueError('scopes must include "read"')
+        self.scopes = [scope for scope in ("read", "write") if scope in scopes]
+        if self.expires_at is not None and self.expires_at.tzinfo is None:
+            raise ValueError("expires_at must carry a time zone")
+        return self
+
+
+class ApiKeyView(ResponseModel):
+    id: str
+    name: str
+    prefix: str = Field(description="The first characters of the key, to recognise it.")
+    scopes: list[str] = Field(validation_alias="scope_list")
+    created_at: Timestamp
+    expires_at: Timestamp | None
+    last_used_at: Timestamp | None
+
+
+class CreatedApiKey(ApiKeyView):
+    key: str = Field(description="The secret key. Shown only in this response; store it now.")

@@ -1,0 +1,93 @@
+"""User rules: profiles, search, password change, account deletion, API keys."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kith.core.errors import Forbidden, NotFound, Unprocessable
+from kith.core.pagination import CursorParams, OffsetParams
+from kith.core.resources import Resources
+from kith.core.security import hash_token, new_token
+from kith.db.models import ApiKey, User
+from kith.users import repository
+from kith.users.schemas import ApiKeyCreate, ProfileUpdate
+
+API_KEY_PREFIX = "kith_"
+
+# Lookups that other domains (auth) use; they never reach the repository directly.
+get_user = repository.get_user
+find_by_login = repository.find_by_login
+find_by_email = repository.find_by_email
+username_taken = repository.username_taken
+email_taken = repository.email_taken
+find_api_key = repository.find_api_key
+search_statement = repository.search_users
+
+
+async def visible_user(session: AsyncSession, viewer: User, user_id: str) -> User:
+    """Load a user the viewer may see, or raise 404. Suspended accounts are hidden from users."""
+    user = await repository.get_user(session, user_id)
+    if user is None or (user.suspended and user.id != viewer.id and viewer.role == "user"):
+        raise NotFound("No such user.", code="user_not_found")
+    return user
+
+
+def update_profile(user: User, changes: ProfileUpdate) -> User:
+    """Apply the fields the client sent; absent fields stay as they are."""
+    if changes.display_name is not None:
+        user.display_name = changes.display_name
+    if changes.bio is not None:
+        user.bio = changes.bio
+    return user
+
+
+async def check_password(resources: Resources, user: User, password: str) -> None:
+    valid, _ = await resources.passwords.verify(password, user.password_hash)
+    if not valid:
+        raise Forbidden("The password is wrong.", code="wrong_password")
+
+
+async def delete_account(session: AsyncSession, user: User) -> None:
+    """Delete the account and, through cascades, everything it owns."""
+    await repository.delete_user(session, user.id)
+
+
+async def search(session: AsyncSession, query: str | None, params: OffsetParams) -> tuple[list[User], int]:
+    return await params.fetch(session, repository.search_users(query))
+
+
+async def list_api_keys(
+    session: AsyncSession, user: User, params: CursorParams
+) -> tuple[list[ApiKey], str | None]:
+    return await params.fetch(session, repository.api_keys_of(user.id), ApiKey.id)
+
+
+async def create_api_key(
+    session: AsyncSession, resources: Resources, user: User, data: ApiKeyCreate
+) -> tuple[ApiKey, str]:
+    """Make a key; the secret is returned once and only its hash is kept."""
+    if data.expires_at is not None and data.expires_at <= resources.clock.now():
+        error = Unprocessable("The request is not valid.")
+        error.errors = [
+            {"field": "body.expires_at", "message": "must be in the future", "type": "value_error"}
+        ]
+        raise error
+    secret = API_KEY_PREFIX + new_token()
+    key = ApiKey(
+        user_id=user.id,
+        name=data.name,
+        prefix=secret[:12],
+        key_hash=hash_token(secret),
+        scopes=" ".join(data.scopes),
+        expires_at=data.expires_at,
+    )
+    session.add(key)
+    await session.flush()
+    return key, secret
+
+
+async def delete_api_key(session: AsyncSession, user: User, key_id: str) -> None:
+    key = await repository.get_api_key(session, user.id, key_id)
+    if key is None:
+        raise NotFound("No such API key.", code="api_key_not_found")
+    await session.delete(key)

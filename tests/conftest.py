@@ -1,0 +1,207 @@
+"""Test fixtures: a real, migrated database per backend, a real SMTP server, the app.
+
+Every API test runs on SQLite and, when it is reachable, on PostgreSQL. With
+CI=true PostgreSQL and Redis are required: an unreachable server fails the run
+instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import socket
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from kith.core.config import Settings
+from kith.core.resources import Resources
+from kith.db.base import Base
+from kith.db.migrate import upgrade
+from kith.main import create_app
+
+logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PG_HOST = os.environ.get("KITH_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("KITH_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("KITH_TEST_PG_USER", "postgres")
+REDIS_URL = os.environ.get("KITH_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def postgres_available() -> bool:
+    return _reachable(PG_HOST, PG_PORT)
+
+
+def redis_available() -> bool:
+    return _reachable("127.0.0.1", 6379)
+
+
+def _backends() -> list[str]:
+    if IN_CI and not postgres_available():
+        raise pytest.UsageError("CI=true but PostgreSQL is not reachable on 127.0.0.1:5432")
+    if IN_CI and not redis_available():
+        raise pytest.UsageError("CI=true but Redis is not reachable on 127.0.0.1:6379")
+    return ["sqlite", "postgres"] if postgres_available() else ["sqlite"]
+
+
+BACKENDS = _backends()
+
+
+# --- SMTP ---------------------------------------------------------------------------
+
+
+@dataclass
+class Mailbox:
+    """Messages received by the test SMTP server."""
+
+    messages: list[Message] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.messages.append(message_from_bytes(envelope.original_content))
+        return "250 OK"
+
+    def clear(self) -> None:
+        with self.lock:
+            self.messages.clear()
+
+    @staticmethod
+    def text_of(message: Message) -> str:
+        payload = message.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        return payload.decode()
+
+    def to(self, address: str) -> list[Message]:
+        with self.lock:
+            return [m for m in self.messages if m["To"] == address]
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[tuple[Mailbox, int]]:
+    mailbox = Mailbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield mailbox, port
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server: tuple[Mailbox, int]) -> Mailbox:
+    smtp_server[0].clear()
+    return smtp_server[0]
+
+
+# --- databases ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "kith.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+async def _pg_admin(sql: str) -> None:
+    connection = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    name = f"kith_test_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    upgrade(url)
+    yield url
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        target = tmp_path / "kith.db"
+        shutil.copy(template, target)
+        return f"sqlite+aiosqlite:///{target}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def backend(database_url: str) -> str:
+    return "sqlite" if database_url.startswith("sqlite") else "postgres"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, smtp_server: tuple[Mailbox, int]) -> Settings:
+    return Settings(
+        env="test",
+        var_dir=tmp_path / "var",
+        database_url=database_url,
+        public_url="https://kith.example",
+        email_backend="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_server[1],
+        job_retry_base_seconds=0.05,
+        job_retry_max_seconds=0.2,
+        _env_file=None,
+    )
+
+
+async def _truncate(resources: Resources) -> None:
+    if resources.engine.dialect.name != "postgresql":
+        return
+    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    async with resources.engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        await _truncate(application.state.resources)
+        yield application
+
+
+@pytest.fixture
+def resources(app: FastAPI) -> Resources:
+    value: Resources = app.state.resources
+    return value
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
