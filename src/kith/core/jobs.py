@@ -68,22 +68,36 @@ class JobRunner:
     def __init__(self, resources: Resources, broker: AsyncBroker) -> None:
         self._resources = resources
         self.broker = broker
+        settings = resources.settings
+        self.max_attempts = settings.job_max_attempts
+        self.retry_base_seconds = settings.job_retry_base_seconds
+        self.retry_max_seconds = settings.job_retry_max_seconds
 
         async def run_job(name: str, kwargs: dict[str, Any]) -> None:
             await self._execute(name, kwargs)
 
         self._task = broker.register_task(run_job, task_name=_TASK_NAME)
-        settings = resources.settings
-        self.max_attempts = settings.job_max_attempts
-        self.retry_base_seconds = settings.job_retry_base_seconds
-        self.retry_max_seconds = settings.job_retry_max_seconds
+        # When the Redis queue cannot take a job, it runs here instead of being lost.
+        self._fallback = InMemoryBroker()
+        self._fallback_task = self._fallback.register_task(run_job, task_name=_TASK_NAME)
 
     @classmethod
     def for_settings(cls, resources: Resources) -> JobRunner:
         url = resources.settings.redis_url
         broker: AsyncBroker
         if url:
-            broker = RedisStreamBroker(url, queue_name="kith:jobs", consumer_group_name="kith")
+            broker = RedisStreamBroker(
+                url,
+                queue_name="kith:jobs",
+                consumer_group_name="kith",
+                # A group created after jobs were queued still reads them from the start.
+                consumer_id="0",
+                maxlen=100_000,
+                # Reclaim jobs that a crashed worker took but never acknowledged.
+                idle_timeout=60_000,
+                socket_connect_timeout=2,
+                socket_timeout=5,
+            )
         else:
             broker = InMemoryBroker()
         return cls(resources, broker)
@@ -93,26 +107,33 @@ class JobRunner:
         return isinstance(self.broker, InMemoryBroker)
 
     async def startup(self) -> None:
-        await self.broker.startup()
+        await self._fallback.startup()
+        try:
+            await self.broker.startup()
+        except Exception as exc:
+            # The API serves without Redis; jobs then run in-process until it is back.
+            log.warning("job_broker_unavailable", error=type(exc).__name__)
 
     async def shutdown(self) -> None:
-        if isinstance(self.broker, InMemoryBroker):
-            await self.broker.wait_all()
+        await self.wait_idle()
+        await self._fallback.shutdown()
         await self.broker.shutdown()
 
     async def wait_idle(self) -> None:
         """Wait for in-process jobs (and the retries they spawn) to finish."""
-        if isinstance(self.broker, InMemoryBroker):
-            while self.broker._running_tasks:
-                await self.broker.wait_all()
+        for broker in (self.broker, self._fallback):
+            if isinstance(broker, InMemoryBroker):
+                while broker._running_tasks:
+                    await broker.wait_all()
 
     async def dispatch(self, jobs: list[QueuedJob]) -> None:
         for queued in jobs:
             try:
                 await self._task.kiq(queued.name, queued.kwargs)
-            except Exception:
-                # The request already committed; losing the job is logged, not raised.
-                log.exception("job_dispatch_failed", job=queued.name)
+            except Exception as exc:
+                # The request already committed: run the job here rather than lose it.
+                log.warning("job_queue_unavailable", job=queued.name, error=type(exc).__name__)
+                await self._fallback_task.kiq(queued.name, queued.kwargs)
 
     def backoff_seconds(self, attempt: int) -> float:
         delay = min(self.retry_base_seconds * 2.0 ** (attempt - 1), self.retry_max_seconds)

@@ -1,0 +1,161 @@
+"""Cross-cutting behaviour: problem details, request ids, logs, health, OpenAPI."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from kith.core.config import Settings
+from kith.db.engine import create_engine
+from kith.main import create_app
+from tests.helpers import API, assert_problem, signup
+
+
+async def test_unknown_route_is_a_problem(client: httpx.AsyncClient) -> None:
+    body = assert_problem(await client.get("/api/v1/nowhere"), 404, "not_found")
+    assert body["title"] == "Not Found"
+
+
+async def test_wrong_method_is_a_problem(client: httpx.AsyncClient) -> None:
+    response = await client.put(f"{API}/auth/login", json={})
+    assert_problem(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["allow"]
+
+
+async def test_malformed_json_is_a_problem(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        f"{API}/auth/login", content=b'{"username": ', headers={"Content-Type": "application/json"}
+    )
+    body = assert_problem(response, 422, "malformed_json")
+    assert body["errors"][0]["field"] == "body"
+
+
+async def test_validation_error_lists_fields(client: httpx.AsyncClient) -> None:
+    response = await client.post(f"{API}/auth/register", json={"username": "x", "password": 5})
+    body = assert_problem(response, 422, "validation_error")
+    fields = {error["field"] for error in body["errors"]}
+    assert {"body.username", "body.email", "body.password"} <= fields
+    for error in body["errors"]:
+        assert set(error) == {"field", "message", "type"}
+
+
+async def test_unexpected_exception_is_a_500_without_internals(
+    app: FastAPI, client: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def explode() -> None:
+        raise RuntimeError("secret internals: SELECT password_hash FROM users")
+
+    app.router.add_api_route("/explode", explode)
+    response = await client.get("/explode")
+    body = assert_problem(response, 500, "internal_error")
+    assert "secret" not in response.text
+    assert "SELECT" not in response.text
+    assert "Traceback" not in response.text
+    # The server's log has the traceback, tied to the same request id.
+    logged = capsys.readouterr().out
+    assert "RuntimeError" in logged
+    assert body["request_id"] in logged
+
+
+async def test_request_id_is_echoed_when_sane_and_replaced_when_not(client: httpx.AsyncClient) -> None:
+    sane = await client.get("/healthz", headers={"X-Request-ID": "abc-123_XYZ.7"})
+    assert sane.headers["x-request-id"] == "abc-123_XYZ.7"
+    hostile = await client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces" + "x" * 200})
+    assert hostile.headers["x-request-id"] != "bad id"
+    assert len(hostile.headers["x-request-id"]) == 32
+    fresh = await client.get("/healthz")
+    assert len(fresh.headers["x-request-id"]) == 32
+
+
+async def test_one_json_log_line_per_request(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    application = create_app(settings.model_copy(update={"log_json": True}))
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            capsys.readouterr()
+            account = await signup(client, "logged")
+            capsys.readouterr()
+            response = await client.get(
+                f"{API}/users/{account.id}", headers={**account.headers, "X-Request-ID": "req-42"}
+            )
+            assert response.status_code == 200
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    requests = [line for line in lines if line.get("event") == "request"]
+    assert len(requests) == 1
+    entry = requests[0]
+    assert entry["request_id"] == "req-42"
+    assert entry["method"] == "GET"
+    assert entry["route"] == "/api/v1/users/{user_id}"
+    assert entry["status"] == 200
+    assert entry["user_id"] == account.id
+    assert isinstance(entry["duration_ms"], float)
+    assert account.access_token not in json.dumps(lines)
+
+
+async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json()["status"] == "ok"
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ok", "checks": {"database": "ok", "redis": "not_configured"}}
+
+
+async def test_readyz_reports_unreachable_redis_as_degraded(settings: Settings) -> None:
+    # Nothing listens on port 1: the configured Redis does not answer.
+    application = create_app(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "degraded", "checks": {"database": "ok", "redis": "failed"}}
+
+
+async def test_readyz_is_503_when_the_database_is_down(app: FastAPI, client: httpx.AsyncClient) -> None:
+    # An engine pointed at a port where nothing listens stands in for a database that went away.
+    broken = app.state.resources.settings.model_copy(
+        update={"database_url": "postgresql+asyncpg://postgres@127.0.0.1:1/nothing"}
+    )
+    healthy = app.state.resources.engine
+    app.state.resources.engine = create_engine(broken)
+    try:
+        response = await client.get("/readyz")
+    finally:
+        await app.state.resources.engine.dispose()
+        app.state.resources.engine = healthy
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"] == "failed"
+
+
+async def test_openapi_documents_every_route_with_problems(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    assert "Problem" in schema["components"]["schemas"]
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == "/api/v1/auth/token"
+    assert schemes["APIKeyHeader"]["name"] == "X-API-Key"
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            assert operation.get("description"), f"{method} {path} has no description"
+            responses = operation["responses"]
+            assert "500" in responses
+            for code, response in responses.items():
+                if code.startswith(("4", "5")) and path.startswith("/api"):
+                    assert "application/problem+json" in response["content"], (method, path, code)
+            if path.startswith("/api/v1") and method != "get" and "requestBody" in operation:
+                assert "422" in responses, (method, path)
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+async def test_docs_pages_are_served(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.get(path)
+    assert response.status_code == 200
+    assert "/openapi.json" in response.text
+
+
+async def test_problem_type_pages_exist(client: httpx.AsyncClient) -> None:
+    body = assert_problem(await client.get("/api/v1/nowhere"), 404)
+    page = await client.get(body["type"].replace("https://kith.example", ""))
+    assert page.status_code == 200
+    assert "not_found" in page.text

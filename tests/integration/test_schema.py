@@ -1,0 +1,35 @@
+"""The migrated schema matches the models, on every backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Connection
+
+from kith.core.resources import Resources
+from kith.db.base import Base
+
+
+def _differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    diffs: list[Any] = compare_metadata(context, Base.metadata)
+    return diffs
+
+
+async def test_migrations_match_models(resources: Resources) -> None:
+    async with resources.engine.connect() as connection:
+        diffs = await connection.run_sync(_differences)
+    assert diffs == []
+
+
+async def test_sqlite_pragmas(resources: Resources, backend: str) -> None:
+    if backend != "sqlite":
+        return
+    from sqlalchemy import text
+
+    async with resources.engine.connect() as connection:
+        assert (await connection.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        assert (await connection.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+        assert (await connection.execute(text("PRAGMA busy_timeout"))).scalar() == 15000
