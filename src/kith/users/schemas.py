@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
@@ -10,7 +11,9 @@ from kith.db.models import Role
 
 
 def no_control_characters(value: str) -> str:
-    if any((ord(char) < 32 and char not in "\n\t") or ord(char) == 127 for char in value):
+    # Unicode category Cc: C0 controls, DEL and the C1 controls (U+0080-U+009F, where
+    # U+009B is a terminal's CSI, as dangerous in a log or a console as ESC).
+    if any(unicodedata.category(char) == "Cc" and char not in "\n\t" for char in value):
         raise ValueError("must not contain control characters")
     return value
 
