@@ -19,6 +19,10 @@ from kith.core.middleware import RequestContextMiddleware
 from kith.core.openapi import install_openapi
 from kith.core.problems import router as problems_router
 from kith.core.resources import Resources
+from kith.media.router import router as media_router
+from kith.moderation.router import router as moderation_router
+from kith.posts.router import router as posts_router
+from kith.social.router import router as social_router
 from kith.users.router import me as me_router
 from kith.users.router import router as users_router
 
@@ -30,6 +34,10 @@ def api_router() -> APIRouter:
     api.include_router(auth_router)
     api.include_router(me_router)  # before /users/{id}, which would match "me"
     api.include_router(users_router)
+    api.include_router(social_router)
+    api.include_router(posts_router)
+    api.include_router(media_router)
+    api.include_router(moderation_router)
     api.include_router(admin_router)
     return api
 

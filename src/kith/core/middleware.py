@@ -10,6 +10,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kith.core.errors import problem_response
+from kith.core.urls import public_base_url
 
 log = structlog.get_logger("kith.request")
 
@@ -69,6 +70,7 @@ class RequestContextMiddleware:
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        url_token = public_base_url.set(self.public_url)
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
@@ -94,3 +96,4 @@ class RequestContextMiddleware:
                 user_id=state.get("user_id"),
             )
             structlog.contextvars.unbind_contextvars("request_id")
+            public_base_url.reset(url_token)

@@ -4,9 +4,10 @@ import unicodedata
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, computed_field, model_validator
 
 from kith.core.schemas import Password, RequestModel, ResponseModel, Timestamp
+from kith.core.urls import media_url
 from kith.db.models import Role
 
 
@@ -39,29 +40,33 @@ BioText = Annotated[
 ]
 
 
-class PublicUser(ResponseModel):
+class UserSummary(ResponseModel):
+    """A user as shown beside their posts, comments and requests."""
+
+    id: str
+    username: str
+    display_name: str
+    avatar_key: str | None = Field(default=None, exclude=True)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def avatar_url(self) -> str | None:
+        return media_url(self.avatar_key)
+
+
+class PublicUser(UserSummary):
     """What any signed-in user may see of another."""
 
-    id: str
-    username: str
-    display_name: str
     bio: str
-    avatar_url: str | None = None
     created_at: Timestamp
 
 
-class PrivateUser(ResponseModel):
+class PrivateUser(PublicUser):
     """The account owner's own view."""
 
-    id: str
-    username: str
     email: str
     email_verified: bool
-    display_name: str
-    bio: str
-    avatar_url: str | None = None
     role: Role
-    created_at: Timestamp
 
 
 class ProfileUpdate(RequestModel):

@@ -3,16 +3,33 @@
 from kith.db.models.api_key import ApiKey
 from kith.db.models.audit_log import AuditLogEntry
 from kith.db.models.auth_session import AuthSession, RefreshToken
+from kith.db.models.media import Media
 from kith.db.models.one_time_token import OneTimeToken, TokenPurpose
+from kith.db.models.post import Comment, Like, Post, Visibility
+from kith.db.models.report import Report, ReportStatus, ReportTarget
+from kith.db.models.social import Block, FriendRequest, FriendRequestStatus, Friendship, pair_key
 from kith.db.models.user import Role, User
 
 __all__ = [
     "ApiKey",
     "AuditLogEntry",
     "AuthSession",
+    "Block",
+    "Comment",
+    "FriendRequest",
+    "FriendRequestStatus",
+    "Friendship",
+    "Like",
+    "Media",
     "OneTimeToken",
+    "Post",
     "RefreshToken",
+    "Report",
+    "ReportStatus",
+    "ReportTarget",
     "Role",
     "TokenPurpose",
     "User",
+    "Visibility",
+    "pair_key",
 ]

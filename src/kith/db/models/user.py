@@ -26,6 +26,8 @@ class User(IdMixin, CreatedAtMixin, Base):
     display_name: Mapped[str] = mapped_column(String(50))
     bio: Mapped[str] = mapped_column(String(500), default="", server_default="")
     password_hash: Mapped[str] = mapped_column(String(255))
+    # Storage key of the avatar image (an upload of the user's own); the URL derives from it.
+    avatar_key: Mapped[str | None] = mapped_column(String(64))
     role: Mapped[Role] = mapped_column(String(16), default=Role.user, server_default=Role.user)
     suspended: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,24 @@
+"""Absolute URLs on the configured public URL.
+
+The request middleware records the public URL for the duration of each request, so
+response schemas can turn storage keys into URLs without reaching for settings.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+
+public_base_url: ContextVar[str] = ContextVar("public_base_url", default="")
+
+MEDIA_PATH = "/api/v1/media/"
+
+
+def absolute_url(path: str) -> str:
+    return f"{public_base_url.get()}{path}"
+
+
+def media_url(storage_key: str | None) -> str | None:
+    """The public URL of a stored media file, or None."""
+    if storage_key is None:
+        return None
+    return absolute_url(MEDIA_PATH + storage_key)

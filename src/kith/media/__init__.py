@@ -1,0 +1,1 @@
+"""Image uploads: validation, re-encoding, storage and serving."""

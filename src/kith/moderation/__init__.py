@@ -1,0 +1,1 @@
+"""Reports and moderation of posts, comments and users."""

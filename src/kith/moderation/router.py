@@ -1,0 +1,7 @@
+"""Routes of the moderation domain."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["moderation"])

@@ -1,0 +1,1 @@
+"""Posts with visibility, likes and comments."""
