@@ -52,7 +52,9 @@ async def change_password(
 
 
 async def delete_me(client: httpx.AsyncClient, account: Account, password: str) -> httpx.Response:
-    return await client.request("DELETE", f"{API}/users/me", json={"password": password}, headers=account.headers)
+    return await client.request(
+        "DELETE", f"{API}/users/me", json={"password": password}, headers=account.headers
+    )
 
 
 async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
@@ -146,7 +148,9 @@ async def test_patch_can_clear_bio(client: httpx.AsyncClient) -> None:
 
 async def test_patch_trims_strings(client: httpx.AsyncClient) -> None:
     account = await signup(client, "trimmer")
-    response = await patch_me(client, account, {"display_name": "  Tidy Name \t", "bio": "\n  spaced out  \n"})
+    response = await patch_me(
+        client, account, {"display_name": "  Tidy Name \t", "bio": "\n  spaced out  \n"}
+    )
     assert response.status_code == 200
     stored = await me(client, account)
     assert stored["display_name"] == "Tidy Name"
@@ -193,6 +197,16 @@ async def test_patch_refuses_bad_values(client: httpx.AsyncClient, body: dict[st
     assert_problem(response, 422, "validation_error")
     assert field_errors(response) == {field}
     assert await me(client, account) == before
+
+
+@pytest.mark.parametrize("display_name", ["two\nlines", "esc\x1b[31mred", "csi\x9b31mred", "nul\x00"])
+async def test_registration_applies_the_same_display_name_rules(
+    client: httpx.AsyncClient, display_name: str
+) -> None:
+    # Otherwise a name refused by PATCH /users/me could be had by registering with it.
+    response = await register(client, "namer", display_name=display_name)
+    assert_problem(response, 422, "validation_error")
+    assert field_errors(response) == {"body.display_name"}
 
 
 @pytest.mark.parametrize(
@@ -340,7 +354,9 @@ async def test_delete_account(client: httpx.AsyncClient) -> None:
         assert_problem(await client.get(f"{API}/users/me", headers=bearer(token)), 401)
     assert_problem(await refresh(client, other_session["refresh_token"]), 401)
     # Others no longer see it, and it cannot log in.
-    assert_problem(await client.get(f"{API}/users/{account.id}", headers=friend.headers), 404, "user_not_found")
+    assert_problem(
+        await client.get(f"{API}/users/{account.id}", headers=friend.headers), 404, "user_not_found"
+    )
     assert usernames(await search(client, friend, q="departing")) == []
     assert_problem(await login_response(client, "departing", PASSWORD), 401, "invalid_credentials")
     # The name and address are free again.
@@ -468,12 +484,16 @@ async def test_search_treats_like_wildcards_literally(client: httpx.AsyncClient)
     assert usernames(await search(client, viewer, q="\\")) == []
 
 
-async def test_search_hides_suspended_users_from_users(client: httpx.AsyncClient, resources: Resources) -> None:
+async def test_search_hides_suspended_users_from_users(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
     admin = await staff(client, resources, "hider", Role.admin)
     viewer = await signup(client, "seeker")
     hidden = await signup(client, "hidden_one")
     await signup(client, "hidden_two")
-    response = await client.patch(f"{API}/admin/users/{hidden.id}", json={"suspended": True}, headers=admin.headers)
+    response = await client.patch(
+        f"{API}/admin/users/{hidden.id}", json={"suspended": True}, headers=admin.headers
+    )
     assert response.status_code == 200
     page = await search(client, viewer, q="hidden")
     assert usernames(page) == ["hidden_two"]
@@ -521,5 +541,7 @@ async def test_suspended_user_is_404_for_users_but_visible_to_staff(
     viewer = await signup(client, "citizen")
     target = await signup(client, "outlaw")
     await client.patch(f"{API}/admin/users/{target.id}", json={"suspended": True}, headers=admin.headers)
-    assert_problem(await client.get(f"{API}/users/{target.id}", headers=viewer.headers), 404, "user_not_found")
+    assert_problem(
+        await client.get(f"{API}/users/{target.id}", headers=viewer.headers), 404, "user_not_found"
+    )
     assert (await client.get(f"{API}/users/{target.id}", headers=moderator.headers)).status_code == 200

@@ -6,6 +6,7 @@ from pydantic import AfterValidator, EmailStr, Field, StringConstraints, model_v
 
 from kith.auth.password_policy import password_problem
 from kith.core.schemas import Password, RequestModel, ResponseModel
+from kith.users.schemas import DisplayNameText
 
 Username = Annotated[
     str,
@@ -13,7 +14,6 @@ Username = Annotated[
     Field(examples=["ada_l"], description="3–30 characters: letters, digits, underscore."),
 ]
 Email = Annotated[EmailStr, AfterValidator(str.lower), Field(examples=["ada@example.com"])]
-DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=50), Field(examples=["Ada Lovelace"])]
 
 
 def _check_password(password: str, username: str | None, email: str | None) -> None:
@@ -26,7 +26,8 @@ class RegisterRequest(RequestModel):
     username: Username
     email: Email
     password: Password = Field(examples=["correct horse battery staple"])
-    display_name: DisplayName | None = None
+    # The same rules as a profile edit: one line, no control characters.
+    display_name: DisplayNameText | None = None
 
     @model_validator(mode="after")
     def _password_rules(self) -> Self:
