@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -100,19 +101,22 @@ needs_redis = pytest.mark.skipif(not redis_available(), reason="Redis is not rea
 
 
 @pytest.fixture
-async def redis_app(settings: Settings) -> AsyncIterator[FastAPI]:
-    queue_settings = settings.model_copy(update={"redis_url": REDIS_URL})
-    application = create_app(queue_settings)
+def redis_settings(settings: Settings) -> Settings:
+    # A queue of this test's own, so parallel runs never take each other's jobs.
+    return settings.model_copy(update={"redis_url": REDIS_URL, "job_queue": f"kith:test:{uuid.uuid4().hex}"})
+
+
+@pytest.fixture
+async def redis_app(redis_settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(redis_settings)
     async with application.router.lifespan_context(application):
-        redis = application.state.resources.redis
-        await redis.delete("kith:jobs")
-        await application.state.resources.jobs.startup()
         yield application
+        await application.state.resources.redis.delete(redis_settings.job_queue)
 
 
 @needs_redis
 async def test_jobs_go_through_redis_to_a_worker(
-    redis_app: FastAPI, settings: Settings, mailbox: Mailbox
+    redis_app: FastAPI, redis_settings: Settings, mailbox: Mailbox
 ) -> None:
     transport = httpx.ASGITransport(app=redis_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -120,9 +124,9 @@ async def test_jobs_go_through_redis_to_a_worker(
     # Nothing runs in the API process: the jobs wait in the Redis stream.
     await asyncio.sleep(0.3)
     assert mailbox.to("queued@example.com") == []
-    assert await redis_app.state.resources.redis.xlen("kith:jobs") == 2
+    assert await redis_app.state.resources.redis.xlen(redis_settings.job_queue) == 2
     # A worker (what `kith worker` runs) picks them up and delivers the e-mails.
-    worker_resources = await Resources.open(settings.model_copy(update={"redis_url": REDIS_URL}))
+    worker_resources = await Resources.open(redis_settings)
     worker = asyncio.create_task(run_receiver_task(worker_resources.jobs.broker, max_async_tasks=10))
     try:
         for _ in range(100):

@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = 10.0
 
     # Background jobs.
+    job_queue: str = "kith:jobs"
     job_max_attempts: int = 5
     job_retry_base_seconds: float = 1.0
     job_retry_max_seconds: float = 300.0

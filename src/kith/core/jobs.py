@@ -88,7 +88,7 @@ class JobRunner:
         if url:
             broker = RedisStreamBroker(
                 url,
-                queue_name="kith:jobs",
+                queue_name=resources.settings.job_queue,
                 consumer_group_name="kith",
                 # A group created after jobs were queued still reads them from the start.
                 consumer_id="0",

@@ -1,0 +1,31 @@
+"""Who may read which post: the one rule, as SQL, used by every query that loads posts.
+
+A post is readable by its author; by everyone if public; by the author's friends if
+`friends`; by nobody else if private. Blocks hide everything both ways, and suspended
+authors' posts are hidden. Moderators and admins read every post.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, and_, exists, or_, select, true
+
+from kith.db.models import Post, Role, User, Visibility
+from kith.social.relations import blocked_either_way, is_friend_of
+
+
+def can_read_post(viewer: User) -> ColumnElement[bool]:
+    """A WHERE clause on `Post` that keeps only the posts `viewer` may read."""
+    if viewer.role in (Role.moderator, Role.admin):
+        return true()
+    author_active = exists(select(User.id).where(User.id == Post.author_id, User.suspended.is_(False)))
+    return or_(
+        Post.author_id == viewer.id,
+        and_(
+            author_active,
+            ~blocked_either_way(viewer.id, Post.author_id),
+            or_(
+                Post.visibility == Visibility.public,
+                and_(Post.visibility == Visibility.friends, is_friend_of(viewer.id, Post.author_id)),
+            ),
+        ),
+    )
