@@ -80,7 +80,9 @@ async def create_api_key(
     A `["read"]` key gets 403 on every write. No API key can manage credentials or use admin routes.
     """
     key, secret = await service.create_api_key(session, resources, user, data)
-    return CreatedApiKey.model_validate({**ApiKeyView.model_validate(key).model_dump(), "key": secret})
+    # The view's `scopes` is read from the ORM's `scope_list`; the dict it dumps says `scopes`.
+    view = ApiKeyView.model_validate(key).model_dump()
+    return CreatedApiKey.model_validate({**view, "key": secret}, by_name=True)
 
 
 @me.delete(
