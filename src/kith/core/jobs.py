@@ -124,7 +124,10 @@ class JobRunner:
         for broker in (self.broker, self._fallback):
             if isinstance(broker, InMemoryBroker):
                 while broker._running_tasks:
-                    await broker.wait_all()
+                    await asyncio.gather(*list(broker._running_tasks), return_exceptions=True)
+                    # A finished task leaves the set in a done-callback; let it run, or
+                    # this loop would spin on a task that is done but not yet removed.
+                    await asyncio.sleep(0)
 
     async def dispatch(self, jobs: list[QueuedJob]) -> None:
         for queued in jobs:
