@@ -26,7 +26,6 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from kith.core.config import Settings
 from kith.core.resources import Resources
@@ -154,6 +153,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         shutil.copy(template, target)
         return f"sqlite+aiosqlite:///{target}"
     url: str = request.getfixturevalue("postgres_url")
+    asyncio.run(_truncate(url))
     return url
 
 
@@ -178,19 +178,20 @@ def settings(database_url: str, tmp_path: Path, smtp_server: tuple[Mailbox, int]
     )
 
 
-async def _truncate(resources: Resources) -> None:
-    if resources.engine.dialect.name != "postgresql":
-        return
+async def _truncate(url: str) -> None:
+    """Empty every table, so each test starts from a clean, migrated database."""
     tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
-    async with resources.engine.begin() as connection:
-        await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await connection.execute(f"TRUNCATE {tables} CASCADE")
+    finally:
+        await connection.close()
 
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with application.router.lifespan_context(application):
-        await _truncate(application.state.resources)
         yield application
 
 

@@ -59,6 +59,7 @@ def serve(
         access_log=False,
         proxy_headers=False,
         server_header=False,
+        ws="websockets-sansio",
         timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )
 

@@ -21,6 +21,8 @@ from kith.core.problems import router as problems_router
 from kith.core.resources import Resources
 from kith.media.router import router as media_router
 from kith.moderation.router import router as moderation_router
+from kith.notifications.router import router as notifications_router
+from kith.notifications.stream import router as stream_router
 from kith.posts.router import router as posts_router
 from kith.social.router import router as social_router
 from kith.users.router import me as me_router
@@ -38,6 +40,8 @@ def api_router() -> APIRouter:
     api.include_router(posts_router)
     api.include_router(media_router)
     api.include_router(moderation_router)
+    api.include_router(notifications_router)
+    api.include_router(stream_router)
     api.include_router(admin_router)
     return api
 

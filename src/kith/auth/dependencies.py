@@ -14,10 +14,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
-from kith.auth import repository
+from kith.auth import service as auth
 from kith.core.errors import Forbidden, Unauthorized
 from kith.core.jobs import enqueue
-from kith.core.security import InvalidToken, hash_token
+from kith.core.security import hash_token
 from kith.db.models import ApiKey, Role, User
 from kith.db.session import ResourcesDep, SessionDep
 from kith.users import jobs as user_jobs
@@ -61,13 +61,9 @@ async def current_principal(
     now = resources.clock.now()
     principal: Principal | None = None
     if token:
-        try:
-            claims = resources.tokens.verify(token)
-        except InvalidToken:
-            raise Unauthorized("The access token is invalid or expired.", code="invalid_token") from None
-        user = await repository.active_session_user(session, claims.user_id, claims.session_id, now)
-        if user is not None:
-            principal = Principal(user=user, session_id=claims.session_id)
+        found_session = await auth.user_for_access_token(session, resources, token)
+        if found_session is not None:
+            principal = Principal(user=found_session[0], session_id=found_session[1])
     elif api_key:
         found = await users.find_api_key(session, hash_token(api_key), now)
         if found is not None:

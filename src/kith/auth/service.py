@@ -12,8 +12,9 @@ from kith.auth.password_policy import password_problem
 from kith.auth.schemas import RegisterRequest, TokenPair
 from kith.core.errors import BadRequest, Conflict, Forbidden, Unauthorized, Unprocessable
 from kith.core.jobs import enqueue
+from kith.core.realtime import publish_after_commit
 from kith.core.resources import Resources
-from kith.core.security import hash_token, new_token
+from kith.core.security import InvalidToken, hash_token, new_token
 from kith.db.models import AuthSession, OneTimeToken, RefreshToken, Role, TokenPurpose, User
 from kith.users import service as users
 
@@ -150,14 +151,42 @@ async def refresh(session: AsyncSession, resources: Resources, refresh_token: st
     return await _issue_pair(session, resources, auth_session)
 
 
+async def user_for_access_token(
+    session: AsyncSession, resources: Resources, token: str
+) -> tuple[User, str] | None:
+    """The user and session behind a valid access token whose session is still live."""
+    try:
+        claims = resources.tokens.verify(token)
+    except InvalidToken:
+        return None
+    user = await repository.active_session_user(
+        session, claims.user_id, claims.session_id, resources.clock.now()
+    )
+    return (user, claims.session_id) if user is not None else None
+
+
+async def session_is_live(session: AsyncSession, resources: Resources, user_id: str, session_id: str) -> bool:
+    user = await repository.active_session_user(session, user_id, session_id, resources.clock.now())
+    return user is not None
+
+
+def _sessions_changed(session: AsyncSession, user_id: str) -> None:
+    # Open streams re-check their session at once instead of at their next ping.
+    publish_after_commit(session, user_id, {"event": "_revalidate"})
+
+
 async def logout(session: AsyncSession, resources: Resources, session_id: str) -> None:
     """End one session: its refresh token and access tokens stop working at once."""
+    auth_session = await session.get(AuthSession, session_id)
     await repository.revoke_session(session, session_id, resources.clock.now())
+    if auth_session is not None:
+        _sessions_changed(session, auth_session.user_id)
 
 
 async def logout_all(session: AsyncSession, resources: Resources, user_id: str) -> None:
     """End every session of the user."""
     await repository.revoke_user_sessions(session, user_id, resources.clock.now())
+    _sessions_changed(session, user_id)
 
 
 async def end_other_sessions(
@@ -166,6 +195,7 @@ async def end_other_sessions(
     await repository.revoke_user_sessions(
         session, user_id, resources.clock.now(), except_session_id=keep_session_id
     )
+    _sessions_changed(session, user_id)
 
 
 async def _new_one_time_token(

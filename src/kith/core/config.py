@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     smtp_tls: bool = False
     smtp_timeout_seconds: float = 10.0
 
+    # Live stream (WebSocket).
+    stream_ping_seconds: float = 30.0
+    stream_auth_timeout_seconds: float = 10.0
+
     # Background jobs.
     job_queue: str = "kith:jobs"
     job_max_attempts: int = 5

@@ -44,6 +44,10 @@ def install_openapi(app: FastAPI) -> None:
                 {"name": "posts", "description": "Posts with visibility, likes and comments."},
                 {"name": "media", "description": "Image uploads and the files they serve."},
                 {"name": "moderation", "description": "Reports; moderators and admins resolve them."},
+                {
+                    "name": "notifications",
+                    "description": "Notifications; live ones arrive on `WebSocket /api/v1/stream`.",
+                },
                 {"name": "admin", "description": "Admin only: user directory, roles, suspension, audit log."},
                 {"name": "operations", "description": "Health and readiness probes."},
             ],

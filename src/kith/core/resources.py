@@ -11,6 +11,7 @@ from kith.core.clock import Clock
 from kith.core.config import Settings
 from kith.core.jobs import JobRunner
 from kith.core.mail import Mailer
+from kith.core.realtime import RealtimeHub, create_hub
 from kith.core.security import AccessTokenCodec, PasswordHasher
 from kith.db.engine import create_engine, create_session_factory
 
@@ -26,6 +27,7 @@ class Resources:
     redis: Redis | None
     clock: Clock = field(default_factory=Clock)
     jobs: JobRunner = field(init=False)
+    realtime: RealtimeHub = field(init=False)
 
     @classmethod
     async def open(cls, settings: Settings) -> Resources:
@@ -45,9 +47,12 @@ class Resources:
         )
         resources.jobs = JobRunner.for_settings(resources)
         await resources.jobs.startup()
+        resources.realtime = create_hub(resources.redis)
+        await resources.realtime.start()
         return resources
 
     async def close(self) -> None:
+        await self.realtime.stop()
         await self.jobs.shutdown()
         if self.redis is not None:
             await self.redis.aclose()

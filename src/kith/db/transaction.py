@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.core.errors import DomainError
 from kith.core.jobs import pending_jobs
+from kith.core.realtime import pending_events
 from kith.db.engine import WRITE_INTENT
 
 if TYPE_CHECKING:
@@ -21,8 +22,8 @@ async def unit_of_work(resources: Resources, *, write: bool = True) -> AsyncIter
     """Run a block in one transaction.
 
     Commits when the block ends normally, rolls back when it raises (except a
-    `DomainError` that `keeps_changes`), and hands jobs queued in the block to the job
-    runner only after the commit. `write=True` takes SQLite's write lock up front.
+    `DomainError` that `keeps_changes`), and hands live events and jobs queued in the
+    block on only after the commit. `write=True` takes SQLite's write lock up front.
     """
     async with resources.session_factory() as session:
         if write:
@@ -40,4 +41,6 @@ async def unit_of_work(resources: Resources, *, write: bool = True) -> AsyncIter
             await session.rollback()
             raise
         jobs = pending_jobs(session)
+        events = pending_events(session)
+    await resources.realtime.publish_all(events)
     await resources.jobs.dispatch(jobs)

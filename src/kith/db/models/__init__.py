@@ -4,6 +4,7 @@ from kith.db.models.api_key import ApiKey
 from kith.db.models.audit_log import AuditLogEntry
 from kith.db.models.auth_session import AuthSession, RefreshToken
 from kith.db.models.media import Media
+from kith.db.models.notification import Notification, NotificationType
 from kith.db.models.one_time_token import OneTimeToken, TokenPurpose
 from kith.db.models.post import Comment, Like, Post, Visibility
 from kith.db.models.report import Report, ReportStatus, ReportTarget
@@ -21,6 +22,8 @@ __all__ = [
     "Friendship",
     "Like",
     "Media",
+    "Notification",
+    "NotificationType",
     "OneTimeToken",
     "Post",
     "RefreshToken",

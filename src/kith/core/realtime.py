@@ -1,0 +1,208 @@
+"""Live events to connected clients, within one process or across many.
+
+`RealtimeHub` keeps this process's subscriptions (one per open WebSocket) and delivers
+events to them. `InProcessHub` is the embedded default. `RedisHub` publishes through
+Redis pub/sub so an event raised by any worker or instance reaches the user's sockets
+on every other one; each process holds one pub/sub connection and subscribes to a
+user's channel only while it has a socket for that user.
+
+Events raised inside a transaction are queued on the session (`publish_after_commit`)
+and sent only once it commits, like jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from typing import Any
+
+import orjson
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from sqlalchemy.ext.asyncio import AsyncSession
+
+log = structlog.get_logger("kith.realtime")
+
+Event = dict[str, Any]
+_SESSION_KEY = "kith_pending_events"
+CHANNEL_PREFIX = "kith:user:"
+# A socket that falls this far behind is closed rather than allowed to grow memory.
+QUEUE_SIZE = 256
+
+
+def publish_after_commit(session: AsyncSession, user_id: str, event: Event) -> None:
+    """Queue `event` for `user_id`'s live streams, sent when `session` commits."""
+    session.info.setdefault(_SESSION_KEY, []).append((user_id, event))
+
+
+def pending_events(session: AsyncSession) -> list[tuple[str, Event]]:
+    events: list[tuple[str, Event]] = session.info.pop(_SESSION_KEY, [])
+    return events
+
+
+class Subscription:
+    """One open stream's inbox."""
+
+    def __init__(self, user_id: str) -> None:
+        self.user_id = user_id
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
+        self.overflowed = False
+
+    def offer(self, event: Event) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+
+class RealtimeHub:
+    """The in-process part: who is listening here, and delivery to them."""
+
+    def __init__(self) -> None:
+        self._subscriptions: dict[str, set[Subscription]] = defaultdict(set)
+
+    @property
+    def connection_count(self) -> int:
+        return sum(len(subs) for subs in self._subscriptions.values())
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def subscribe(self, user_id: str) -> Subscription:
+        subscription = Subscription(user_id)
+        self._subscriptions[user_id].add(subscription)
+        return subscription
+
+    async def unsubscribe(self, subscription: Subscription) -> None:
+        subscriptions = self._subscriptions.get(subscription.user_id)
+        if subscriptions is not None:
+            subscriptions.discard(subscription)
+            if not subscriptions:
+                del self._subscriptions[subscription.user_id]
+
+    def deliver_locally(self, user_id: str, event: Event) -> None:
+        for subscription in list(self._subscriptions.get(user_id, ())):
+            subscription.offer(event)
+
+    async def publish(self, user_id: str, event: Event) -> None:
+        self.deliver_locally(user_id, event)
+
+    async def publish_all(self, events: list[tuple[str, Event]]) -> None:
+        for user_id, event in events:
+            try:
+                await self.publish(user_id, event)
+            except Exception:
+                # The transaction committed; a lost live event is recoverable by the
+                # client (GET /notifications), a failed request would not be.
+                log.exception("realtime_publish_failed", user_id=user_id)
+
+
+InProcessHub = RealtimeHub
+
+
+class RedisHub(RealtimeHub):
+    """Fan-out through Redis pub/sub: one connection per process, a channel per user."""
+
+    def __init__(self, redis: Redis) -> None:
+        super().__init__()
+        self._redis = redis
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        self._reader = asyncio.create_task(self._read_forever(), name="kith-realtime-reader")
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def subscribe(self, user_id: str) -> Subscription:
+        first = user_id not in self._subscriptions
+        subscription = await super().subscribe(user_id)
+        if first:
+            await self._channel(user_id, subscribe=True)
+        return subscription
+
+    async def unsubscribe(self, subscription: Subscription) -> None:
+        await super().unsubscribe(subscription)
+        if subscription.user_id not in self._subscriptions:
+            await self._channel(subscription.user_id, subscribe=False)
+
+    async def _channel(self, user_id: str, *, subscribe: bool) -> None:
+        assert self._pubsub is not None
+        async with self._lock:
+            try:
+                if subscribe:
+                    await self._pubsub.subscribe(CHANNEL_PREFIX + user_id)
+                else:
+                    await self._pubsub.unsubscribe(CHANNEL_PREFIX + user_id)
+            except Exception as exc:
+                # Resubscribed by the reader once Redis answers again.
+                log.warning("realtime_subscribe_failed", error=type(exc).__name__)
+
+    async def publish(self, user_id: str, event: Event) -> None:
+        try:
+            await self._redis.publish(CHANNEL_PREFIX + user_id, orjson.dumps(event))
+        except Exception as exc:
+            # Redis is down: at least this process's sockets get the event.
+            log.warning("realtime_redis_unavailable", error=type(exc).__name__)
+            self.deliver_locally(user_id, event)
+
+    async def _read_forever(self) -> None:
+        assert self._pubsub is not None
+        delay = 0.1
+        while True:
+            try:
+                if not self._pubsub.subscribed:
+                    await asyncio.sleep(0.05)
+                    continue
+                message = await self._pubsub.get_message(timeout=1.0)
+                delay = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("realtime_reader_error", error=type(exc).__name__, retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                await self._resubscribe()
+                continue
+            if message is not None:
+                self._handle(message)
+
+    async def _resubscribe(self) -> None:
+        assert self._pubsub is not None
+        channels = [CHANNEL_PREFIX + user_id for user_id in self._subscriptions]
+        with contextlib.suppress(Exception):
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        if channels:
+            with contextlib.suppress(Exception):
+                await self._pubsub.subscribe(*channels)
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        channel = message.get("channel", b"")
+        channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+        try:
+            event = orjson.loads(message["data"])
+            if not isinstance(event, dict) or not isinstance(event.get("event"), str):
+                raise ValueError("not an event object")
+        except (ValueError, TypeError, KeyError):
+            log.warning("realtime_malformed_message", channel=channel)
+            return
+        self.deliver_locally(channel.removeprefix(CHANNEL_PREFIX), event)
+
+
+def create_hub(redis: Redis | None) -> RealtimeHub:
+    return RedisHub(redis) if redis is not None else InProcessHub()

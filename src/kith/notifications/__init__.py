@@ -1,0 +1,1 @@
+"""Notifications: stored, counted, marked read, and pushed live over a WebSocket."""

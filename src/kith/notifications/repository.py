@@ -1,0 +1,67 @@
+"""Every query on notifications."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kith.db.models import Notification, NotificationType, User
+
+
+def of_user(user_id: str, *, unread_only: bool) -> Select[Notification]:
+    statement = select(Notification).where(Notification.user_id == user_id)
+    if unread_only:
+        statement = statement.where(Notification.read_at.is_(None))
+    return statement
+
+
+async def unread_count(session: AsyncSession, user_id: str) -> int:
+    count = await session.scalar(
+        select(func.count()).where(Notification.user_id == user_id, Notification.read_at.is_(None))
+    )
+    return int(count or 0)
+
+
+async def unread_like_exists(session: AsyncSession, user_id: str, actor_id: str, post_id: str) -> bool:
+    found = await session.scalar(
+        select(Notification.id).where(
+            Notification.user_id == user_id,
+            Notification.actor_id == actor_id,
+            Notification.post_id == post_id,
+            Notification.type == NotificationType.post_liked,
+            Notification.read_at.is_(None),
+        )
+    )
+    return found is not None
+
+
+async def delete_unread_likes(session: AsyncSession, actor_id: str, post_id: str) -> None:
+    await session.execute(
+        delete(Notification).where(
+            Notification.actor_id == actor_id,
+            Notification.post_id == post_id,
+            Notification.type == NotificationType.post_liked,
+            Notification.read_at.is_(None),
+        )
+    )
+
+
+async def delete_for_friend_request(session: AsyncSession, friend_request_id: str) -> None:
+    await session.execute(delete(Notification).where(Notification.friend_request_id == friend_request_id))
+
+
+async def mark_read(session: AsyncSession, user_id: str, ids: Sequence[str] | None, now: datetime) -> None:
+    statement = update(Notification).where(Notification.user_id == user_id, Notification.read_at.is_(None))
+    if ids is not None:
+        statement = statement.where(Notification.id.in_(ids))
+    await session.execute(statement.values(read_at=now))
+
+
+async def actors(session: AsyncSession, actor_ids: Sequence[str]) -> dict[str, User]:
+    if not actor_ids:
+        return {}
+    rows = await session.scalars(select(User).where(User.id.in_(set(actor_ids))))
+    return {user.id: user for user in rows}

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from typing import Annotated, Self
+
+from pydantic import Field, model_validator
+
+from kith.core.schemas import RequestModel, ResponseModel, Timestamp
+from kith.db.models import NotificationType
+from kith.users.schemas import UserSummary
+
+
+class NotificationView(ResponseModel):
+    id: str
+    type: NotificationType
+    actor: UserSummary
+    post_id: str | None = None
+    comment_id: str | None = None
+    friend_request_id: str | None = None
+    created_at: Timestamp
+    read: bool
+
+
+class UnreadCount(ResponseModel):
+    count: int
+
+
+class MarkRead(RequestModel):
+    """Either `ids` (up to 100 of the caller's notifications) or `all: true`."""
+
+    ids: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=100)] | None = None
+    all: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Self:
+        if (self.ids is None) == (self.all is None) or self.all is False:
+            raise ValueError("give either `ids` or `all: true`")
+        return self

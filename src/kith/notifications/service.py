@@ -1,0 +1,106 @@
+"""Notification rules: who is told what, in the same transaction as the action."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kith.core.pagination import CursorParams
+from kith.core.realtime import publish_after_commit
+from kith.core.resources import Resources
+from kith.db.models import Notification, NotificationType, User
+from kith.notifications import repository
+from kith.notifications.schemas import NotificationView
+from kith.users.schemas import UserSummary
+
+
+async def notify(
+    session: AsyncSession,
+    *,
+    recipient_id: str,
+    actor: User,
+    type: NotificationType,
+    post_id: str | None = None,
+    comment_id: str | None = None,
+    friend_request_id: str | None = None,
+) -> Notification | None:
+    """Record a notification and push it to the recipient's open streams after commit.
+
+    Nobody is notified of their own actions. A like leaves at most one unread
+    `post_liked` per liker and post, however often it is toggled.
+    """
+    if recipient_id == actor.id:
+        return None
+    if type is NotificationType.post_liked:
+        assert post_id is not None
+        if await repository.unread_like_exists(session, recipient_id, actor.id, post_id):
+            return None
+    notification = Notification(
+        user_id=recipient_id,
+        type=type,
+        actor_id=actor.id,
+        post_id=post_id,
+        comment_id=comment_id,
+        friend_request_id=friend_request_id,
+    )
+    session.add(notification)
+    await session.flush()
+    view = _view(notification, actor)
+    publish_after_commit(
+        session,
+        recipient_id,
+        {"event": "notification", "id": notification.id, "data": view.model_dump(mode="json")},
+    )
+    await _push_unread_count(session, recipient_id)
+    return notification
+
+
+async def withdraw_like(session: AsyncSession, actor_id: str, post_id: str) -> None:
+    """An unlike takes back the unread `post_liked` it caused."""
+    await repository.delete_unread_likes(session, actor_id, post_id)
+
+
+async def withdraw_friend_request(session: AsyncSession, friend_request_id: str) -> None:
+    """A cancelled request takes back its notification."""
+    await repository.delete_for_friend_request(session, friend_request_id)
+
+
+async def list_notifications(
+    session: AsyncSession, user: User, params: CursorParams, *, unread_only: bool
+) -> tuple[list[NotificationView], str | None]:
+    rows, next_cursor = await params.fetch(
+        session, repository.of_user(user.id, unread_only=unread_only), Notification.id
+    )
+    actors = await repository.actors(session, [row.actor_id for row in rows])
+    return [_view(row, actors[row.actor_id]) for row in rows], next_cursor
+
+
+async def unread_count(session: AsyncSession, user: User) -> int:
+    return await repository.unread_count(session, user.id)
+
+
+async def mark_read(
+    session: AsyncSession, resources: Resources, user: User, ids: Sequence[str] | None
+) -> None:
+    """Mark some (only the caller's own; other ids are ignored) or all notifications read."""
+    await repository.mark_read(session, user.id, ids, resources.clock.now())
+    await _push_unread_count(session, user.id)
+
+
+async def _push_unread_count(session: AsyncSession, user_id: str) -> None:
+    count = await repository.unread_count(session, user_id)
+    publish_after_commit(session, user_id, {"event": "unread_count", "data": {"count": count}})
+
+
+def _view(notification: Notification, actor: User) -> NotificationView:
+    return NotificationView(
+        id=notification.id,
+        type=notification.type,
+        actor=UserSummary.model_validate(actor),
+        post_id=notification.post_id,
+        comment_id=notification.comment_id,
+        friend_request_id=notification.friend_request_id,
+        created_at=notification.created_at,
+        read=notification.read_at is not None,
+    )

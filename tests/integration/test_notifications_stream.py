@@ -1,0 +1,187 @@
+"""Notifications API basics and the live stream over a real WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from fastapi import FastAPI
+from websockets.asyncio.client import ClientConnection
+
+from kith.core.config import Settings
+from kith.core.resources import Resources
+from kith.db.models import NotificationType, User
+from kith.db.transaction import unit_of_work
+from kith.main import create_app
+from kith.notifications import service as notifications
+from tests.conftest import REDIS_URL, redis_available
+from tests.helpers import API, Account, assert_problem, signup
+from tests.live import serve
+
+
+async def notify(resources: Resources, recipient: Account, actor: Account) -> str:
+    """Raise a notification the way a domain service does, in its own transaction."""
+    async with unit_of_work(resources) as session:
+        actor_user = await session.get(User, actor.id)
+        assert actor_user is not None
+        created = await notifications.notify(
+            session, recipient_id=recipient.id, actor=actor_user, type=NotificationType.friend_request
+        )
+        assert created is not None
+        return created.id
+
+
+async def next_event(ws: ClientConnection, timeout: float = 1.0) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    return event
+
+
+def ws_url(base: str) -> str:
+    return base.replace("http://", "ws://") + f"{API}/stream"
+
+
+# --- REST -----------------------------------------------------------------------------
+
+
+async def test_list_unread_count_and_mark_read(client: httpx.AsyncClient, resources: Resources) -> None:
+    alice, bob = await signup(client, "alice"), await signup(client, "bob")
+    first = await notify(resources, alice, bob)
+    second = await notify(resources, alice, bob)
+    listed = (await client.get(f"{API}/notifications", headers=alice.headers)).json()
+    assert [item["id"] for item in listed["items"]] == [second, first]
+    assert listed["items"][0]["actor"]["username"] == "bob"
+    assert listed["items"][0]["read"] is False
+    count = await client.get(f"{API}/notifications/unread-count", headers=alice.headers)
+    assert count.json() == {"count": 2}
+    # Bob cannot mark Alice's notifications, and sees none of them.
+    await client.post(f"{API}/notifications/read", json={"ids": [first]}, headers=bob.headers)
+    assert (await client.get(f"{API}/notifications", headers=bob.headers)).json()["items"] == []
+    assert (await client.get(f"{API}/notifications/unread-count", headers=alice.headers)).json()["count"] == 2
+    marked = await client.post(f"{API}/notifications/read", json={"ids": [first]}, headers=alice.headers)
+    assert marked.status_code == 204
+    unread = (await client.get(f"{API}/notifications?unread_only=true", headers=alice.headers)).json()
+    assert [item["id"] for item in unread["items"]] == [second]
+    await client.post(f"{API}/notifications/read", json={"all": True}, headers=alice.headers)
+    assert (await client.get(f"{API}/notifications/unread-count", headers=alice.headers)).json()["count"] == 0
+
+
+@pytest.mark.parametrize("body", [{}, {"ids": ["x"], "all": True}, {"all": False}, {"ids": ["x"] * 101}])
+async def test_mark_read_body_is_validated(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+    account = await signup(client, "marker")
+    assert_problem(await client.post(f"{API}/notifications/read", json=body, headers=account.headers), 422)
+
+
+async def test_nobody_is_notified_of_their_own_action(
+    resources: Resources, client: httpx.AsyncClient
+) -> None:
+    solo = await signup(client, "solo")
+    async with unit_of_work(resources) as session:
+        user = await session.get(User, solo.id)
+        assert user is not None
+        made = await notifications.notify(
+            session, recipient_id=solo.id, actor=user, type=NotificationType.post_liked, post_id=None
+        )
+    assert made is None
+
+
+# --- WebSocket ------------------------------------------------------------------------
+
+
+async def test_stream_with_header_auth_pushes_notifications(app: FastAPI, client: httpx.AsyncClient) -> None:
+    alice, bob = await signup(client, "alice"), await signup(client, "bob")
+    async with serve(app) as base, websockets.connect(ws_url(base), additional_headers=alice.headers) as ws:
+        assert await next_event(ws) == {"event": "unread_count", "data": {"count": 0}}
+        notification_id = await notify(app.state.resources, alice, bob)
+        event = await next_event(ws)
+        assert event["event"] == "notification"
+        assert event["id"] == notification_id
+        assert event["data"]["actor"]["username"] == "bob"
+        assert await next_event(ws) == {"event": "unread_count", "data": {"count": 1}}
+
+
+async def test_stream_with_first_message_auth(app: FastAPI, client: httpx.AsyncClient) -> None:
+    alice = await signup(client, "alice")
+    async with serve(app) as base, websockets.connect(ws_url(base)) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": alice.access_token}))
+        assert (await next_event(ws))["event"] == "unread_count"
+
+
+@pytest.mark.parametrize("credentials", ["garbage", ""])
+async def test_stream_refuses_bad_credentials_with_4401(
+    app: FastAPI, client: httpx.AsyncClient, credentials: str
+) -> None:
+    async with serve(app) as base, websockets.connect(ws_url(base)) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": credentials}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await next_event(ws)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4401
+
+
+async def test_stream_closes_when_no_auth_message_arrives(settings: Settings) -> None:
+    application = create_app(settings.model_copy(update={"stream_auth_timeout_seconds": 0.2}))
+    async with application.router.lifespan_context(application), serve(application) as base:
+        async with websockets.connect(ws_url(base)) as ws:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await next_event(ws)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4401
+
+
+async def test_stream_closes_4401_at_logout(app: FastAPI, client: httpx.AsyncClient) -> None:
+    alice = await signup(client, "alice")
+    async with serve(app) as base, websockets.connect(ws_url(base), additional_headers=alice.headers) as ws:
+        await next_event(ws)
+        assert (await client.post(f"{API}/auth/logout", headers=alice.headers)).status_code == 204
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await next_event(ws)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4401
+
+
+async def test_stream_pings_and_closes_when_session_is_gone(settings: Settings) -> None:
+    application = create_app(settings.model_copy(update={"stream_ping_seconds": 0.2}))
+    async with application.router.lifespan_context(application), serve(application) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            alice = await signup(http, "alice")
+            async with websockets.connect(ws_url(base), additional_headers=alice.headers) as ws:
+                await next_event(ws)
+                assert await next_event(ws) == {"event": "ping"}
+                # Revoked behind the stream's back (no event): the next ping notices.
+                from kith.auth import repository
+
+                resources: Resources = application.state.resources
+                async with unit_of_work(resources) as session:
+                    await repository.revoke_user_sessions(session, alice.id, resources.clock.now())
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await next_event(ws)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4401
+
+
+# --- Redis pub/sub ----------------------------------------------------------------------
+
+needs_redis = pytest.mark.skipif(not redis_available(), reason="Redis is not reachable")
+
+
+@needs_redis
+async def test_redis_hub_delivers_across_processes_and_drops_malformed_messages(settings: Settings) -> None:
+    redis_settings = settings.model_copy(update={"redis_url": REDIS_URL})
+    # Two apps stand in for two processes: the socket is on one, the action on the other.
+    first, second = create_app(redis_settings), create_app(redis_settings)
+    async with first.router.lifespan_context(first), second.router.lifespan_context(second):
+        async with serve(first) as base, httpx.AsyncClient(base_url=base) as http:
+            alice, bob = await signup(http, "alice"), await signup(http, "bob")
+            async with websockets.connect(ws_url(base), additional_headers=alice.headers) as ws:
+                await next_event(ws)
+                redis = first.state.resources.redis
+                await redis.publish(f"kith:user:{alice.id}", b"{not json")
+                await redis.publish(f"kith:user:{alice.id}", b'["no", "event"]')
+                notification_id = await notify(second.state.resources, alice, bob)
+                event = await next_event(ws)
+                assert event["event"] == "notification"
+                assert event["id"] == notification_id
