@@ -14,6 +14,7 @@ from kith.auth.router import router as auth_router
 from kith.core.config import Settings, get_settings
 from kith.core.errors import install_error_handlers
 from kith.core.health import router as health_router
+from kith.core.http import CachePolicyMiddleware
 from kith.core.logging import configure_logging
 from kith.core.middleware import RequestContextMiddleware
 from kith.core.openapi import install_openapi
@@ -84,5 +85,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID", "Idempotency-Key"],
             expose_headers=["X-Request-ID", "Link", "Location"],
         )
+    app.add_middleware(CachePolicyMiddleware)
     app.add_middleware(RequestContextMiddleware, public_url=settings.public_url)
     return app

@@ -349,3 +349,17 @@ async def test_bearer_scheme_is_case_insensitive(client: httpx.AsyncClient) -> N
     account = await signup(client, "casual")
     response = await client.get(ME, headers={"Authorization": f"bearer {account.access_token}"})
     assert response.status_code == 200
+
+
+async def test_token_with_absurd_lifetime_is_401_not_500(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    account = await signup(client, "farfuture")
+    me = (await client.get(f"{API}/users/me", headers=account.headers)).json()
+    claims = jwt.decode(account.access_token, options={"verify_signature": False})
+    claims["exp"] = 10**12
+    forged = jwt.encode(
+        claims, resources.settings.signing_key(), algorithm="HS256", headers={"typ": "at+jwt"}
+    )
+    response = await client.get(f"{API}/users/me", headers={"Authorization": f"Bearer {forged}"})
+    assert response.status_code == 401, me

@@ -159,3 +159,28 @@ async def test_problem_type_pages_exist(client: httpx.AsyncClient) -> None:
     page = await client.get(body["type"].replace("https://kith.example", ""))
     assert page.status_code == 200
     assert "not_found" in page.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/users/me"),
+        ("GET", "/api/v1/admin/users"),
+        ("POST", "/api/v1/auth/refresh"),
+        ("POST", "/api/v1/auth/login"),
+    ],
+)
+async def test_private_paths_are_no_store_even_on_errors(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    response = await client.request(method, path, json={})
+    assert response.status_code >= 400
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_authenticated_json_is_private_no_cache(client: httpx.AsyncClient) -> None:
+    account = await signup(client, "cacher")
+    response = await client.get(f"{API}/users/{account.id}", headers=account.headers)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "private, no-cache"
+    assert "cache-control" not in (await client.get("/healthz")).headers

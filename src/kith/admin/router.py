@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Query, status
 
 from kith.admin import service
 from kith.admin.schemas import AdminUserUpdate, AdminUserView, AuditLogView
 from kith.auth.dependencies import AdminUser
 from kith.core.errors import problem_responses
-from kith.core.http import no_store
 from kith.core.pagination import CursorDep, CursorPage, OffsetDep, OffsetPage
 from kith.db.session import ResourcesDep, SessionDep
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(no_store)])
+router = APIRouter(prefix="/admin", tags=["admin"])
 
 
 @router.get("/users", response_model=OffsetPage[AdminUserView], responses=problem_responses(401, 403, 422))

@@ -19,11 +19,11 @@ from kith.auth.schemas import (
     TokenRequest,
 )
 from kith.core.errors import problem_responses
-from kith.core.http import no_store, public_url
+from kith.core.http import public_url
 from kith.db.session import ResourcesDep, SessionDep
 from kith.users.schemas import PrivateUser
 
-router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[Depends(no_store)])
+router = APIRouter(prefix="/auth", tags=["auth"])
 UserAgent = Annotated[str | None, Header(include_in_schema=False)]
 
 

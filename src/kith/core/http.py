@@ -1,16 +1,49 @@
-"""Small declarative pieces for routes: cache headers."""
+"""HTTP details shared by every route: cache policy and public URLs."""
 
 from __future__ import annotations
 
-from fastapi import Request, Response
+from fastapi import Request
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
-async def no_store(response: Response) -> None:
-    """Router dependency: responses hold credentials or private data; never cache them."""
-    response.headers["Cache-Control"] = "no-store"
+# Responses under these prefixes hold credentials or private data (contract §1).
+NO_STORE_PREFIXES = ("/api/v1/auth", "/api/v1/users/me", "/api/v1/admin")
 
 
 def public_url(request: Request, path: str) -> str:
     """An absolute URL on the configured public URL, never on the request's `Host`."""
     settings = request.app.state.settings
     return f"{settings.public_url}{path}"
+
+
+def cache_control_for(path: str, authenticated: bool) -> str | None:
+    """The `Cache-Control` a response gets unless its route chose one itself."""
+    if path.startswith(NO_STORE_PREFIXES):
+        return "no-store"
+    if authenticated and path.startswith("/api/"):
+        return "private, no-cache"
+    return None
+
+
+class CachePolicyMiddleware:
+    """Applies the contract's `Cache-Control` rules to every response, errors included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        authenticated = any(name in (b"authorization", b"x-api-key") for name, _ in scope["headers"])
+        policy = cache_control_for(path, authenticated)
+
+        async def send_with_policy(message: Message) -> None:
+            if policy and message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if path.startswith(NO_STORE_PREFIXES) or "cache-control" not in headers:
+                    headers["Cache-Control"] = policy
+            await send(message)
+
+        await self.app(scope, receive, send_with_policy)

@@ -120,6 +120,9 @@ class AccessTokenCodec:
         for claim in ("sub", "sid", "jti"):
             if not isinstance(claims.get(claim), str):
                 raise InvalidToken(f"claim {claim} is not a string")
+        if claims["exp"] - claims["iat"] > self.ttl.total_seconds():
+            # Only the key holder can mint such a token, but never honour one anyway.
+            raise InvalidToken("lifetime longer than this server issues")
         return AccessClaims(
             user_id=claims["sub"],
             session_id=claims["sid"],

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Query, status
 
 from kith.auth import service as auth
 from kith.auth.dependencies import CurrentUser, SessionPrincipal, SessionUser
 from kith.core.errors import problem_responses
-from kith.core.http import no_store
 from kith.core.pagination import CursorDep, CursorPage, OffsetDep, OffsetPage
 from kith.db.session import ResourcesDep, SessionDep
 from kith.users import service
@@ -25,7 +24,7 @@ from kith.users.schemas import (
 )
 
 router = APIRouter(prefix="/users", tags=["users"])
-me = APIRouter(prefix="/users/me", tags=["users"], dependencies=[Depends(no_store)])
+me = APIRouter(prefix="/users/me", tags=["users"])
 
 
 @me.get("", response_model=PrivateUser, responses=problem_responses(401))
