@@ -1,0 +1,230 @@
+"""Build a realistic data set for benchmarks, straight into a migrated database.
+
+    .venv/bin/python bench/seed.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/kith_bench \
+        --users 10000 --friends 200 --posts 1000000
+
+Users share one password ("benchmark password", so login benchmarks work) and have
+about `--friends` friends each (a random graph); posts are spread over the last year
+with ids that match their timestamps; likes and comments follow a long-tailed
+distribution, and every counter equals the rows it counts. PostgreSQL is filled with
+COPY; SQLite with batched inserts (slower: use fewer posts there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+from sqlalchemy import insert, text
+from sqlalchemy.engine import make_url
+
+from kith.core.config import Settings
+from kith.core.security import PasswordHasher
+from kith.db.engine import create_engine
+from kith.db.migrate import upgrade
+from kith.db.models import Comment, Friendship, Like, Post, User
+
+PASSWORD = "benchmark password"
+VISIBILITIES = ["friends"] * 14 + ["public"] * 5 + ["private"]
+
+
+def uuid7_at(ms: int, rng: random.Random) -> str:
+    """A UUIDv7 for a given millisecond, so ids sort like the timestamps they carry."""
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rng.getrandbits(12) << 64 | 0b10 << 62 | rng.getrandbits(62)
+    return str(uuid.UUID(int=value))
+
+
+def user_rows(count: int, password_hash: str, rng: random.Random, start: datetime) -> list[dict[str, Any]]:
+    rows = []
+    for index in range(count):
+        created = start + timedelta(seconds=index)
+        rows.append(
+            {
+                "id": uuid7_at(int(created.timestamp() * 1000), rng),
+                "username": f"user{index}",
+                "username_key": f"user{index}",
+                "email": f"user{index}@bench.example",
+                "email_verified": True,
+                "display_name": f"User {index}",
+                "bio": "",
+                "password_hash": password_hash,
+                "role": "user",
+                "suspended": False,
+                "created_at": created,
+                "updated_at": created,
+            }
+        )
+    return rows
+
+
+def friend_pairs(user_ids: Sequence[str], degree: int, rng: random.Random) -> set[tuple[str, str]]:
+    """A random graph where each user has about `degree` friends."""
+    pairs: set[tuple[str, str]] = set()
+    count = len(user_ids)
+    target = count * degree // 2
+    while len(pairs) < target:
+        first, second = rng.randrange(count), rng.randrange(count)
+        if first != second:
+            low, high = sorted((user_ids[first], user_ids[second]))
+            pairs.add((low, high))
+    return pairs
+
+
+def post_batches(
+    user_ids: Sequence[str], total: int, rng: random.Random, batch: int, now: datetime
+) -> Iterator[list[dict[str, Any]]]:
+    # Activity is long-tailed: a few users post a lot.
+    weights = [1.0 / (rank + 1) ** 0.8 for rank in range(len(user_ids))]
+    year_ms = 365 * 24 * 3600 * 1000
+    end_ms = int(now.timestamp() * 1000)
+    stamps = sorted(end_ms - rng.randrange(year_ms) for _ in range(total))
+    authors = rng.choices(user_ids, weights=weights, k=total)
+    for offset in range(0, total, batch):
+        rows = []
+        for ms, author in zip(stamps[offset : offset + batch], authors[offset : offset + batch], strict=True):
+            created = datetime.fromtimestamp(ms / 1000, UTC)
+            rows.append(
+                {
+                    "id": uuid7_at(ms, rng),
+                    "author_id": author,
+                    "content": f"Post at {created:%Y-%m-%d %H:%M} by {author[:8]}",
+                    "visibility": rng.choice(VISIBILITIES),
+                    "like_count": 0,
+                    "comment_count": 0,
+                    "created_at": created,
+                    "edited_at": None,
+                }
+            )
+        yield rows
+
+
+async def copy_rows(connection: Any, table: str, rows: list[dict[str, Any]]) -> None:
+    """COPY on PostgreSQL (asyncpg), batched INSERT elsewhere."""
+    if not rows:
+        return
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    if connection.dialect.name == "postgresql":
+        columns = list(rows[0])
+        await driver.copy_records_to_table(table, records=[tuple(row[c] for c in columns) for row in rows], columns=columns)
+    else:
+        model = {"users": User, "friendships": Friendship, "posts": Post, "likes": Like, "comments": Comment}[table]
+        await connection.execute(insert(model), rows)
+
+
+async def seed(args: argparse.Namespace) -> None:
+    rng = random.Random(args.seed)
+    settings = Settings(database_url=args.database_url, _env_file=None)  # type: ignore[call-arg]
+    url = make_url(args.database_url)
+    if url.get_backend_name() == "postgresql":
+        await _recreate_postgres_database(args.database_url)
+    elif url.database and os.path.exists(url.database):
+        os.remove(url.database)
+    await asyncio.to_thread(upgrade, args.database_url)
+    engine = create_engine(settings)
+    now = datetime.now(UTC)
+    password_hash = await PasswordHasher(settings).hash(PASSWORD)
+    started = time.perf_counter()
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), transient=False,
+    ) as progress:
+        users = user_rows(args.users, password_hash, rng, now - timedelta(days=400))
+        user_ids = [row["id"] for row in users]
+        task = progress.add_task("users", total=len(users))
+        async with engine.begin() as connection:
+            for offset in range(0, len(users), 5000):
+                await copy_rows(connection, "users", users[offset : offset + 5000])
+                progress.advance(task, min(5000, len(users) - offset))
+
+        pairs = friend_pairs(user_ids, args.friends, rng)
+        task = progress.add_task("friendships", total=len(pairs))
+        since = now - timedelta(days=380)
+        batch: list[dict[str, Any]] = []
+        async with engine.begin() as connection:
+            for low, high in pairs:
+                batch.append({"user_id": low, "friend_id": high, "created_at": since})
+                batch.append({"user_id": high, "friend_id": low, "created_at": since})
+                if len(batch) >= 20000:
+                    await copy_rows(connection, "friendships", batch)
+                    progress.advance(task, len(batch) // 2)
+                    batch = []
+            await copy_rows(connection, "friendships", batch)
+            progress.advance(task, len(batch) // 2)
+
+        task = progress.add_task("posts, likes, comments", total=args.posts)
+        for rows in post_batches(user_ids, args.posts, rng, 20000, now):
+            likes: list[dict[str, Any]] = []
+            comments: list[dict[str, Any]] = []
+            for post in rows:
+                # Long tail: most posts get a few likes, some get many.
+                like_count = min(int(rng.paretovariate(1.5)) - 1, 200) if rng.random() < args.like_ratio else 0
+                for liker in rng.sample(user_ids, like_count):
+                    likes.append({"post_id": post["id"], "user_id": liker, "created_at": post["created_at"]})
+                post["like_count"] = like_count
+                comment_count = rng.choice((0, 0, 0, 1, 1, 2)) if rng.random() < args.comment_ratio else 0
+                for _ in range(comment_count):
+                    comment_ms = int(post["created_at"].timestamp() * 1000) + rng.randrange(1, 3_600_000)
+                    comments.append(
+                        {
+                            "id": uuid7_at(comment_ms, rng),
+                            "post_id": post["id"],
+                            "author_id": rng.choice(user_ids),
+                            "content": "Nice!",
+                            "created_at": datetime.fromtimestamp(comment_ms / 1000, UTC),
+                            "edited_at": None,
+                        }
+                    )
+                post["comment_count"] = comment_count
+            async with engine.begin() as connection:
+                await copy_rows(connection, "posts", rows)
+                await copy_rows(connection, "likes", likes)
+                await copy_rows(connection, "comments", comments)
+            progress.advance(task, len(rows))
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(text("VACUUM ANALYZE"))
+    await engine.dispose()
+    print(f"seeded {args.users} users, {len(pairs)} friendships, {args.posts} posts "
+          f"in {time.perf_counter() - started:.0f} s")
+
+
+async def _recreate_postgres_database(database_url: str) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    url = make_url(database_url)
+    admin = await asyncpg.connect(host=url.host, port=url.port or 5432, user=url.username, database="postgres")
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{url.database}"')
+    finally:
+        await admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", required=True, help="Dropped and recreated (PostgreSQL) or replaced (SQLite).")
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--friends", type=int, default=200, help="Average friends per user.")
+    parser.add_argument("--posts", type=int, default=1_000_000)
+    parser.add_argument("--like-ratio", type=float, default=0.6, help="Share of posts with any likes.")
+    parser.add_argument("--comment-ratio", type=float, default=0.3, help="Share of posts with any comments.")
+    parser.add_argument("--seed", type=int, default=42)
+    asyncio.run(seed(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
