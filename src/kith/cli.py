@@ -126,7 +126,7 @@ async def _create_admin(settings: Settings, username: str, email: str, password:
 def worker(
     concurrency: Annotated[int, typer.Option(help="Jobs run at the same time.")] = 50,
 ) -> None:
-    """Run background jobs from the Redis queue (needs KITH_REDIS_URL)."""
+    """Run background jobs from the Redis queue and the periodic clean-ups (needs KITH_REDIS_URL)."""
     settings = _settings()
     if not settings.redis_url:
         typer.secho(
@@ -146,13 +146,17 @@ async def _run_worker(settings: Settings, concurrency: int) -> None:
     from taskiq.api import run_receiver_task
 
     import kith.main  # noqa: F401 - imports every domain, which registers their jobs
+    from kith.core.periodic import PeriodicRunner
     from kith.core.resources import Resources
 
     resources = await Resources.open(settings)
+    periodic = PeriodicRunner(resources)
+    periodic.start()
     typer.echo("Kith worker consuming jobs from Redis.")
     try:
         await run_receiver_task(resources.jobs.broker, max_async_tasks=concurrency)
     finally:
+        await periodic.stop()
         await resources.close()
 
 

@@ -18,6 +18,7 @@ from kith.core.http import CachePolicyMiddleware
 from kith.core.logging import configure_logging
 from kith.core.middleware import RequestContextMiddleware
 from kith.core.openapi import install_openapi
+from kith.core.periodic import PeriodicRunner
 from kith.core.problems import router as problems_router
 from kith.core.resources import Resources
 from kith.media.router import router as media_router
@@ -57,9 +58,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resources = await Resources.open(settings)
         app.state.resources = resources
+        # Periodic house-keeping runs here on the embedded default; with Redis, in `kith worker`.
+        periodic = PeriodicRunner(resources, tasks=None if settings.redis_url is None else [])
+        periodic.start()
         try:
             yield
         finally:
+            await periodic.stop()
             await resources.close()
 
     app = FastAPI(

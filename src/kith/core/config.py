@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     job_retry_base_seconds: float = 1.0
     job_retry_max_seconds: float = 300.0
 
+    # Media uploads. `media_dir` defaults to `<var_dir>/media`.
+    media_dir: Path | None = None
+    media_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    media_max_pixels: int = Field(default=33_000_000, ge=1)
+    media_unattached_ttl_hours: float = Field(default=24, gt=0)
+    media_cleanup_interval_seconds: float = Field(default=600, gt=0)
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -107,7 +114,14 @@ class Settings(BaseSettings):
     def _defaults_from_var_dir(self) -> Self:
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.var_dir / 'kith.db'}"
+        if self.media_dir is None:
+            self.media_dir = self.var_dir / "media"
         return self
+
+    @property
+    def media_root(self) -> Path:
+        """Where uploaded images are kept (`media_dir`, resolved from `var_dir` by default)."""
+        return self.media_dir if self.media_dir is not None else self.var_dir / "media"
 
     @property
     def is_sqlite(self) -> bool:

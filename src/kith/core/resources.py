@@ -1,4 +1,4 @@
-"""The long-lived resources a process holds: database, jobs, mail, Redis."""
+"""The long-lived resources a process holds: database, jobs, mail, Redis, media storage."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from kith.core.mail import Mailer
 from kith.core.realtime import RealtimeHub, create_hub
 from kith.core.security import AccessTokenCodec, PasswordHasher
 from kith.db.engine import create_engine, create_session_factory
+from kith.media.storage import LocalMediaStorage, MediaStorage
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Resources:
     passwords: PasswordHasher
     tokens: AccessTokenCodec
     redis: Redis | None
+    media: MediaStorage
     clock: Clock = field(default_factory=Clock)
     jobs: JobRunner = field(init=False)
     realtime: RealtimeHub = field(init=False)
@@ -44,6 +46,7 @@ class Resources:
             redis=Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
             if settings.redis_url
             else None,
+            media=LocalMediaStorage(settings.media_root),
         )
         resources.jobs = JobRunner.for_settings(resources)
         await resources.jobs.startup()

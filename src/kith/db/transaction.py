@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.core.errors import DomainError
@@ -16,14 +17,44 @@ from kith.db.engine import WRITE_INTENT
 if TYPE_CHECKING:
     from kith.core.resources import Resources
 
+log = structlog.get_logger("kith.db")
+
+_ROLLBACK_KEY = "kith_on_rollback"
+
+
+def on_rollback(session: AsyncSession, undo: Callable[[], Awaitable[None]]) -> None:
+    """Run `undo` if `session`'s unit of work rolls back instead of committing.
+
+    For work done outside the database that only makes sense if the transaction
+    commits, such as a file stored for a row this transaction inserts.
+    """
+    session.info.setdefault(_ROLLBACK_KEY, []).append(undo)
+
+
+async def _rollback(session: AsyncSession) -> None:
+    try:
+        await session.rollback()
+    finally:
+        await _undo_after_rollback(session)
+
+
+async def _undo_after_rollback(session: AsyncSession) -> None:
+    undos: list[Callable[[], Awaitable[None]]] = session.info.pop(_ROLLBACK_KEY, [])
+    for undo in undos:
+        try:
+            await undo()
+        except Exception as exc:  # The rollback's own error is the one to report.
+            log.warning("rollback_undo_failed", error=type(exc).__name__)
+
 
 @asynccontextmanager
 async def unit_of_work(resources: Resources, *, write: bool = True) -> AsyncIterator[AsyncSession]:
     """Run a block in one transaction.
 
     Commits when the block ends normally, rolls back when it raises (except a
-    `DomainError` that `keeps_changes`), and hands live events and jobs queued in the
-    block on only after the commit. `write=True` takes SQLite's write lock up front.
+    `DomainError` that `keeps_changes`) and then runs the block's `on_rollback` undos,
+    and hands live events and jobs queued in the block on only after the commit.
+    `write=True` takes SQLite's write lock up front.
     """
     async with resources.session_factory() as session:
         if write:
@@ -34,12 +65,14 @@ async def unit_of_work(resources: Resources, *, write: bool = True) -> AsyncIter
         except DomainError as error:
             if error.keeps_changes:
                 await session.commit()
+                session.info.pop(_ROLLBACK_KEY, None)
             else:
-                await session.rollback()
+                await _rollback(session)
             raise
         except BaseException:
-            await session.rollback()
+            await _rollback(session)
             raise
+        session.info.pop(_ROLLBACK_KEY, None)
         jobs = pending_jobs(session)
         events = pending_events(session)
     await resources.realtime.publish_all(events)

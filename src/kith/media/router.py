@@ -1,7 +1,124 @@
-"""Routes of the media domain."""
+"""Routes of the media domain: uploading images and serving them (contract §5)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import FileResponse
+
+from kith.core.errors import NotFound, problem_responses
+from kith.core.urls import media_url
+from kith.db.session import ResourcesDep
+from kith.db.transaction import unit_of_work
+from kith.media import service
+from kith.media.dependencies import Uploader
+from kith.media.schemas import MediaView
+from kith.media.storage import content_type_of, is_valid_key, scratch_dir
+from kith.media.upload import receive_file
 
 router = APIRouter(tags=["media"])
+
+# Stored files never change under their key, so every cache may keep them for good.
+FILE_CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "A JPEG, PNG, GIF or WebP image.",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+_FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The image file.",
+        "content": {
+            content_type: {"schema": {"type": "string", "format": "binary"}}
+            for content_type in ("image/jpeg", "image/png", "image/gif", "image/webp")
+        },
+    },
+    304: {"description": "Not modified: the `If-None-Match` tag matches."},
+}
+
+
+@router.post(
+    "/media",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MediaView,
+    responses=problem_responses(401, 403, 413, 415, 422),
+    openapi_extra=_UPLOAD_BODY,
+)
+async def upload_media(
+    request: Request, response: Response, user: Uploader, resources: ResourcesDep
+) -> object:
+    """Upload an image, as `multipart/form-data` with one part named `file`.
+
+    JPEG, PNG, GIF and WebP are accepted, judged by the file's content, never by its name
+    or declared type (anything else is 415 `unsupported_media_type`). The file may be
+    up to `KITH_MEDIA_MAX_BYTES` (10 MiB by default): its bytes are counted as they
+    arrive and 413 `payload_too_large` comes as soon as the count passes the cap, before
+    the rest of the body is read. Images above `KITH_MEDIA_MAX_PIXELS` (33 megapixels)
+    are refused with 422 `image_too_large`, read from the header before any pixel is
+    decoded; a damaged image is 422 `invalid_image`.
+
+    The image is re-encoded, which drops EXIF (GPS included) and all other metadata
+    after applying its EXIF orientation; JPEG at quality 85; animated GIF, WebP and
+    PNG keep their first frame only. It is stored under a random name and served at
+    `url`, to anyone who has the URL. Attach it to a post with `media_ids` or make it
+    your avatar with `PATCH /users/me`; uploads still unattached after 24 hours are
+    removed. An API key needs the `write` scope.
+    """
+    async with receive_file(
+        request, scratch_dir(resources.settings), resources.settings.media_max_bytes
+    ) as upload:
+        stored = await service.store_image(resources, upload.path)
+    # The row's own short transaction, opened only now that the file is stored (see `uploader`).
+    async with unit_of_work(resources) as session:
+        media = await service.record_upload(session, resources, user, stored)
+    response.headers["Location"] = media_url(media.storage_key) or ""
+    return media
+
+
+@router.get(
+    "/media/{key}",
+    response_class=FileResponse,
+    responses={**_FILE_RESPONSE, **problem_responses(404)},
+)
+async def get_media_file(key: str, request: Request, resources: ResourcesDep) -> Response:
+    """The image stored under `key`: the last segment of an upload's `url`. No credentials needed.
+
+    Served with `Cache-Control: public, max-age=31536000, immutable` (a key's content
+    never changes), `X-Content-Type-Options: nosniff` and an `ETag`. 404 for an unknown
+    or malformed key.
+    """
+    stored = await resources.media.open(key) if is_valid_key(key) else None
+    if stored is None:
+        raise NotFound("No such media file.", code="media_not_found")
+    headers = {
+        "Cache-Control": FILE_CACHE_CONTROL,
+        "X-Content-Type-Options": "nosniff",
+        "ETag": f'"{key}"',
+    }
+    if _matches(request.headers.get("if-none-match"), headers["ETag"]):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return FileResponse(stored.path, media_type=content_type_of(key), headers=headers)
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags

@@ -1,16 +1,117 @@
-"""Media rules that other domains use: attaching uploads to posts and listing them."""
+"""Media rules: storing uploads, attaching them to posts and avatars, listing them."""
 
 from __future__ import annotations
 
+import secrets
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
+import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.core.errors import Unprocessable
+from kith.core.jobs import enqueue
 from kith.core.resources import Resources
 from kith.db.models import Media, Post, User
-from kith.media import repository
+from kith.db.transaction import on_rollback
+from kith.media import images, jobs, repository
+from kith.media.storage import new_key, scratch_dir
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """A re-encoded image, stored under its key but not yet recorded in the database."""
+
+    key: str
+    content_type: str
+    width: int
+    height: int
+    size: int
+
+
+async def store_image(resources: Resources, upload: Path) -> StoredImage:
+    """Check and re-encode the uploaded file off the event loop; store the clean copy under a new key.
+
+    415 for anything but JPEG, PNG, GIF or WebP (judged by content), 422 `image_too_large`
+    above the pixel cap (read from the header, before decoding), 422 `invalid_image`
+    when the pixels cannot be decoded.
+    """
+    scratch = anyio.Path(scratch_dir(resources.settings))
+    await scratch.mkdir(parents=True, exist_ok=True)
+    output = Path(scratch / f"{secrets.token_hex(16)}.encoded")
+    try:
+        encoded = await images.reencode_off_loop(upload, output, resources.settings.media_max_pixels)
+        key = new_key(encoded.extension)
+        await resources.media.save(key, output)
+    finally:
+        await anyio.Path(output).unlink(missing_ok=True)
+    return StoredImage(
+        key=key,
+        content_type=encoded.content_type,
+        width=encoded.width,
+        height=encoded.height,
+        size=encoded.size,
+    )
+
+
+async def record_upload(
+    session: AsyncSession, resources: Resources, owner: User, stored: StoredImage
+) -> Media:
+    """Add the row of a stored image, unattached. If the transaction rolls back, the file goes too."""
+    on_rollback(session, partial(resources.media.delete, stored.key))
+    media = Media(
+        owner_id=owner.id,
+        storage_key=stored.key,
+        content_type=stored.content_type,
+        width=stored.width,
+        height=stored.height,
+        size=stored.size,
+        created_at=resources.clock.now(),
+    )
+    session.add(media)
+    await session.flush()
+    return media
+
+
+async def set_avatar(session: AsyncSession, resources: Resources, user: User, media_id: str | None) -> None:
+    """Make one of the user's own unattached uploads their avatar, or remove the avatar (`None`).
+
+    The chosen upload counts as attached, so the clean-up keeps it; the avatar it replaces
+    becomes unattached and is removed by the next clean-up. 422 on `body.avatar_media_id`
+    for an id that is not such an upload.
+    """
+    chosen: Media | None = None
+    if media_id is not None:
+        chosen = await repository.owned(session, user.id, media_id)
+        if chosen is not None and chosen.storage_key == user.avatar_key:
+            return  # already the avatar
+        if chosen is None or chosen.attached_at is not None:
+            error = Unprocessable("The request is not valid.")
+            error.errors = [
+                {
+                    "field": "body.avatar_media_id",
+                    "message": "unknown, already attached, or not your upload",
+                    "type": "value_error",
+                }
+            ]
+            raise error
+    if user.avatar_key is not None:
+        await repository.release_avatar(session, user.id, user.avatar_key)
+    if chosen is None:
+        user.avatar_key = None
+    else:
+        chosen.attached_at = resources.clock.now()
+        user.avatar_key = chosen.storage_key
+
+
+async def forget_owner(session: AsyncSession, owner_id: str) -> None:
+    """Before an account is deleted (its media rows go with it): delete its files after commit."""
+    keys = await repository.storage_keys_of_owner(session, owner_id)
+    if keys:
+        enqueue(session, jobs.delete_stored_files, keys=keys)
 
 
 async def attach_to_post(
@@ -49,7 +150,11 @@ async def media_of_posts(session: AsyncSession, post_ids: Sequence[str]) -> dict
 
 
 async def release_post_media(session: AsyncSession, post_id: str) -> None:
-    """Detach a deleted post's media; the periodic clean-up removes them and their files."""
+    """Detach a deleted post's media; the periodic clean-up removes them and their files.
+
+    They become unattached uploads like any other: past the 24 hours since upload (as
+    most are by then), the next round removes them.
+    """
     await repository.release_post(session, post_id)
 
 

@@ -34,9 +34,15 @@ async def get_me(user: CurrentUser) -> object:
 
 
 @me.patch("", response_model=PrivateUser, responses=problem_responses(401, 403, 422))
-async def update_me(changes: ProfileUpdate, user: CurrentUser, session: SessionDep) -> object:
-    """Change the display name or bio. Fields left out stay as they are."""
-    return service.update_profile(user, changes)
+async def update_me(
+    changes: ProfileUpdate, user: CurrentUser, session: SessionDep, resources: ResourcesDep
+) -> object:
+    """Change the display name, bio or avatar. Fields left out stay as they are.
+
+    `avatar_media_id` takes the `id` of one of your own uploads (`POST /media`) that is
+    not attached to a post (422 otherwise); `null` removes the avatar.
+    """
+    return await service.update_profile(session, resources, user, changes)
 
 
 @me.post("/password", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403, 422))

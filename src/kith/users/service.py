@@ -9,6 +9,7 @@ from kith.core.pagination import CursorParams, OffsetParams
 from kith.core.resources import Resources
 from kith.core.security import hash_token, new_token
 from kith.db.models import ApiKey, User
+from kith.media import service as media
 from kith.users import repository
 from kith.users.schemas import ApiKeyCreate, ProfileUpdate
 
@@ -32,12 +33,16 @@ async def visible_user(session: AsyncSession, viewer: User, user_id: str) -> Use
     return user
 
 
-def update_profile(user: User, changes: ProfileUpdate) -> User:
+async def update_profile(
+    session: AsyncSession, resources: Resources, user: User, changes: ProfileUpdate
+) -> User:
     """Apply the fields the client sent; absent fields stay as they are."""
     if changes.display_name is not None:
         user.display_name = changes.display_name
     if changes.bio is not None:
         user.bio = changes.bio
+    if "avatar_media_id" in changes.model_fields_set:
+        await media.set_avatar(session, resources, user, changes.avatar_media_id)
     return user
 
 
@@ -49,6 +54,7 @@ async def check_password(resources: Resources, user: User, password: str) -> Non
 
 async def delete_account(session: AsyncSession, user: User) -> None:
     """Delete the account and, through cascades, everything it owns."""
+    await media.forget_owner(session, user.id)
     await repository.delete_user(session, user.id)
 
 

@@ -1,0 +1,32 @@
+"""Dependencies of the media routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from kith.auth.dependencies import api_key_scheme, bearer_scheme, current_principal
+from kith.db.models import User
+from kith.db.session import ResourcesDep
+from kith.db.transaction import unit_of_work
+
+
+async def uploader(
+    request: Request,
+    resources: ResourcesDep,
+    token: Annotated[str | None, Depends(bearer_scheme)],
+    api_key: Annotated[str | None, Depends(api_key_scheme)],
+) -> User:
+    """`CurrentUser` for uploads, checked in a short read-only transaction of its own.
+
+    The request's usual session would stay open while the body streams in and the image
+    is re-encoded: a slow client would hold a database connection (and, on SQLite, the
+    write lock) for as long as it liked. The upload's row gets its own short transaction.
+    """
+    async with unit_of_work(resources, write=False) as session:
+        principal = await current_principal(request, session, resources, token, api_key)
+    return principal.user
+
+
+Uploader = Annotated[User, Depends(uploader)]
