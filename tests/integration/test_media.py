@@ -8,7 +8,7 @@ import socket
 import struct
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -686,3 +686,43 @@ async def test_avatar_must_be_an_unattached_upload_of_ones_own(
     response = await patch_me(client, owner, {"avatar_media_id": theirs["id"]})
     assert response.status_code == 200
     assert response.json()["avatar_url"] == theirs["url"]
+
+
+async def test_an_interrupted_upload_leaves_nothing_behind(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    account = await signup(client, "quitter")
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": part("file", b"\x89PNG" + b"\0" * 5000)[:3000], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": f"{API}/media",
+        "raw_path": f"{API}/media".encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"authorization", f"Bearer {account.access_token}".encode()),
+            (b"content-type", MULTIPART.encode()),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 400
+    assert b'"code":"upload_interrupted"' in sent[1]["body"]
+    assert files_under(settings.media_root) == []

@@ -20,8 +20,9 @@ from pathlib import Path
 import anyio
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
-from kith.core.errors import DomainError, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from kith.core.errors import BadRequest, DomainError, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 
 FILE_FIELD = "file"
 # Room for the boundaries and part headers around the file in a multipart body.
@@ -148,12 +149,26 @@ async def receive_file(request: Request, scratch_dir: Path, max_bytes: int) -> A
         },
     )
     try:
+        await _stream_into(request, path, parser, reader, body_cap)
+        if not reader.ended:
+            raise malformed("the body ends before its closing boundary")
+        if reader.file_parts == 0:
+            raise missing_file()
+        yield ReceivedFile(path=path, size=reader.file_bytes)
+    finally:
+        await anyio.Path(path).unlink(missing_ok=True)
+
+
+async def _stream_into(
+    request: Request, path: Path, parser: MultipartParser, reader: _PartReader, body_cap: int
+) -> None:
+    received = 0
+    try:
         async with await anyio.open_file(path, "xb") as scratch:
-            received = 0
             async for chunk in request.stream():
                 received += len(chunk)
                 if received > body_cap:
-                    raise too_large(max_bytes)
+                    raise too_large(reader.max_bytes)
                 try:
                     parser.write(chunk)
                 except DomainError:
@@ -164,10 +179,6 @@ async def receive_file(request: Request, scratch_dir: Path, max_bytes: int) -> A
                     await scratch.write(b"".join(reader.pending))
                     reader.pending.clear()
             parser.finalize()
-        if not reader.ended:
-            raise malformed("the body ends before its closing boundary")
-        if reader.file_parts == 0:
-            raise missing_file()
-        yield ReceivedFile(path=path, size=reader.file_bytes)
-    finally:
-        await anyio.Path(path).unlink(missing_ok=True)
+    except ClientDisconnect:
+        # Nobody is left to read an answer; this keeps the log free of a spurious 500.
+        raise BadRequest("The upload was interrupted.", code="upload_interrupted") from None
