@@ -727,7 +727,16 @@ async def test_block_removes_pending_requests_both_ways(client: httpx.AsyncClien
 async def test_unblock_does_not_restore_friendship(client: httpx.AsyncClient) -> None:
     ada = await signup(client, "ada")
     bob = await signup(client, "bob")
-    await befriend(client, ada, bob)
+    request = await sent(client, ada, bob)
+    await answer(client, bob, request["id"], "accept")
+    await block(client, bob, ada.id)
+    # Old, answered requests between them leave both sides' lists while the block lasts.
+    assert await request_ids(client, ada, direction="outgoing", status="accepted") == []
+    assert await request_ids(client, bob, status="accepted") == []
+    response = await client.get(f"{API}/friend-requests/{request['id']}", headers=ada.headers)
+    assert_problem(response, 404, "friend_request_not_found")
+    await unblock(client, bob, ada.id)
+    assert await request_ids(client, bob, status="accepted") == [request["id"]]
     await block(client, ada, bob.id)
     await unblock(client, ada, bob.id)
     assert (await profile(client, ada, bob.id))["relationship"] == "none"

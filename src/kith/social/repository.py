@@ -117,8 +117,15 @@ async def delete_pending_between(session: AsyncSession, first_user_id: str, seco
 
 
 def requests_of(user_id: str, *, incoming: bool, status: FriendRequestStatus) -> Select[FriendRequest]:
-    owner = FriendRequest.receiver_id if incoming else FriendRequest.sender_id
-    return select(FriendRequest).where(owner == user_id, FriendRequest.status == status)
+    """The user's requests in one direction and status, without those with someone in a block."""
+    owner, other = (
+        (FriendRequest.receiver_id, FriendRequest.sender_id)
+        if incoming
+        else (FriendRequest.sender_id, FriendRequest.receiver_id)
+    )
+    return select(FriendRequest).where(
+        owner == user_id, FriendRequest.status == status, ~blocked_either_way(user_id, other)
+    )
 
 
 # --- friendships --------------------------------------------------------------------

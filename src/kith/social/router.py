@@ -89,7 +89,8 @@ async def list_friend_requests(
     """The caller's friend requests, newest first.
 
     Incoming (sent to the caller, the default) or outgoing (sent by the caller), in one
-    status: `pending` (the default), `accepted`, `rejected` or `cancelled`.
+    status: `pending` (the default), `accepted`, `rejected` or `cancelled`. Requests
+    with someone in a block with the caller are left out while the block lasts.
     """
     rows, next_cursor = await service.list_requests(
         session, user, incoming=direction is Direction.incoming, status=request_status, params=page

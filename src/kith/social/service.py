@@ -142,9 +142,13 @@ async def _accept(session: AsyncSession, resources: Resources, request: FriendRe
 
 
 async def visible_request(session: AsyncSession, user: User, request_id: str) -> FriendRequest:
-    """A request the user sent or received; 404 for everyone else."""
+    """A request the user sent or received; 404 for everyone else, and once a block separates them."""
     request = await repository.get_request(session, request_id)
-    if request is None or user.id not in (request.sender_id, request.receiver_id):
+    if (
+        request is None
+        or user.id not in (request.sender_id, request.receiver_id)
+        or await repository.in_block(session, request.sender_id, request.receiver_id)
+    ):
         raise _request_not_found()
     return request
 
