@@ -513,7 +513,7 @@ async def test_public_view_has_no_private_fields(client: httpx.AsyncClient) -> N
     response = await client.get(f"{API}/users/{target.id}", headers=viewer.headers)
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == PUBLIC_FIELDS
+    assert set(body) == PUBLIC_FIELDS | {"friend_count", "post_count", "relationship"}
     assert body["id"] == target.id
     assert body["username"] == "Publicist"
     assert body["display_name"] == "Pub"

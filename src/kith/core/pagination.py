@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Annotated, Generic, TypeVar
 
 import orjson
 from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -62,6 +63,25 @@ def decode_cursor(cursor: str) -> str:
     return position
 
 
+def encode_timed_position(moment: datetime, row_id: str) -> str:
+    return f"{moment.isoformat()}|{row_id}"
+
+
+def decode_timed_position(position: str) -> tuple[datetime, str]:
+    """The (time, id) pair of a `fetch_by_time` cursor; 422 `invalid_cursor` when malformed."""
+    moment_text, _, row_id = position.partition("|")
+    try:
+        moment = datetime.fromisoformat(moment_text)
+        if moment.tzinfo is None or not row_id:
+            raise ValueError(position)
+    except ValueError:
+        raise Unprocessable(
+            "The cursor is not valid; use `next_cursor` from a previous page.",
+            code="invalid_cursor",
+        ) from None
+    return moment, row_id
+
+
 class CursorParams:
     """`?limit=&cursor=` for one list; builds the page and its `Link` header."""
 
@@ -94,6 +114,32 @@ class CursorParams:
             return rows, None
         rows = rows[: self.limit]
         return rows, encode_cursor(str(getattr(rows[-1], key.key)))
+
+    async def fetch_by_time(
+        self,
+        session: AsyncSession,
+        statement: Select[Row, datetime],
+        time_key: InstrumentedAttribute[datetime],
+        id_key: InstrumentedAttribute[str],
+        id_of: Callable[[Row], str],
+    ) -> tuple[list[tuple[Row, datetime]], str | None]:
+        """One page, newest first, of rows keyed by (timestamp, id) rather than by a time-ordered id.
+
+        For lists ordered by when a link was made (friendships, blocks), whose rows have
+        no id of their own. `statement` selects `(thing, time_key)`; `id_of(thing)` equals
+        `id_key` and breaks ties between equal timestamps.
+        """
+        if self.after is not None:
+            moment, row_id = decode_timed_position(self.after)
+            after: ColumnElement[bool] = or_(time_key < moment, and_(time_key == moment, id_key < row_id))
+            statement = statement.where(after)
+        statement = statement.order_by(time_key.desc(), id_key.desc()).limit(self.limit + 1)
+        rows = [(row[0], row[1]) for row in (await session.execute(statement)).all()]
+        if len(rows) <= self.limit:
+            return rows, None
+        rows = rows[: self.limit]
+        thing, moment = rows[-1]
+        return rows, encode_cursor(encode_timed_position(moment, id_of(thing)))
 
     def page(self, items: Sequence[T], next_cursor: str | None) -> CursorPage[T]:
         """Wrap `items` and advertise the next page in an RFC 8288 `Link` header."""

@@ -6,12 +6,24 @@ Other domains build their visibility rules from these (through `social.service`)
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
+from enum import StrEnum
+
+from sqlalchemy import ColumnElement, Select, and_, exists, or_, select, true
 from sqlalchemy.orm import InstrumentedAttribute
 
-from kith.db.models import Block, Friendship
+from kith.db.models import Block, Friendship, Role, User
 
 UserColumn = InstrumentedAttribute[str] | ColumnElement[str]
+
+
+class Relationship(StrEnum):
+    """How the viewer of a profile stands to its owner."""
+
+    self = "self"
+    none = "none"
+    friends = "friends"
+    request_sent = "request_sent"
+    request_received = "request_received"
 
 
 def is_friend_of(viewer_id: str, other: UserColumn) -> ColumnElement[bool]:
@@ -36,3 +48,13 @@ def blocked_either_way(viewer_id: str, other: UserColumn) -> ColumnElement[bool]
 def friend_ids_of(user_id: str) -> Select[str]:
     """A subquery of the user's friends' ids."""
     return select(Friendship.friend_id).where(Friendship.user_id == user_id)
+
+
+def visible_to(viewer: User) -> ColumnElement[bool]:
+    """A WHERE clause on `User`: the users the viewer may see in a list.
+
+    Nobody sees a user in a block with them, either way; plain users do not see
+    suspended accounts (staff do).
+    """
+    not_suspended = true() if viewer.role in (Role.moderator, Role.admin) else User.suspended.is_(False)
+    return and_(not_suspended, ~blocked_either_way(viewer.id, User.id))

@@ -7,7 +7,9 @@ from datetime import datetime
 from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kith.db.models import ApiKey, User
+from kith.db.models import ApiKey, Post, User
+from kith.posts.visibility import can_read_post
+from kith.social.relations import blocked_either_way
 
 
 def escape_like(text: str) -> str:
@@ -38,8 +40,13 @@ async def email_taken(session: AsyncSession, email: str) -> bool:
     return await find_by_email(session, email) is not None
 
 
-def search_users(query: str | None, *, include_suspended: bool = False) -> Select[User]:
-    """Users whose username or display name starts with `query`, alphabetically."""
+def search_users(
+    query: str | None, *, include_suspended: bool = False, viewer_id: str | None = None
+) -> Select[User]:
+    """Users whose username or display name starts with `query`, alphabetically.
+
+    With `viewer_id`, users in a block with the viewer (either way) are left out.
+    """
     statement = select(User)
     if query:
         prefix = escape_like(query.lower()) + "%"
@@ -51,7 +58,17 @@ def search_users(query: str | None, *, include_suspended: bool = False) -> Selec
         )
     if not include_suspended:
         statement = statement.where(User.suspended.is_(False))
+    if viewer_id is not None:
+        statement = statement.where(~blocked_either_way(viewer_id, User.id))
     return statement.order_by(User.username_key, User.id)
+
+
+async def count_readable_posts(session: AsyncSession, viewer: User, author_id: str) -> int:
+    """How many of the author's posts the viewer may read."""
+    count = await session.scalar(
+        select(func.count()).select_from(Post).where(Post.author_id == author_id, can_read_post(viewer))
+    )
+    return int(count or 0)
 
 
 async def delete_user(session: AsyncSession, user_id: str) -> None:

@@ -21,6 +21,7 @@ from kith.users.schemas import (
     PrivateUser,
     ProfileUpdate,
     PublicUser,
+    UserProfile,
 )
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -105,12 +106,20 @@ async def search_users(
     page: OffsetDep,
     q: Annotated[str | None, Query(max_length=50, description="Username or display-name prefix.")] = None,
 ) -> object:
-    """Find users by the start of their username or display name, alphabetically."""
-    users, total = await service.search(session, q.strip() if q else None, page)
+    """Find users by the start of their username or display name, alphabetically.
+
+    Suspended users and users in a block with the caller (either way) are left out.
+    """
+    users, total = await service.search(session, user, q.strip() if q else None, page)
     return page.result([PublicUser.model_validate(found) for found in users], total)
 
 
-@router.get("/{user_id}", response_model=PublicUser, responses=problem_responses(401, 404))
+@router.get("/{user_id}", response_model=UserProfile, responses=problem_responses(401, 404))
 async def get_user(user_id: str, user: CurrentUser, session: SessionDep) -> object:
-    """A user's public profile. 404 when there is no such user or it is hidden from the caller."""
-    return await service.visible_user(session, user, user_id)
+    """A user's public profile, with friend and post counts and the caller's `relationship` to them.
+
+    404 `user_not_found` when there is no such user or it is hidden from the caller
+    (suspended, or in a block with the caller either way).
+    """
+    target = await service.visible_user(session, user, user_id)
+    return await service.profile(session, user, target)

@@ -8,7 +8,8 @@ from pydantic import AfterValidator, Field, StringConstraints, computed_field, m
 
 from kith.core.schemas import Password, RequestModel, ResponseModel, Timestamp
 from kith.core.urls import media_url
-from kith.db.models import Role
+from kith.db.models import Role, User
+from kith.social.relations import Relationship
 
 
 def no_control_characters(value: str) -> str:
@@ -59,6 +60,24 @@ class PublicUser(UserSummary):
 
     bio: str
     created_at: Timestamp
+
+
+class UserProfile(PublicUser):
+    """A user's public profile, as the caller sees it."""
+
+    friend_count: int = Field(description="Friends of the user that the caller can see.")
+    post_count: int = Field(description="Posts by the user that the caller may read.")
+    relationship: Relationship = Field(
+        description="The caller's relation to the user: `self`, `none`, `friends`, "
+        "`request_sent` (the caller's request is pending) or `request_received`."
+    )
+
+    @classmethod
+    def of(cls, user: User, *, friend_count: int, post_count: int, relationship: Relationship) -> UserProfile:
+        fields = {name: getattr(user, name) for name in PublicUser.model_fields}
+        return cls.model_validate(
+            {**fields, "friend_count": friend_count, "post_count": post_count, "relationship": relationship}
+        )
 
 
 class PrivateUser(PublicUser):

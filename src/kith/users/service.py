@@ -10,8 +10,9 @@ from kith.core.resources import Resources
 from kith.core.security import hash_token, new_token
 from kith.db.models import ApiKey, User
 from kith.media import service as media
+from kith.social import service as social
 from kith.users import repository
-from kith.users.schemas import ApiKeyCreate, ProfileUpdate
+from kith.users.schemas import ApiKeyCreate, ProfileUpdate, UserProfile
 
 API_KEY_PREFIX = "kith_"
 
@@ -25,12 +26,32 @@ find_api_key = repository.find_api_key
 search_statement = repository.search_users
 
 
-async def visible_user(session: AsyncSession, viewer: User, user_id: str) -> User:
-    """Load a user the viewer may see, or raise 404. Suspended accounts are hidden from users."""
+async def visible_user(
+    session: AsyncSession, viewer: User, user_id: str, *, hide_blocked: bool = True
+) -> User:
+    """Load a user the viewer may see, or raise 404.
+
+    Suspended accounts are hidden from users; a block hides each side from the other,
+    whatever the role (`hide_blocked=False` for blocking itself).
+    """
     user = await repository.get_user(session, user_id)
-    if user is None or (user.suspended and user.id != viewer.id and viewer.role == "user"):
+    if (
+        user is None
+        or (user.suspended and user.id != viewer.id and viewer.role == "user")
+        or (hide_blocked and user.id != viewer.id and await social.in_block(session, viewer.id, user.id))
+    ):
         raise NotFound("No such user.", code="user_not_found")
     return user
+
+
+async def profile(session: AsyncSession, viewer: User, user: User) -> UserProfile:
+    """The public profile of a user visible to the viewer, with counts and relationship."""
+    return UserProfile.of(
+        user,
+        friend_count=await social.friend_count(session, viewer, user),
+        post_count=await repository.count_readable_posts(session, viewer, user.id),
+        relationship=await social.relationship(session, viewer, user),
+    )
 
 
 async def update_profile(
@@ -58,8 +79,11 @@ async def delete_account(session: AsyncSession, user: User) -> None:
     await repository.delete_user(session, user.id)
 
 
-async def search(session: AsyncSession, query: str | None, params: OffsetParams) -> tuple[list[User], int]:
-    return await params.fetch(session, repository.search_users(query))
+async def search(
+    session: AsyncSession, viewer: User, query: str | None, params: OffsetParams
+) -> tuple[list[User], int]:
+    """Users by name prefix, without suspended users or anyone in a block with the viewer."""
+    return await params.fetch(session, repository.search_users(query, viewer_id=viewer.id))
 
 
 async def list_api_keys(

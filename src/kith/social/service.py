@@ -1,0 +1,264 @@
+"""Social rules: friend requests, friendships and blocks (contract §4).
+
+Friendship is mutual: two rows, (A, B) and (B, A), made and removed together. At
+most one request between two users is pending at a time, whoever sent it; the unique
+`pending_pair` key holds that even against concurrent requests, and the losing
+request is answered as if the winner had been there first.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kith.core.errors import BadRequest, Conflict, DomainError, NotFound
+from kith.core.pagination import CursorParams
+from kith.core.resources import Resources
+from kith.db.models import Block, FriendRequest, FriendRequestStatus, Friendship, User, pair_key
+from kith.social import repository
+from kith.social.relations import Relationship
+
+MAX_PENDING_SENT = 100
+RESEND_AFTER_REJECTION = timedelta(hours=24)
+# A lost race on the pending-pair key is re-read and answered; a second loss in a row
+# means the pair is changing under us faster than we can read it.
+SEND_ATTEMPTS = 3
+
+RequestWithUsers = tuple[FriendRequest, User, User]
+
+
+class TooManyPendingRequests(DomainError):
+    status = 429
+    default_code = "too_many_pending_requests"
+    default_detail = (
+        f"You have {MAX_PENDING_SENT} friend requests waiting for an answer; "
+        "cancel some or wait for answers before sending more."
+    )
+
+
+def _user_not_found() -> NotFound:
+    # The same answer for an unknown, suspended or blocking user: a block is never revealed.
+    return NotFound("No such user.", code="user_not_found")
+
+
+def _request_not_found() -> NotFound:
+    return NotFound("No such friend request.", code="friend_request_not_found")
+
+
+def _not_pending() -> Conflict:
+    return Conflict("The friend request has already been answered or cancelled.", code="not_pending")
+
+
+# --- relationships, for profiles and visibility ---------------------------------------
+
+
+async def in_block(session: AsyncSession, first_user_id: str, second_user_id: str) -> bool:
+    """True when either user blocks the other."""
+    return await repository.in_block(session, first_user_id, second_user_id)
+
+
+async def relationship(session: AsyncSession, viewer: User, user: User) -> Relationship:
+    """How the viewer stands to `user`: self, friends, a pending request either way, or none."""
+    if viewer.id == user.id:
+        return Relationship.self
+    if await repository.are_friends(session, viewer.id, user.id):
+        return Relationship.friends
+    pending = await repository.pending_between(session, viewer.id, user.id)
+    if pending is None:
+        return Relationship.none
+    return Relationship.request_sent if pending.sender_id == viewer.id else Relationship.request_received
+
+
+async def friend_count(session: AsyncSession, viewer: User, user: User) -> int:
+    """How many friends `user` has that the viewer can see: the length of their friends list."""
+    return await repository.count_friends(session, viewer, user.id)
+
+
+# --- friend requests ----------------------------------------------------------------
+
+
+async def send_request(
+    session: AsyncSession, resources: Resources, sender: User, receiver: User
+) -> tuple[FriendRequest, bool]:
+    """Ask `receiver` to be friends. Returns the request and whether it is new.
+
+    When the receiver already asked the sender, their request is accepted instead (and
+    returned, not new). `receiver` has been checked as visible to the sender: not
+    unknown, not hidden by a block.
+    """
+    if receiver.id == sender.id:
+        raise BadRequest("You cannot send a friend request to yourself.", code="cannot_befriend_self")
+    if receiver.suspended:
+        raise _user_not_found()
+    for _ in range(SEND_ATTEMPTS):
+        if await repository.are_friends(session, sender.id, receiver.id):
+            raise Conflict("You are already friends.", code="already_friends")
+        pending = await repository.pending_between(session, sender.id, receiver.id)
+        if pending is not None:
+            if pending.sender_id == sender.id:
+                raise Conflict(
+                    "Your friend request is already waiting for an answer.", code="request_pending"
+                )
+            if await _accept(session, resources, pending):
+                return pending, False
+            continue  # cancelled or answered meanwhile: look again
+        await _check_may_send(session, resources, sender, receiver)
+        request = FriendRequest(
+            sender_id=sender.id,
+            receiver_id=receiver.id,
+            status=FriendRequestStatus.pending,
+            pending_pair=pair_key(sender.id, receiver.id),
+            created_at=resources.clock.now(),
+        )
+        if await repository.add_request(session, request):
+            return request, True
+        # A concurrent request between the two won the pending-pair key (or the receiver
+        # was deleted meanwhile): read again and answer as if it had been there first.
+        if not await repository.user_exists(session, receiver.id):
+            raise _user_not_found()
+    raise Conflict("A friend request between you is being processed; try again.", code="request_pending")
+
+
+async def _check_may_send(session: AsyncSession, resources: Resources, sender: User, receiver: User) -> None:
+    rejected_at = await repository.last_rejection(session, sender.id, receiver.id)
+    if rejected_at is not None and resources.clock.now() - rejected_at < RESEND_AFTER_REJECTION:
+        raise BadRequest(
+            "This user declined your friend request less than 24 hours ago; try again later.",
+            code="request_rejected_recently",
+        )
+    if await repository.count_pending_sent(session, sender.id) >= MAX_PENDING_SENT:
+        raise TooManyPendingRequests()
+
+
+async def _accept(session: AsyncSession, resources: Resources, request: FriendRequest) -> bool:
+    """Accept a pending request and make the friendship; False if it was no longer pending."""
+    now = resources.clock.now()
+    if not await repository.resolve_request(session, request, FriendRequestStatus.accepted, now):
+        return False
+    # False would mean the friendship exists already, which is what accepting wants anyway.
+    await repository.add_friendship(session, request.sender_id, request.receiver_id, now)
+    return True
+
+
+async def visible_request(session: AsyncSession, user: User, request_id: str) -> FriendRequest:
+    """A request the user sent or received; 404 for everyone else, and once a block separates them."""
+    request = await repository.get_request(session, request_id)
+    if (
+        request is None
+        or user.id not in (request.sender_id, request.receiver_id)
+        or await repository.in_block(session, request.sender_id, request.receiver_id)
+    ):
+        raise _request_not_found()
+    return request
+
+
+async def respond(
+    session: AsyncSession, resources: Resources, receiver: User, request_id: str, *, accept: bool
+) -> FriendRequest:
+    """Accept or reject a pending request addressed to `receiver`.
+
+    Accepting makes the friendship in the same transaction. A rejected sender may ask
+    again after 24 hours.
+    """
+    request = await repository.get_request(session, request_id)
+    if request is None or request.receiver_id != receiver.id:
+        raise _request_not_found()
+    if request.status != FriendRequestStatus.pending:
+        raise _not_pending()
+    if accept:
+        done = await _accept(session, resources, request)
+    else:
+        done = await repository.resolve_request(
+            session, request, FriendRequestStatus.rejected, resources.clock.now()
+        )
+    if not done:
+        raise _not_pending()
+    return request
+
+
+async def cancel(session: AsyncSession, resources: Resources, sender: User, request_id: str) -> None:
+    """Withdraw a pending request the sender made. The row stays, as `cancelled`."""
+    request = await repository.get_request(session, request_id)
+    if request is None or request.sender_id != sender.id:
+        raise _request_not_found()
+    if request.status != FriendRequestStatus.pending or not await repository.resolve_request(
+        session, request, FriendRequestStatus.cancelled, resources.clock.now()
+    ):
+        raise _not_pending()
+
+
+async def list_requests(
+    session: AsyncSession, user: User, *, incoming: bool, status: FriendRequestStatus, params: CursorParams
+) -> tuple[list[RequestWithUsers], str | None]:
+    """The user's incoming or outgoing requests in one status, newest first."""
+    statement = repository.requests_of(user.id, incoming=incoming, status=status)
+    requests, next_cursor = await params.fetch(session, statement, FriendRequest.id)
+    return await with_users(session, requests), next_cursor
+
+
+async def with_users(session: AsyncSession, requests: list[FriendRequest]) -> list[RequestWithUsers]:
+    """Each request with its sender and receiver, loaded in one query."""
+    users = await repository.users_by_id(
+        session, {user_id for r in requests for user_id in (r.sender_id, r.receiver_id)}
+    )
+    return [(request, users[request.sender_id], users[request.receiver_id]) for request in requests]
+
+
+# --- friendships --------------------------------------------------------------------
+
+
+async def unfriend(session: AsyncSession, user: User, friend_id: str) -> None:
+    """End a friendship, for both sides at once. 404 `not_friends` when there is none."""
+    if not await repository.delete_friendship(session, user.id, friend_id):
+        raise NotFound("You are not friends with this user.", code="not_friends")
+
+
+async def list_friends(
+    session: AsyncSession, viewer: User, user: User, params: CursorParams
+) -> tuple[list[tuple[User, datetime]], str | None]:
+    """`user`'s friends that the viewer may see, newest friendship first, with when it began."""
+    return await params.fetch_by_time(
+        session, repository.friends_of(viewer, user.id), Friendship.created_at, Friendship.friend_id, _id_of
+    )
+
+
+# --- blocks -------------------------------------------------------------------------
+
+
+async def block(session: AsyncSession, resources: Resources, blocker: User, target: User) -> datetime:
+    """Block `target`; returns when. Hides each from the other from now on.
+
+    Any friendship between the two ends, and any pending request between them, in
+    either direction, is deleted rather than marked `cancelled`: a request that turned
+    `cancelled` without its sender cancelling it would give the block away, and its
+    notification goes with it. Answered requests stay, so a recent rejection still
+    counts after an unblock.
+    """
+    if target.id == blocker.id:
+        raise BadRequest("You cannot block yourself.", code="cannot_block_self")
+    now = resources.clock.now()
+    if not await repository.add_block(session, blocker.id, target.id, now):
+        raise Conflict("You already block this user.", code="already_blocked")
+    await repository.delete_friendship(session, blocker.id, target.id)
+    await repository.delete_pending_between(session, blocker.id, target.id)
+    return now
+
+
+async def unblock(session: AsyncSession, blocker: User, user_id: str) -> None:
+    """Lift a block the user made. 404 `not_blocked` when there is none."""
+    if not await repository.delete_block(session, blocker.id, user_id):
+        raise NotFound("You do not block this user.", code="not_blocked")
+
+
+async def list_blocks(
+    session: AsyncSession, blocker: User, params: CursorParams
+) -> tuple[list[tuple[User, datetime]], str | None]:
+    """The users the blocker blocks, most recent block first."""
+    return await params.fetch_by_time(
+        session, repository.blocks_of(blocker.id), Block.created_at, Block.blocked_id, _id_of
+    )
+
+
+def _id_of(user: User) -> str:
+    return user.id
