@@ -125,7 +125,9 @@ async def _issue_pair(session: AsyncSession, resources: Resources, auth_session:
     refresh_token = new_token()
     session.add(RefreshToken(session_id=auth_session.id, token_hash=hash_token(refresh_token)))
     await session.flush()
-    access_token = resources.tokens.issue(auth_session.user_id, auth_session.id, now=resources.clock.now())
+    # Stamped with the real time: PyJWT checks `iat` and `exp` against it, not against
+    # the application clock that tests move.
+    access_token = resources.tokens.issue(auth_session.user_id, auth_session.id)
     return TokenPair(
         access_token=access_token,
         expires_in=int(resources.tokens.ttl.total_seconds()),
