@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections.abc import Sequence
-from typing import Annotated, Generic, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Annotated, Generic, TypeVar, TypeVarTuple
 
 import orjson
 from fastapi import Depends, Query, Request, Response
@@ -25,6 +25,7 @@ from kith.core.http import public_url
 
 T = TypeVar("T")
 Row = TypeVar("Row")
+Columns = TypeVarTuple("Columns")
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -86,14 +87,26 @@ class CursorParams:
         descending: bool = True,
     ) -> tuple[list[Row], str | None]:
         """Run `statement` as one page ordered by the unique, time-ordered `key`."""
+        rows = list((await session.scalars(self.window(statement, key, descending=descending))).all())
+        return self.cut(rows, lambda row: str(getattr(row, key.key)))
+
+    def window(
+        self, statement: Select[*Columns], key: InstrumentedAttribute[str], *, descending: bool = True
+    ) -> Select[*Columns]:
+        """Restrict `statement` to this page: after the cursor, ordered by `key`, one row extra.
+
+        For statements that return several entities per row; run it, then `cut` the rows.
+        """
         if self.after is not None:
             statement = statement.where(key < self.after if descending else key > self.after)
-        statement = statement.order_by(key.desc() if descending else key.asc()).limit(self.limit + 1)
-        rows = list((await session.scalars(statement)).all())
+        return statement.order_by(key.desc() if descending else key.asc()).limit(self.limit + 1)
+
+    def cut(self, rows: list[T], position: Callable[[T], str]) -> tuple[list[T], str | None]:
+        """Drop the extra row a window fetched; the cursor continues after the last row kept."""
         if len(rows) <= self.limit:
             return rows, None
         rows = rows[: self.limit]
-        return rows, encode_cursor(str(getattr(rows[-1], key.key)))
+        return rows, encode_cursor(position(rows[-1]))
 
     def page(self, items: Sequence[T], next_cursor: str | None) -> CursorPage[T]:
         """Wrap `items` and advertise the next page in an RFC 8288 `Link` header."""

@@ -9,6 +9,7 @@ from kith.core.pagination import CursorParams, OffsetParams
 from kith.core.resources import Resources
 from kith.core.security import hash_token, new_token
 from kith.db.models import ApiKey, User
+from kith.posts import service as posts
 from kith.users import repository
 from kith.users.schemas import ApiKeyCreate, ProfileUpdate
 
@@ -49,6 +50,7 @@ async def check_password(resources: Resources, user: User, password: str) -> Non
 
 async def delete_account(session: AsyncSession, user: User) -> None:
     """Delete the account and, through cascades, everything it owns."""
+    await posts.forget_activity_of(session, user.id)
     await repository.delete_user(session, user.id)
 
 
