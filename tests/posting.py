@@ -44,6 +44,10 @@ async def member(resources: Resources, username: str, role: Role = Role.user) ->
     return Account(user.id, username, user.email, tokens.access_token, tokens.refresh_token)
 
 
+async def members(resources: Resources, *usernames: str) -> list[Account]:
+    return [await member(resources, username) for username in usernames]
+
+
 async def befriend(resources: Resources, first: Account, second: Account) -> None:
     async with unit_of_work(resources) as session:
         session.add_all(
