@@ -112,10 +112,12 @@ async def get_post(client: httpx.AsyncClient, viewer: Account, post_id: str) -> 
     return body
 
 
-async def walk(client: httpx.AsyncClient, viewer: Account, path: str, limit: int) -> list[dict[str, Any]]:
+async def walk(
+    client: httpx.AsyncClient, viewer: Account, path: str, limit: int, **query: str
+) -> list[dict[str, Any]]:
     """Every item of a cursor-paginated list, following `next_cursor`."""
     items: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"limit": limit}
+    params: dict[str, Any] = {"limit": limit, **query}
     while True:
         response = await client.get(f"{API}{path}", params=params, headers=viewer.headers)
         assert response.status_code == 200, response.text
@@ -126,7 +128,7 @@ async def walk(client: httpx.AsyncClient, viewer: Account, path: str, limit: int
             assert "link" not in response.headers
             return items
         assert 'rel="next"' in response.headers["link"]
-        params = {"limit": limit, "cursor": body["next_cursor"]}
+        params = {"limit": limit, **query, "cursor": body["next_cursor"]}
 
 
 async def counted_rows(resources: Resources, post_id: str) -> tuple[int, int, int, int]:
