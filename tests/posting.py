@@ -141,3 +141,10 @@ async def counted_rows(resources: Resources, post_id: str) -> tuple[int, int, in
             select(func.count()).select_from(Comment).where(Comment.post_id == post_id)
         )
         return post.like_count, int(likes or 0), post.comment_count, int(comments or 0)
+
+
+async def audit_entries(client: httpx.AsyncClient, admin: Account, action: str) -> list[dict[str, Any]]:
+    """The audit log entries (newest first) recording `action`, as an admin reads them."""
+    response = await client.get(f"{API}/admin/audit-log", params={"limit": 100}, headers=admin.headers)
+    assert response.status_code == 200, response.text
+    return [entry for entry in response.json()["items"] if entry["action"] == action]

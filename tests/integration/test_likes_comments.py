@@ -11,6 +11,7 @@ from kith.core.resources import Resources
 from kith.db.models import Role
 from tests.helpers import API, PASSWORD, Account, assert_problem, field_errors
 from tests.posting import (
+    audit_entries,
     befriend,
     block,
     comment,
@@ -32,12 +33,6 @@ async def like(client: httpx.AsyncClient, account: Account, post_id: str) -> htt
 
 async def unlike(client: httpx.AsyncClient, account: Account, post_id: str) -> httpx.Response:
     return await client.delete(f"{API}/posts/{post_id}/like", headers=account.headers)
-
-
-async def audit_entries(client: httpx.AsyncClient, admin: Account, action: str) -> list[dict[str, Any]]:
-    response = await client.get(f"{API}/admin/audit-log", headers=admin.headers)
-    assert response.status_code == 200, response.text
-    return [entry for entry in response.json()["items"] if entry["action"] == action]
 
 
 # --- likes ----------------------------------------------------------------------------

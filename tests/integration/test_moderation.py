@@ -11,7 +11,18 @@ import pytest
 from kith.core.resources import Resources
 from kith.db.models import Role
 from tests.helpers import API, PASSWORD, Account, assert_problem, field_errors
-from tests.posting import befriend, block, comment, counted_rows, create_post, get_post, member, members, walk
+from tests.posting import (
+    audit_entries,
+    befriend,
+    block,
+    comment,
+    counted_rows,
+    create_post,
+    get_post,
+    member,
+    members,
+    walk,
+)
 
 REPORT_FIELDS = {"id", "target_type", "target_id", "reason", "status", "created_at"}
 
@@ -38,13 +49,6 @@ async def act(client: httpx.AsyncClient, moderator: Account, report_id: str, act
 
 async def queue(client: httpx.AsyncClient, moderator: Account, status: str = "open") -> list[dict[str, Any]]:
     return await walk(client, moderator, "/moderation/reports", 100, status=status)
-
-
-async def audit_actions(client: httpx.AsyncClient, admin: Account) -> list[dict[str, Any]]:
-    response = await client.get(f"{API}/admin/audit-log", params={"limit": 100}, headers=admin.headers)
-    assert response.status_code == 200, response.text
-    entries: list[dict[str, Any]] = response.json()["items"]
-    return entries
 
 
 # --- reporting ------------------------------------------------------------------------
@@ -234,7 +238,7 @@ async def test_dismiss_leaves_the_content_and_is_audited(
     assert [item["id"] for item in await queue(client, moderator)] == [second]
     assert (await get_post(client, ada, post_id))["id"] == post_id
 
-    [entry] = [entry for entry in await audit_actions(client, admin) if entry["action"] == "report.dismissed"]
+    [entry] = await audit_entries(client, admin, "report.dismissed")
     assert (entry["actor_id"], entry["target_type"], entry["target_id"]) == (moderator.id, "report", first)
     assert entry["details"] == {"reported_type": "post", "reported_id": post_id}
 
@@ -266,11 +270,10 @@ async def test_removing_a_reported_post_resolves_all_its_reports(
     }
     assert_problem(await act(client, moderator, first, "dismiss"), 409, "not_open")
 
-    entries = await audit_actions(client, admin)
-    [removed] = [entry for entry in entries if entry["action"] == "post.removed"]
+    [removed] = await audit_entries(client, admin, "post.removed")
     assert (removed["actor_id"], removed["target_id"]) == (moderator.id, post_id)
     assert removed["details"] == {"author_id": ada.id, "report_id": second}
-    [resolution] = [entry for entry in entries if entry["action"] == "report.resolved"]
+    [resolution] = await audit_entries(client, admin, "report.resolved")
     assert sorted(resolution["details"]["reports_closed"]) == sorted([first, second])
 
 
@@ -289,9 +292,7 @@ async def test_removing_a_reported_comment_keeps_the_count_right(
     assert response.json()["resolution"] == "content_removed"
     assert [item["content"] for item in await walk(client, ada, f"/posts/{post_id}/comments", 10)] == ["fine"]
     assert await counted_rows(resources, post_id) == (0, 0, 1, 1)
-    [removed] = [
-        entry for entry in await audit_actions(client, admin) if entry["action"] == "comment.removed"
-    ]
+    [removed] = await audit_entries(client, admin, "comment.removed")
     assert (removed["actor_id"], removed["target_id"]) == (admin.id, comment_id)
     assert removed["details"]["report_id"] == report_id
 
@@ -313,7 +314,7 @@ async def test_removing_a_reported_user_suspends_them_at_once(
     login = await client.post(f"{API}/auth/login", json={"username": "troll", "password": PASSWORD})
     assert_problem(login, 403, "account_suspended")
     assert_problem(await client.get(f"{API}/posts/{post_id}", headers=bob.headers), 404)
-    [entry] = [entry for entry in await audit_actions(client, admin) if entry["action"] == "user.suspended"]
+    [entry] = await audit_entries(client, admin, "user.suspended")
     assert (entry["actor_id"], entry["target_id"], entry["details"]) == (
         moderator.id,
         troll.id,
@@ -392,5 +393,5 @@ async def test_two_moderators_removing_the_same_post_at_once(
     assert_problem(next(response for response in responses if response.status_code == 409), 409, "not_open")
     assert_problem(await client.get(f"{API}/posts/{post_id}", headers=ada.headers), 404)
     assert await queue(client, first_moderator) == []
-    removals = [e for e in await audit_actions(client, second_moderator) if e["action"] == "post.removed"]
+    removals = await audit_entries(client, second_moderator, "post.removed")
     assert len(removals) == 1

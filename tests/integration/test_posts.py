@@ -12,8 +12,9 @@ from sqlalchemy.engine import Connection
 from kith.core.resources import Resources
 from kith.db.models import Comment, Like, Media, Post, Role
 from kith.db.transaction import unit_of_work
-from tests.helpers import API, Account, assert_problem, field_errors
+from tests.helpers import API, assert_problem, field_errors
 from tests.posting import (
+    audit_entries,
     befriend,
     block,
     comment,
@@ -37,12 +38,6 @@ POST_FIELDS = {
     "created_at",
     "edited_at",
 }
-
-
-async def audit_entries(client: httpx.AsyncClient, admin: Account, action: str) -> list[dict[str, Any]]:
-    response = await client.get(f"{API}/admin/audit-log", headers=admin.headers)
-    assert response.status_code == 200, response.text
-    return [entry for entry in response.json()["items"] if entry["action"] == action]
 
 
 # --- creating -------------------------------------------------------------------------

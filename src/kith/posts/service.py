@@ -273,6 +273,7 @@ async def readable_comment(session: AsyncSession, viewer: User, comment_id: str)
 async def readable_comments_by_id(
     session: AsyncSession, viewer: User, comment_ids: Sequence[str]
 ) -> list[AuthoredComment]:
+    """Those of `comment_ids` that `viewer` can see, in one query."""
     return await repository.readable_comments_by_id(session, viewer, comment_ids)
 
 
