@@ -12,7 +12,7 @@ import binascii
 import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, TypeVar, TypeVarTuple
 
 import orjson
 from fastapi import Depends, Query, Request, Response
@@ -26,6 +26,7 @@ from kith.core.http import public_url
 
 T = TypeVar("T")
 Row = TypeVar("Row")
+Columns = TypeVarTuple("Columns")
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -106,14 +107,26 @@ class CursorParams:
         descending: bool = True,
     ) -> tuple[list[Row], str | None]:
         """Run `statement` as one page ordered by the unique, time-ordered `key`."""
+        rows = list((await session.scalars(self.window(statement, key, descending=descending))).all())
+        return self.cut(rows, lambda row: str(getattr(row, key.key)))
+
+    def window(
+        self, statement: Select[*Columns], key: InstrumentedAttribute[str], *, descending: bool = True
+    ) -> Select[*Columns]:
+        """Restrict `statement` to this page: after the cursor, ordered by `key`, one row extra.
+
+        For statements that return several entities per row; run it, then `cut` the rows.
+        """
         if self.after is not None:
             statement = statement.where(key < self.after if descending else key > self.after)
-        statement = statement.order_by(key.desc() if descending else key.asc()).limit(self.limit + 1)
-        rows = list((await session.scalars(statement)).all())
+        return statement.order_by(key.desc() if descending else key.asc()).limit(self.limit + 1)
+
+    def cut(self, rows: list[T], position: Callable[[T], str]) -> tuple[list[T], str | None]:
+        """Drop the extra row a window fetched; the cursor continues after the last row kept."""
         if len(rows) <= self.limit:
             return rows, None
         rows = rows[: self.limit]
-        return rows, encode_cursor(str(getattr(rows[-1], key.key)))
+        return rows, encode_cursor(position(rows[-1]))
 
     async def fetch_by_time(
         self,

@@ -1,7 +1,71 @@
-"""Routes of the moderation domain."""
+"""Routes of contract §8 (reports and moderation)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from kith.auth.dependencies import CurrentUser, StaffUser
+from kith.core.errors import problem_responses
+from kith.core.pagination import CursorDep, CursorPage
+from kith.db.models import ReportStatus
+from kith.db.session import ResourcesDep, SessionDep
+from kith.moderation import service
+from kith.moderation.schemas import ReportAction, ReportCreate, ReportView, SubmittedReport
 
 router = APIRouter(tags=["moderation"])
+
+
+@router.post(
+    "/reports",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SubmittedReport,
+    responses=problem_responses(400, 401, 403, 404, 409, 422),
+)
+async def submit_report(data: ReportCreate, user: CurrentUser, session: SessionDep) -> object:
+    """Report a post, comment or user to the moderators.
+
+    404 when the caller cannot see the target; 400 `cannot_report_self` for one's own
+    account or content; 409 `already_reported` while the caller's earlier report on the
+    same target is still open.
+    """
+    return await service.submit_report(session, user, data)
+
+
+@router.get(
+    "/moderation/reports",
+    response_model=CursorPage[ReportView],
+    responses=problem_responses(401, 403, 422),
+)
+async def list_reports(
+    moderator: StaffUser,
+    session: SessionDep,
+    page: CursorDep,
+    report_status: Annotated[ReportStatus, Query(alias="status", description="Which reports to list.")] = (
+        ReportStatus.open
+    ),
+) -> object:
+    """Reports, newest first, with the reporter and a short view of the target as it is now
+    (`target` is null once the target is gone). Moderators and admins only (403 `insufficient_role`).
+    """
+    reports, next_cursor = await service.list_reports(session, moderator, report_status, page)
+    return page.page(reports, next_cursor)
+
+
+@router.patch(
+    "/moderation/reports/{report_id}",
+    response_model=ReportView,
+    responses=problem_responses(400, 401, 403, 404, 409, 422),
+)
+async def act_on_report(
+    report_id: str, data: ReportAction, moderator: StaffUser, session: SessionDep, resources: ResourcesDep
+) -> object:
+    """Handle an open report: `dismiss` it, or `remove_content`.
+
+    `remove_content` deletes the reported post or comment, or suspends the reported user
+    (ending their sessions), and resolves every other open report on the same target.
+    Audited. 409 `not_open` when the report was already handled; 400
+    `cannot_suspend_staff` for reports on moderators and admins.
+    """
+    return await service.act_on_report(session, resources, moderator, report_id, data.action)

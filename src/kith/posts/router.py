@@ -1,7 +1,201 @@
-"""Routes of the posts domain."""
+"""Routes of contract §5: posts, likes and comments (uploads live in the media domain)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response, status
+
+from kith.auth.dependencies import CurrentUser
+from kith.core.errors import problem_responses
+from kith.core.http import public_url
+from kith.core.pagination import CursorDep, CursorPage
+from kith.db.session import ResourcesDep, SessionDep
+from kith.posts import service
+from kith.posts.dependencies import (
+    OwnedComment,
+    OwnedPost,
+    ReadablePost,
+    RemovableComment,
+    RemovablePost,
+)
+from kith.posts.schemas import (
+    CommentCreate,
+    CommentUpdate,
+    CommentView,
+    Liker,
+    LikeState,
+    PostCreate,
+    PostUpdate,
+    PostView,
+)
 
 router = APIRouter(tags=["posts"])
+
+
+@router.post(
+    "/posts",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PostView,
+    responses=problem_responses(401, 403, 422),
+)
+async def create_post(
+    data: PostCreate,
+    request: Request,
+    response: Response,
+    user: CurrentUser,
+    session: SessionDep,
+    resources: ResourcesDep,
+) -> PostView:
+    """Publish a post. `content`, `media_ids` or both are required (422 on `body.content` otherwise).
+
+    `visibility` defaults to `friends`. `media_ids` are up to 4 of the caller's own uploads
+    not yet attached to a post; any other id makes the request invalid (422 on
+    `body.media_ids`). The response's `Location` is the new post's URL.
+    """
+    post = await service.create_post(session, resources, user, data)
+    response.headers["Location"] = public_url(request, f"/api/v1/posts/{post.post.id}")
+    return await service.post_view(session, user, post)
+
+
+@router.get("/posts/{post_id}", response_model=PostView, responses=problem_responses(401, 404))
+async def get_post(post: ReadablePost, user: CurrentUser, session: SessionDep) -> PostView:
+    """A post the caller may read. 404 `post_not_found` when it does not exist or is hidden."""
+    return await service.post_view(session, user, post)
+
+
+@router.patch("/posts/{post_id}", response_model=PostView, responses=problem_responses(401, 403, 404, 422))
+async def update_post(
+    changes: PostUpdate, post: OwnedPost, user: CurrentUser, session: SessionDep, resources: ResourcesDep
+) -> PostView:
+    """Change the text or visibility of one's own post; sets `edited_at`.
+
+    Only the author may edit (moderators remove, they do not edit): 404 for anyone else.
+    Emptying the text of a post without images is 422.
+    """
+    updated = await service.update_post(session, resources, post, changes)
+    return await service.post_view(session, user, updated)
+
+
+@router.delete(
+    "/posts/{post_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403, 404)
+)
+async def delete_post(post: RemovablePost, user: CurrentUser, session: SessionDep) -> None:
+    """Delete a post with its likes and comments. The author, a moderator or an admin may.
+
+    A moderator or admin removing someone else's post is recorded in the audit log.
+    """
+    await service.remove_post(session, user, post)
+
+
+@router.get(
+    "/users/{user_id}/posts", response_model=CursorPage[PostView], responses=problem_responses(401, 404, 422)
+)
+async def posts_of_user(user_id: str, user: CurrentUser, session: SessionDep, page: CursorDep) -> object:
+    """The user's posts that the caller may read, newest first.
+
+    404 `user_not_found` when the user does not exist, is suspended, or is in a block
+    with the caller (either way).
+    """
+    posts, next_cursor = await service.posts_of_user(session, user, user_id, page)
+    return page.page(posts, next_cursor)
+
+
+# --- likes -----------------------------------------------------------------------------
+
+
+@router.post(
+    "/posts/{post_id}/like",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LikeState,
+    responses={
+        200: {"model": LikeState, "description": "Already liked; nothing changed."},
+        **problem_responses(401, 403, 404),
+    },
+)
+async def like_post(
+    post: ReadablePost, response: Response, user: CurrentUser, session: SessionDep, resources: ResourcesDep
+) -> LikeState:
+    """Like a post the caller can read. 201 the first time; 200, changing nothing, after that."""
+    state, created = await service.like(session, resources, user, post.post)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return state
+
+
+@router.delete(
+    "/posts/{post_id}/like",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404),
+)
+async def unlike_post(post: ReadablePost, user: CurrentUser, session: SessionDep) -> None:
+    """Take back one's like. Idempotent: 204 whether or not there was one."""
+    await service.unlike(session, user, post.post)
+
+
+@router.get(
+    "/posts/{post_id}/likes", response_model=CursorPage[Liker], responses=problem_responses(401, 404, 422)
+)
+async def list_likes(post: ReadablePost, user: CurrentUser, session: SessionDep, page: CursorDep) -> object:
+    """Users who liked the post, most recent like first, with `liked_at`.
+
+    People in a block with the caller and suspended accounts are left out of the list
+    (they still count in `like_count`).
+    """
+    likers, next_cursor = await service.likers(session, user, post.post, page)
+    return page.page(likers, next_cursor)
+
+
+# --- comments --------------------------------------------------------------------------
+
+
+@router.post(
+    "/posts/{post_id}/comments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CommentView,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def add_comment(
+    data: CommentCreate, post: ReadablePost, user: CurrentUser, session: SessionDep
+) -> CommentView:
+    """Comment on a post the caller can read (1 to 2000 characters)."""
+    comment = await service.add_comment(session, user, post.post, data)
+    return service.comment_view(comment)
+
+
+@router.get(
+    "/posts/{post_id}/comments",
+    response_model=CursorPage[CommentView],
+    responses=problem_responses(401, 404, 422),
+)
+async def list_comments(
+    post: ReadablePost, user: CurrentUser, session: SessionDep, page: CursorDep
+) -> object:
+    """The post's comments, oldest first.
+
+    Comments by people in a block with the caller (either way) and by suspended
+    accounts are left out.
+    """
+    comments, next_cursor = await service.comments(session, user, post.post, page)
+    return page.page([service.comment_view(comment) for comment in comments], next_cursor)
+
+
+@router.patch(
+    "/comments/{comment_id}", response_model=CommentView, responses=problem_responses(401, 403, 404, 422)
+)
+async def edit_comment(
+    changes: CommentUpdate, comment: OwnedComment, session: SessionDep, resources: ResourcesDep
+) -> CommentView:
+    """Change one's own comment; sets `edited_at`. 404 for anyone but its author."""
+    return service.comment_view(await service.edit_comment(session, resources, comment, changes))
+
+
+@router.delete(
+    "/comments/{comment_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404),
+)
+async def delete_comment(comment: RemovableComment, user: CurrentUser, session: SessionDep) -> None:
+    """Delete a comment: its author, the post's author, a moderator or an admin may.
+
+    Staff removing someone else's comment is recorded in the audit log.
+    """
+    await service.remove_comment(session, user, comment)

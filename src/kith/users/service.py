@@ -10,6 +10,7 @@ from kith.core.resources import Resources
 from kith.core.security import hash_token, new_token
 from kith.db.models import ApiKey, User
 from kith.media import service as media
+from kith.posts import service as posts
 from kith.social import service as social
 from kith.users import repository
 from kith.users.schemas import ApiKeyCreate, ProfileUpdate, UserProfile
@@ -75,6 +76,7 @@ async def check_password(resources: Resources, user: User, password: str) -> Non
 
 async def delete_account(session: AsyncSession, user: User) -> None:
     """Delete the account and, through cascades, everything it owns."""
+    await posts.forget_activity_of(session, user.id)
     await media.forget_owner(session, user.id)
     await repository.delete_user(session, user.id)
 

@@ -7,7 +7,7 @@ from kith.db.models.media import Media
 from kith.db.models.notification import Notification, NotificationType
 from kith.db.models.one_time_token import OneTimeToken, TokenPurpose
 from kith.db.models.post import Comment, Like, Post, Visibility
-from kith.db.models.report import Report, ReportStatus, ReportTarget
+from kith.db.models.report import Report, ReportStatus, ReportTarget, open_report_key
 from kith.db.models.social import Block, FriendRequest, FriendRequestStatus, Friendship, pair_key
 from kith.db.models.user import Role, User
 
@@ -34,5 +34,6 @@ __all__ = [
     "TokenPurpose",
     "User",
     "Visibility",
+    "open_report_key",
     "pair_key",
 ]

@@ -102,6 +102,7 @@ def upgrade() -> None:
         sa.Column("target_id", sa.String(length=36), nullable=False),
         sa.Column("reason", sa.String(length=1000), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("open_key", sa.String(length=96), nullable=True),
         sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("resolved_by_id", sa.String(length=36), nullable=True),
         sa.Column("resolution", sa.String(length=32), nullable=True),
@@ -117,6 +118,7 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_reports")),
+        sa.UniqueConstraint("open_key", name=op.f("uq_reports_open_key")),
     )
     with op.batch_alter_table("reports", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_reports_reporter_id"), ["reporter_id"], unique=False)
