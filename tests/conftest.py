@@ -153,7 +153,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         shutil.copy(template, target)
         return f"sqlite+aiosqlite:///{target}"
     url: str = request.getfixturevalue("postgres_url")
-    asyncio.run(_truncate(url))
+    asyncio.run(empty_postgres(url))
     return url
 
 
@@ -178,7 +178,7 @@ def settings(database_url: str, tmp_path: Path, smtp_server: tuple[Mailbox, int]
     )
 
 
-async def _truncate(url: str) -> None:
+async def empty_postgres(url: str) -> None:
     """Empty every table, so each test starts from a clean, migrated database."""
     tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
     connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))

@@ -21,6 +21,7 @@ from kith.core.openapi import install_openapi
 from kith.core.periodic import PeriodicRunner
 from kith.core.problems import router as problems_router
 from kith.core.resources import Resources
+from kith.feed.router import router as feed_router
 from kith.media.router import router as media_router
 from kith.moderation.router import router as moderation_router
 from kith.notifications.router import router as notifications_router
@@ -40,6 +41,7 @@ def api_router() -> APIRouter:
     api.include_router(users_router)
     api.include_router(social_router)
     api.include_router(posts_router)
+    api.include_router(feed_router)
     api.include_router(media_router)
     api.include_router(moderation_router)
     api.include_router(notifications_router)

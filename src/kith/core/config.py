@@ -9,7 +9,7 @@ import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -81,11 +81,17 @@ class Settings(BaseSettings):
     smtp_tls: bool = False
     smtp_timeout_seconds: float = 10.0
 
+    # News feed (the Redis timeline path; the SQL path needs no settings).
+    feed_timeline_size: int = Field(default=400, ge=50)
+    feed_active_days: int = Field(default=7, ge=1)
+
     # Live stream (WebSocket).
     stream_ping_seconds: float = 30.0
     stream_auth_timeout_seconds: float = 10.0
 
     # Background jobs.
+    # "auto": a Redis stream for `kith worker` when Redis is configured, else in-process.
+    job_backend: Literal["auto", "memory", "redis"] = "auto"
     job_queue: str = "kith:jobs"
     job_max_attempts: int = 5
     job_retry_base_seconds: float = 1.0

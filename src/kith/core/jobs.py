@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from taskiq import AsyncBroker, InMemoryBroker
 from taskiq_redis import RedisStreamBroker
 
+from kith.core.config import ConfigurationError
+
 if TYPE_CHECKING:
     from kith.core.resources import Resources
 
@@ -83,7 +85,10 @@ class JobRunner:
 
     @classmethod
     def for_settings(cls, resources: Resources) -> JobRunner:
-        url = resources.settings.redis_url
+        settings = resources.settings
+        url = settings.redis_url if settings.job_backend != "memory" else None
+        if settings.job_backend == "redis" and not url:
+            raise ConfigurationError("KITH_JOB_BACKEND=redis needs KITH_REDIS_URL")
         broker: AsyncBroker
         if url:
             broker = RedisStreamBroker(

@@ -42,6 +42,7 @@ def install_openapi(app: FastAPI) -> None:
                 {"name": "users", "description": "Profiles, search, password, account deletion, API keys."},
                 {"name": "social", "description": "Friend requests, friendships and blocks."},
                 {"name": "posts", "description": "Posts with visibility, likes and comments."},
+                {"name": "feed", "description": "The news feed."},
                 {"name": "media", "description": "Image uploads and the files they serve."},
                 {"name": "moderation", "description": "Reports; moderators and admins resolve them."},
                 {

@@ -18,9 +18,11 @@ from kith.admin import service as admin
 from kith.core.errors import NotFound, Unprocessable
 from kith.core.pagination import CursorParams
 from kith.core.resources import Resources
-from kith.db.models import Comment, Post, Role, User
+from kith.db.models import Comment, NotificationType, Post, Role, User
+from kith.feed import events as feed
 from kith.media import service as media
 from kith.media.schemas import MediaView
+from kith.notifications import service as notifications
 from kith.posts import repository
 from kith.posts.repository import AuthoredComment, AuthoredPost
 from kith.posts.schemas import (
@@ -148,6 +150,7 @@ async def create_post(
     if data.media_ids:
         await media.attach_to_post(session, resources, author, post, data.media_ids)
         await session.flush()  # autoflush is off: later queries must see the attachment
+    feed.post_published(session, resources, post)
     return AuthoredPost(post, author)
 
 
@@ -160,8 +163,9 @@ async def update_post(
         if not changes.content and not (await media.media_of_posts(session, [post.id])).get(post.id):
             raise _empty_post_error()
         post.content = changes.content
-    if changes.visibility is not None:
+    if changes.visibility is not None and changes.visibility != post.visibility:
         post.visibility = changes.visibility
+        feed.post_published(session, resources, post)
     post.edited_at = resources.clock.now()
     await session.flush()
     return target
@@ -201,6 +205,13 @@ async def like(
         count = await repository.change_like_count(session, post.id, +1)
         if count is None:
             raise PostNotFound()
+        await notifications.notify(
+            session,
+            recipient_id=post.author_id,
+            actor=viewer,
+            type=NotificationType.post_liked,
+            post_id=post.id,
+        )
     else:
         count = await repository.like_count(session, post.id)
     return LikeState(like_count=count, liked_by_me=True), inserted
@@ -210,6 +221,7 @@ async def unlike(session: AsyncSession, viewer: User, post: Post) -> None:
     """Take back a like; without one, nothing happens."""
     if await repository.delete_like(session, post.id, viewer.id):
         await repository.change_like_count(session, post.id, -1)
+        await notifications.withdraw_like(session, viewer.id, post.id)
 
 
 def _liker_position(position: str | None) -> tuple[datetime, str] | None:
@@ -295,6 +307,14 @@ async def add_comment(
     comment = Comment(post_id=post.id, author_id=author.id, content=data.content)
     session.add(comment)
     await session.flush()
+    await notifications.notify(
+        session,
+        recipient_id=post.author_id,
+        actor=author,
+        type=NotificationType.post_commented,
+        post_id=post.id,
+        comment_id=comment.id,
+    )
     return AuthoredComment(comment, author, post.author_id)
 
 

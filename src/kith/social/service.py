@@ -15,7 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kith.core.errors import BadRequest, Conflict, DomainError, NotFound
 from kith.core.pagination import CursorParams
 from kith.core.resources import Resources
-from kith.db.models import Block, FriendRequest, FriendRequestStatus, Friendship, User, pair_key
+from kith.db.models import (
+    Block,
+    FriendRequest,
+    FriendRequestStatus,
+    Friendship,
+    NotificationType,
+    User,
+    pair_key,
+)
+from kith.feed import events as feed
+from kith.notifications import service as notifications
 from kith.social import repository
 from kith.social.relations import Relationship
 
@@ -100,7 +110,7 @@ async def send_request(
                 raise Conflict(
                     "Your friend request is already waiting for an answer.", code="request_pending"
                 )
-            if await _accept(session, resources, pending):
+            if await _accept(session, resources, pending, accepter=sender):
                 return pending, False
             continue  # cancelled or answered meanwhile: look again
         await _check_may_send(session, resources, sender, receiver)
@@ -112,6 +122,13 @@ async def send_request(
             created_at=resources.clock.now(),
         )
         if await repository.add_request(session, request):
+            await notifications.notify(
+                session,
+                recipient_id=receiver.id,
+                actor=sender,
+                type=NotificationType.friend_request,
+                friend_request_id=request.id,
+            )
             return request, True
         # A concurrent request between the two won the pending-pair key (or the receiver
         # was deleted meanwhile): read again and answer as if it had been there first.
@@ -131,13 +148,26 @@ async def _check_may_send(session: AsyncSession, resources: Resources, sender: U
         raise TooManyPendingRequests()
 
 
-async def _accept(session: AsyncSession, resources: Resources, request: FriendRequest) -> bool:
-    """Accept a pending request and make the friendship; False if it was no longer pending."""
+async def _accept(
+    session: AsyncSession, resources: Resources, request: FriendRequest, *, accepter: User
+) -> bool:
+    """Accept a pending request (as its receiver, `accepter`) and make the friendship.
+
+    False if it was no longer pending. The sender is told; both feeds start over.
+    """
     now = resources.clock.now()
     if not await repository.resolve_request(session, request, FriendRequestStatus.accepted, now):
         return False
     # False would mean the friendship exists already, which is what accepting wants anyway.
     await repository.add_friendship(session, request.sender_id, request.receiver_id, now)
+    await notifications.notify(
+        session,
+        recipient_id=request.sender_id,
+        actor=accepter,
+        type=NotificationType.friend_accepted,
+        friend_request_id=request.id,
+    )
+    feed.friendship_started(session, resources, [request.sender_id, request.receiver_id])
     return True
 
 
@@ -167,7 +197,7 @@ async def respond(
     if request.status != FriendRequestStatus.pending:
         raise _not_pending()
     if accept:
-        done = await _accept(session, resources, request)
+        done = await _accept(session, resources, request, accepter=receiver)
     else:
         done = await repository.resolve_request(
             session, request, FriendRequestStatus.rejected, resources.clock.now()
@@ -186,6 +216,7 @@ async def cancel(session: AsyncSession, resources: Resources, sender: User, requ
         session, request, FriendRequestStatus.cancelled, resources.clock.now()
     ):
         raise _not_pending()
+    await notifications.withdraw_friend_request(session, request.id)
 
 
 async def list_requests(

@@ -1,0 +1,1 @@
+"""The news feed: the caller's and friends' posts, newest first."""
