@@ -185,3 +185,23 @@ async def test_redis_hub_delivers_across_processes_and_drops_malformed_messages(
                 event = await next_event(ws)
                 assert event["event"] == "notification"
                 assert event["id"] == notification_id
+
+
+async def test_stream_closes_4401_when_an_admin_suspends_the_user(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    from kith.db.models import Role
+    from tests.helpers import staff
+
+    alice = await signup(client, "alice")
+    admin = await staff(client, app.state.resources, "boss", Role.admin)
+    async with serve(app) as base, websockets.connect(ws_url(base), additional_headers=alice.headers) as ws:
+        await next_event(ws)
+        response = await client.patch(
+            f"{API}/admin/users/{alice.id}", json={"suspended": True}, headers=admin.headers
+        )
+        assert response.status_code == 200
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await next_event(ws)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4401
