@@ -12,10 +12,19 @@ from kith import __version__
 from kith.admin.router import router as admin_router
 from kith.auth.router import router as auth_router
 from kith.core.config import Settings, get_settings
+from kith.core.edge import (
+    BodySizeLimitMiddleware,
+    CompressionMiddleware,
+    SecurityHeadersMiddleware,
+    TrustedHostMiddleware,
+    check_cors,
+)
 from kith.core.errors import install_error_handlers
 from kith.core.health import router as health_router
 from kith.core.http import CachePolicyMiddleware
 from kith.core.logging import configure_logging
+from kith.core.metrics import MetricsMiddleware, process_stopped
+from kith.core.metrics import router as metrics_router
 from kith.core.middleware import RequestContextMiddleware
 from kith.core.openapi import install_openapi
 from kith.core.periodic import PeriodicRunner
@@ -55,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings)
     settings.resolve_secret_key()
+    check_cors(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await periodic.stop()
             await resources.close()
+            process_stopped()
 
     app = FastAPI(
         title="Kith API",
@@ -82,16 +93,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(problems_router)
+    app.include_router(metrics_router)
     app.include_router(api_router())
     install_openapi(app)
+    # Middleware run outermost first, in the reverse order of these lines.
+    # Uploads (POST /api/v1/media) count their bytes against KITH_MEDIA_MAX_BYTES instead.
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, exempt=(("POST", f"{API_PREFIX}/media"),)
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            max_age=600,
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID", "Idempotency-Key"],
             expose_headers=["X-Request-ID", "Link", "Location"],
         )
     app.add_middleware(CachePolicyMiddleware)
+    app.add_middleware(CompressionMiddleware)
+    app.add_middleware(
+        TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts, public_url=settings.public_url
+    )
+    app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestContextMiddleware, public_url=settings.public_url)
+    # Outermost, so the 500 that RequestContextMiddleware renders gets the headers too.
+    app.add_middleware(SecurityHeadersMiddleware, hsts_max_age_seconds=settings.hsts_max_age_seconds)
     return app

@@ -10,6 +10,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -54,6 +55,16 @@ class Settings(BaseSettings):
     # How long `kith serve` waits for requests in flight at shutdown before closing them.
     shutdown_timeout_seconds: int = 30
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Bearer tokens and API keys are headers, never cookies: browsers need no credentials mode.
+    cors_allow_credentials: bool = False
+    # Empty: localhost, 127.0.0.1, ::1 and the host of `public_url`. `*` allows any host.
+    trusted_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # JSON and form bodies; uploads have their own cap (`media_max_bytes`).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # `Strict-Transport-Security` max-age on HTTPS responses; 0 sends none.
+    hsts_max_age_seconds: int = Field(default=31_536_000, ge=0)
+    # `GET /metrics` answers only `Authorization: Bearer <token>`; unset: 404.
+    metrics_token: SecretStr | None = None
     log_level: str = "INFO"
     log_json: bool | None = None
 
@@ -104,7 +115,7 @@ class Settings(BaseSettings):
     media_unattached_ttl_hours: float = Field(default=24, gt=0)
     media_cleanup_interval_seconds: float = Field(default=600, gt=0)
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_hosts", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -128,6 +139,15 @@ class Settings(BaseSettings):
     def media_root(self) -> Path:
         """Where uploaded images are kept (`media_dir`, resolved from `var_dir` by default)."""
         return self.media_dir if self.media_dir is not None else self.var_dir / "media"
+
+    @property
+    def allowed_hosts(self) -> list[str]:
+        """The `Host` values requests may carry (`trusted_hosts`, or the local defaults)."""
+        if self.trusted_hosts:
+            return self.trusted_hosts
+        public_host = urlsplit(self.public_url).hostname
+        defaults = ["localhost", "127.0.0.1", "::1"]
+        return [*defaults, public_host] if public_host and public_host not in defaults else defaults
 
     @property
     def is_sqlite(self) -> bool:

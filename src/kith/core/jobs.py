@@ -22,6 +22,7 @@ from taskiq import AsyncBroker, InMemoryBroker
 from taskiq_redis import RedisStreamBroker
 
 from kith.core.config import ConfigurationError
+from kith.core.metrics import JOBS_DISPATCHED, JOBS_FAILED
 
 if TYPE_CHECKING:
     from kith.core.resources import Resources
@@ -136,6 +137,7 @@ class JobRunner:
 
     async def dispatch(self, jobs: list[QueuedJob]) -> None:
         for queued in jobs:
+            JOBS_DISPATCHED.labels(queued.name).inc()
             try:
                 await self._task.kiq(queued.name, queued.kwargs)
             except Exception as exc:
@@ -157,6 +159,7 @@ class JobRunner:
                 await func(self._resources, **kwargs)
             except Exception as exc:
                 if attempt == self.max_attempts:
+                    JOBS_FAILED.labels(name).inc()
                     log.error("job_gave_up", job=name, attempt=attempt, error=type(exc).__name__)
                     return
                 delay = self.backoff_seconds(attempt)

@@ -1,0 +1,252 @@
+"""The HTTP edge: security headers, trusted hosts, body size cap, CORS and gzip rules.
+
+Each mechanism is one ASGI middleware attached in `kith.main.create_app`; no handler
+knows about them. They work on raw ASGI messages so a request pays a few dictionary
+operations, not a Request object per layer.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kith.core.config import ConfigurationError, Settings
+from kith.core.errors import problem_response
+
+# JSON needs nothing from a browser: no scripts, no styles, no framing.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+# What FastAPI's Swagger UI and ReDoc pages load: their bundles and CSS from jsDelivr,
+# ReDoc's fonts from Google Fonts, the favicon from fastapi.tiangolo.com, the schema
+# from this origin, ReDoc's search worker from a blob. Inline styles (both set style
+# attributes at run time); inline scripts only by the hash of the page's own scripts.
+DOCS_CSP = (
+    "default-src 'none'; "
+    "script-src https://cdn.jsdelivr.net{script_hashes}; "
+    "style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    "font-src https://fonts.gstatic.com; "
+    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.jsdelivr.net; "
+    "connect-src 'self'; "
+    "worker-src blob:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+_INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
+_SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+)
+
+
+def docs_csp(html: bytes) -> str:
+    """The docs-page CSP, allowing exactly the inline scripts `html` contains."""
+    hashes = "".join(
+        f" 'sha256-{base64.b64encode(hashlib.sha256(script).digest()).decode()}'"
+        for script in _INLINE_SCRIPT.findall(html)
+    )
+    return DOCS_CSP.format(script_hashes=hashes)
+
+
+class SecurityHeadersMiddleware:
+    """Adds the security headers of contract §9 to every HTTP response, errors included.
+
+    A header a route set itself (media files set their own) is kept. The docs pages are
+    buffered (they are small HTML) so their CSP can name their inline scripts' hashes.
+    `Strict-Transport-Security` goes only on requests that arrived over HTTPS: uvicorn
+    sets the scheme from `X-Forwarded-Proto` when the peer is in `--forwarded-allow-ips`.
+    """
+
+    def __init__(self, app: ASGIApp, hsts_max_age_seconds: int = 0) -> None:
+        self.app = app
+        self.hsts = f"max-age={hsts_max_age_seconds}" if hsts_max_age_seconds else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        hsts = self.hsts if scope.get("scheme") == "https" else None
+        if scope["path"] in DOCS_PATHS:
+            await self._docs_page(scope, receive, send, hsts)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self._apply(message, API_CSP, hsts)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    @staticmethod
+    def _apply(message: Message, csp: str, hsts: str | None) -> None:
+        headers = MutableHeaders(scope=message)
+        for name, value in _SECURITY_HEADERS:
+            headers.setdefault(name, value)
+        headers.setdefault("Content-Security-Policy", csp)
+        if hsts:
+            headers.setdefault("Strict-Transport-Security", hsts)
+
+    async def _docs_page(self, scope: Scope, receive: Receive, send: Send, hsts: str | None) -> None:
+        start: Message | None = None
+        body = bytearray()
+
+        async def buffer(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            if message["type"] == "http.response.body":
+                body.extend(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+            assert start is not None
+            self._apply(start, docs_csp(bytes(body)), hsts)
+            await send(start)
+            await send({"type": "http.response.body", "body": bytes(body)})
+
+        await self.app(scope, receive, buffer)
+
+
+def _host_of(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host: str = value.decode("latin-1").lower()
+            if host.startswith("["):  # [::1]:8000
+                return host[1 : host.find("]")] if "]" in host else host
+            return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return ""
+
+
+class TrustedHostMiddleware:
+    """Refuses a request whose `Host` is not an allowed one with a 400 problem document.
+
+    Allowed entries are exact host names, `*.example.com` for any subdomain, or `*`.
+    A WebSocket handshake with a bad host is closed before it is accepted.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: list[str], public_url: str = "") -> None:
+        self.app = app
+        self.any_host = "*" in allowed_hosts
+        self.exact = frozenset(host.lower() for host in allowed_hosts if not host.startswith("*."))
+        self.suffixes = tuple(host[1:].lower() for host in allowed_hosts if host.startswith("*."))
+        self.public_url = public_url
+
+    def allows(self, host: str) -> bool:
+        return self.any_host or host in self.exact or (bool(self.suffixes) and host.endswith(self.suffixes))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self.allows(_host_of(scope)):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        response = problem_response(
+            None,
+            400,
+            "invalid_host",
+            "The Host header names a host this server does not serve.",
+            public_url=self.public_url,
+            request_id=scope.get("state", {}).get("request_id"),
+        )
+        await response(scope, receive, send)
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` when a request body passes the cap (rendered as a 413 problem)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is larger than {limit} bytes.")
+
+
+class BodySizeLimitMiddleware:
+    """Caps request bodies at `max_bytes`: by `Content-Length` up front, else while streaming.
+
+    A declared length over the cap is refused before the body is read. A body without
+    one (chunked) is counted as it arrives and refused as soon as the count passes the
+    cap. `exempt` lists (method, path) pairs with their own cap (media uploads).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, exempt: tuple[tuple[str, str], ...] = ()) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.exempt = frozenset(exempt)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (scope["method"], scope["path"].rstrip("/")) in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit() or int(value) > limit:
+                    await self._refuse(scope, receive, send, BodyTooLarge(limit))
+                    return
+                break
+        received = 0
+        response_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def watching_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, watching_send)
+        except BodyTooLarge as exc:
+            # Read outside FastAPI's error handling (a middleware below this one).
+            if response_started:
+                raise
+            await self._refuse(scope, receive, send, exc)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, exc: BodyTooLarge) -> None:
+        app = scope.get("app")
+        public_url = app.state.settings.public_url if app is not None else ""
+        response = problem_response(
+            None,
+            413,
+            "payload_too_large",
+            str(exc.detail),
+            public_url=public_url,
+            request_id=scope.get("state", {}).get("request_id"),
+        )
+        await response(scope, receive, send)
+
+
+def check_cors(settings: Settings) -> None:
+    """Refuse to start with a CORS setup a browser would reject or that leaks credentials."""
+    if "*" in settings.cors_origins and settings.cors_allow_credentials:
+        raise ConfigurationError(
+            "KITH_CORS_ORIGINS=* cannot be combined with KITH_CORS_ALLOW_CREDENTIALS=true: "
+            "any web site could then call the API with its visitors' credentials. List the "
+            "allowed origins explicitly, or leave credentials off (bearer tokens and API keys "
+            "need no cookies)."
+        )
+
+
+class CompressionMiddleware(GZipMiddleware):
+    """gzip for responses over 1 KB when the client accepts it.
+
+    Starlette's middleware leaves WebSockets alone and skips already-compressed content
+    types (JPEG, PNG, GIF, WebP: every media file). Level 6 compresses JSON almost as
+    well as 9 at a fraction of the CPU.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        super().__init__(app, minimum_size=1024, compresslevel=6)
