@@ -8,6 +8,7 @@ operations, not a Request object per layer.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import re
 
@@ -105,7 +106,10 @@ class SecurityHeadersMiddleware:
                 if message.get("more_body", False):
                     return
             assert start is not None
-            self._apply(start, docs_csp(bytes(body)), hsts)
+            html = bytes(body)
+            if MutableHeaders(scope=start).get("content-encoding") == "gzip":
+                html = gzip.decompress(html)  # compressed by a middleware further in
+            self._apply(start, docs_csp(html), hsts)
             await send(start)
             await send({"type": "http.response.body", "body": bytes(body)})
 
