@@ -64,6 +64,10 @@ RATE_LIMIT_REJECTIONS = Counter(
 JOBS_DISPATCHED = Counter("kith_jobs_dispatched_total", "Background jobs queued, by job.", ["job"])
 JOBS_FAILED = Counter("kith_jobs_failed_total", "Background jobs that failed every attempt, by job.", ["job"])
 
+# A client chooses the method: anything unusual shares one label value, so made-up
+# methods cannot create series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
 # In multiprocess mode a scrape only reaches one process; the others refresh their
 # gauges at most this often while they serve requests.
 GAUGE_REFRESH_SECONDS = 1.0
@@ -108,7 +112,8 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             finished = time.perf_counter()
-            key = (scope["method"], route_template(scope), str(status))
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+            key = (method, route_template(scope), str(status))
             children = self._children.get(key)
             if children is None:
                 children = (HTTP_REQUESTS.labels(*key), HTTP_DURATION.labels(*key))
