@@ -290,3 +290,12 @@ async def test_the_mark_commits_with_the_write(client: httpx.AsyncClient, resour
         )
     replay = await post_with_key(client, ada.headers, "key-1", {"content": "hello"})
     assert replay.headers["idempotent-replayed"] == "true"
+
+
+async def test_openapi_documents_the_header(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    for path in ("/api/v1/posts", "/api/v1/auth/register", "/api/v1/friend-requests"):
+        operation = schema["paths"][path]["post"]
+        assert "Idempotency-Key" in [param["name"] for param in operation["parameters"]]
+        assert "409" in operation["responses"]
+        assert not any(param["name"].startswith("kith_") for param in operation["parameters"])
