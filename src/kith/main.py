@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from kith import __version__
 from kith.admin.router import router as admin_router
 from kith.auth.router import router as auth_router
+from kith.core.caching import ETagMiddleware
 from kith.core.config import Settings, get_settings
 from kith.core.edge import (
     BodySizeLimitMiddleware,
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID", "Idempotency-Key"],
             expose_headers=["X-Request-ID", "Link", "Location"],
         )
+    app.add_middleware(ETagMiddleware)  # inside the cache policy, so a 304 keeps Cache-Control
     app.add_middleware(CachePolicyMiddleware)
     app.add_middleware(CompressionMiddleware)
     app.add_middleware(

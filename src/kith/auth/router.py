@@ -20,6 +20,7 @@ from kith.auth.schemas import (
 )
 from kith.core.errors import problem_responses
 from kith.core.http import public_url
+from kith.core.idempotency import idempotent
 from kith.db.session import ResourcesDep, SessionDep
 from kith.users.schemas import PrivateUser
 
@@ -33,6 +34,7 @@ UserAgent = Annotated[str | None, Header(include_in_schema=False)]
     response_model=PrivateUser,
     responses=problem_responses(409, 422),
 )
+@idempotent
 async def register(
     data: RegisterRequest, request: Request, response: Response, session: SessionDep, resources: ResourcesDep
 ) -> object:

@@ -62,6 +62,8 @@ def install_openapi(app: FastAPI) -> None:
             for operation in path_item.values():
                 responses = operation.setdefault("responses", {})
                 responses.setdefault("500", {"description": "Unexpected error; no internals are shown."})
+                if any(param.get("name") == "Idempotency-Key" for param in operation.get("parameters", [])):
+                    responses.setdefault("409", {"description": "`idempotency_in_progress` (and others)."})
                 for code, response in responses.items():
                     if code.startswith(("4", "5")):
                         response["content"] = {PROBLEM_CONTENT_TYPE: {"schema": problem_ref}}

@@ -39,6 +39,8 @@ PROBLEM_CODES: dict[str, str] = {
     "invalid_image": "The image is damaged or truncated and cannot be decoded.",
     "upload_interrupted": "The client stopped sending the upload before its end.",
     "media_not_found": "No media file under this key.",
+    "idempotency_key_reused": "The Idempotency-Key was used before for another method, path or body.",
+    "idempotency_in_progress": "A request with this Idempotency-Key is still running; retry shortly.",
     "rate_limited": "Too many requests; wait for `Retry-After` seconds.",
     "internal_error": "An unexpected error; quote the request id when reporting it.",
     "service_unavailable": "A dependency is down; try again shortly.",

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, status
 
 from kith.auth.dependencies import CurrentUser, StaffUser
 from kith.core.errors import problem_responses
+from kith.core.idempotency import idempotent
 from kith.core.pagination import CursorDep, CursorPage
 from kith.db.models import ReportStatus
 from kith.db.session import ResourcesDep, SessionDep
@@ -23,6 +24,7 @@ router = APIRouter(tags=["moderation"])
     response_model=SubmittedReport,
     responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
+@idempotent
 async def submit_report(data: ReportCreate, user: CurrentUser, session: SessionDep) -> object:
     """Report a post, comment or user to the moderators.
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response, status
 from kith.auth.dependencies import CurrentUser
 from kith.core.errors import problem_responses
 from kith.core.http import public_url
+from kith.core.idempotency import idempotent
 from kith.core.pagination import CursorDep, CursorPage
 from kith.db.session import ResourcesDep, SessionDep
 from kith.posts import service
@@ -37,6 +38,7 @@ router = APIRouter(tags=["posts"])
     response_model=PostView,
     responses=problem_responses(401, 403, 422),
 )
+@idempotent
 async def create_post(
     data: PostCreate,
     request: Request,
@@ -153,6 +155,7 @@ async def list_likes(post: ReadablePost, user: CurrentUser, session: SessionDep,
     response_model=CommentView,
     responses=problem_responses(401, 403, 404, 422),
 )
+@idempotent
 async def add_comment(
     data: CommentCreate, post: ReadablePost, user: CurrentUser, session: SessionDep
 ) -> CommentView:

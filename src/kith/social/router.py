@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from kith.auth.dependencies import CurrentUser
 from kith.core.errors import problem_responses
 from kith.core.http import public_url
+from kith.core.idempotency import idempotent
 from kith.core.pagination import CursorDep, CursorPage
 from kith.db.models import FriendRequestStatus
 from kith.db.session import ResourcesDep, SessionDep
@@ -44,6 +45,7 @@ ACCEPTED_INSTEAD: dict[int | str, dict[str, Any]] = {
     response_model=FriendRequestView,
     responses={**ACCEPTED_INSTEAD, **problem_responses(400, 401, 403, 404, 409, 422, 429)},
 )
+@idempotent
 async def send_friend_request(
     data: FriendRequestCreate,
     request: Request,
@@ -184,6 +186,7 @@ async def list_friends(
     response_model=BlockView,
     responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
+@idempotent
 async def block_user(
     data: BlockCreate, user: CurrentUser, session: SessionDep, resources: ResourcesDep
 ) -> BlockView:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 from kith.auth import service as auth
 from kith.auth.dependencies import CurrentUser, SessionPrincipal, SessionUser
 from kith.core.errors import problem_responses
+from kith.core.idempotency import idempotent
 from kith.core.pagination import CursorDep, CursorPage, OffsetDep, OffsetPage
 from kith.db.session import ResourcesDep, SessionDep
 from kith.users import service
@@ -78,6 +79,7 @@ async def list_api_keys(user: SessionUser, session: SessionDep, page: CursorDep)
     response_model=CreatedApiKey,
     responses=problem_responses(401, 403, 422),
 )
+@idempotent
 async def create_api_key(
     data: ApiKeyCreate, user: SessionUser, session: SessionDep, resources: ResourcesDep
 ) -> CreatedApiKey:
