@@ -48,6 +48,13 @@ def serve(
     workers = workers or settings.workers
     shown = f"[{host}]" if ":" in host else host
     typer.echo(f"Kith serving on http://{shown}:{port}  (API docs: http://{shown}:{port}/docs)")
+    if workers > 1 and not reload and settings.redis_url is None:
+        typer.secho(
+            "warning: several workers without KITH_REDIS_URL: each worker delivers live events "
+            "only to its own WebSockets. Configure Redis to share them (docs/operations.md).",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
     uvicorn.run(
         "kith.main:create_app",
         factory=True,

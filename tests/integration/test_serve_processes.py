@@ -1,0 +1,307 @@
+"""`kith serve` as real processes: several workers, and graceful shutdown on SIGTERM.
+
+Which worker serves a connection is observed from outside, through Linux's /proc (the
+server-side socket of each TCP connection and the worker holding it), so the API exposes
+nothing for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from tests.conftest import REDIS_URL, empty_postgres, postgres_available, redis_available
+from tests.helpers import API
+from tests.live import free_port
+
+KITH = str(Path(sys.executable).parent / "kith")
+PASSWORD = "serve processes pw"
+
+
+class Server:
+    """A `kith serve` process on a free port."""
+
+    def __init__(self, env: dict[str, str], *args: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.ws_base = f"ws://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [KITH, "serve", "--port", str(self.port), *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, redis: bool = False) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"{self.base}/readyz", timeout=1)
+                if response.status_code == 200 and (not redis or response.json()["checks"]["redis"] == "ok"):
+                    return
+            except httpx.HTTPError:
+                pass
+            assert self.process.poll() is None, "kith serve exited"
+            assert time.monotonic() < deadline, "kith serve did not become ready"
+            time.sleep(0.1)
+
+    def workers(self) -> list[int]:
+        """Pids of the worker processes (children of `kith serve`), itself if it has none."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        # Skip multiprocessing's resource tracker: workers are started through spawn_main.
+        workers = [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        return workers or [pid]
+
+    def connections_by_worker(self) -> dict[int, set[int]]:
+        """For each worker: the client ports of the established connections it holds."""
+        by_inode: dict[str, int] = {}
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with contextlib.suppress(FileNotFoundError):
+                for line in Path(table).read_text().splitlines()[1:]:
+                    fields = line.split()
+                    local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                    remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+                    if local_port == self.port and fields[3] == "01":  # ESTABLISHED
+                        by_inode[f"socket:[{fields[9]}]"] = remote_port
+        held: dict[int, set[int]] = {}
+        for pid in self.workers():
+            ports = set()
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target in by_inode:
+                        ports.add(by_inode[target])
+            held[pid] = ports
+        return held
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+
+def base_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KITH_")}
+    env.update(
+        KITH_VAR_DIR=str(tmp_path / "var"),
+        KITH_SECRET_KEY="serve-processes-test-key-" + "x" * 20,
+        KITH_LOG_LEVEL="WARNING",
+    )
+    env.update(settings)
+    return env
+
+
+def migrate(env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [KITH, "migrate"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@contextlib.contextmanager
+def running(env: dict[str, str], *args: str, redis: bool = False) -> Iterator[Server]:
+    server = Server(env, *args)
+    try:
+        server.wait_ready(redis=redis)
+        yield server
+    finally:
+        server.stop()
+
+
+async def account(client: httpx.AsyncClient, name: str) -> dict[str, str]:
+    body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+    assert (await client.post(f"{API}/auth/register", json=body)).status_code == 201
+    login = await client.post(f"{API}/auth/login", json={"username": name, "password": PASSWORD})
+    assert login.status_code == 200
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+def sqlite_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    env = base_env(tmp_path, **settings)
+    migrate(env)
+    return env
+
+
+@pytest.fixture
+def postgres_redis_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    if not (postgres_available() and redis_available()):
+        pytest.skip("needs PostgreSQL and Redis (required, and never skipped, with CI=true)")
+    database_url: str = request.getfixturevalue("postgres_url")
+    asyncio.run(empty_postgres(database_url))
+    return base_env(
+        tmp_path, KITH_DATABASE_URL=database_url, KITH_REDIS_URL=REDIS_URL, KITH_JOB_BACKEND="memory"
+    )
+
+
+# --- several workers ------------------------------------------------------------------
+
+
+async def test_two_workers_on_sqlite_share_the_load(tmp_path: Path) -> None:
+    with running(sqlite_env(tmp_path), "--workers", "2") as server:
+        workers = set(server.workers())
+        assert len(workers) == 2
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        async with httpx.AsyncClient(base_url=server.base, timeout=30) as client:
+            headers = await account(client, "loaded")
+        served_by: set[int] = set()
+        rounds = 0
+        # 50 concurrent requests on 50 new connections, until both workers have served some.
+        while served_by != workers and rounds < 5:
+            async with httpx.AsyncClient(base_url=server.base, limits=limits, timeout=30) as client:
+                # Writes in the first round only, to stay under the per-user post rate limit.
+                writing = 10 if rounds == 0 else 0
+                reads = [client.get(f"{API}/users/me", headers=headers) for _ in range(50 - writing)]
+                writes = [
+                    client.post(
+                        f"{API}/posts", json={"content": f"post {i}", "visibility": "public"}, headers=headers
+                    )
+                    for i in range(writing)
+                ]
+                responses = await asyncio.gather(*reads, *writes)
+                assert [r.status_code for r in responses[: 50 - writing]] == [200] * (50 - writing)
+                assert [r.status_code for r in responses[50 - writing :]] == [201] * writing
+                # The pool keeps the 50 connections open: see which worker holds them.
+                served_by |= {pid for pid, ports in server.connections_by_worker().items() if ports}
+            rounds += 1
+        assert served_by == workers
+        async with httpx.AsyncClient(base_url=server.base, timeout=30) as client:
+            # Every write, whichever worker made it, is visible.
+            me = (await client.get(f"{API}/users/me", headers=headers)).json()["id"]
+            posts = await client.get(f"{API}/users/{me}/posts", headers=headers, params={"limit": 100})
+            assert posts.status_code == 200
+            assert len(posts.json()["items"]) == 10
+            assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_two_workers_with_postgres_and_redis_deliver_live_events_to_every_worker(
+    postgres_redis_env: dict[str, str],
+) -> None:
+    with running(postgres_redis_env, "--workers", "2", redis=True) as server:
+        workers = set(server.workers())
+        assert len(workers) == 2
+        async with httpx.AsyncClient(base_url=server.base, timeout=30) as client:
+            author = await account(client, "author")
+            fan = await account(client, "fan")
+            created = await client.post(
+                f"{API}/posts", json={"content": "hello", "visibility": "public"}, headers=author
+            )
+            post_id = created.json()["id"]
+            async with contextlib.AsyncExitStack() as stack:
+                sockets: list[websockets.ClientConnection] = []
+                # Open the author's sockets until both workers hold at least one.
+                for _ in range(30):
+                    ws = await stack.enter_async_context(
+                        websockets.connect(f"{server.ws_base}{API}/stream", additional_headers=author)
+                    )
+                    assert json.loads(await ws.recv())["event"] == "unread_count"
+                    sockets.append(ws)
+                    holders = {
+                        pid
+                        for pid, ports in server.connections_by_worker().items()
+                        for socket in sockets
+                        if socket.local_address[1] in ports
+                    }
+                    if holders == workers:
+                        break
+                assert holders == workers
+                # One like, served by whichever worker, reaches every socket on both workers.
+                like = await client.post(f"{API}/posts/{post_id}/like", headers=fan)
+                assert like.status_code == 201
+                for ws in sockets:
+                    event = json.loads(await asyncio.wait_for(ws.recv(), 2.0))
+                    assert event["event"] == "notification"
+                    assert event["data"]["type"] == "post_liked"
+
+
+# --- graceful shutdown ---------------------------------------------------------------
+
+
+async def _slow_body(parts: list[bytes], sent_first: asyncio.Event, pause: float) -> AsyncIterator[bytes]:
+    yield parts[0]
+    sent_first.set()
+    for part in parts[1:]:
+        await asyncio.sleep(pause)
+        yield part
+
+
+async def test_sigterm_finishes_requests_in_flight_and_closes_sockets_with_1012(tmp_path: Path) -> None:
+    env = sqlite_env(tmp_path, KITH_SHUTDOWN_TIMEOUT_SECONDS="10")
+    server = Server(env)
+    try:
+        server.wait_ready()
+        async with httpx.AsyncClient(base_url=server.base, timeout=30) as client:
+            headers = await account(client, "leaving")
+            async with websockets.connect(f"{server.ws_base}{API}/stream", additional_headers=headers) as ws:
+                assert json.loads(await ws.recv())["event"] == "unread_count"
+                # A login whose body arrives slowly, over more than a second after SIGTERM.
+                body = json.dumps({"username": "leaving", "password": PASSWORD}).encode()
+                parts = [body[:10], body[10:20], body[20:]]
+                sent_first = asyncio.Event()
+                slow = asyncio.create_task(
+                    client.post(
+                        f"{API}/auth/login",
+                        content=_slow_body(parts, sent_first, 0.8),
+                        headers={"Content-Type": "application/json"},
+                    )
+                )
+                await sent_first.wait()
+                await asyncio.sleep(0.3)  # the server has the request's headers
+                server.process.send_signal(signal.SIGTERM)
+                signalled = time.monotonic()
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await asyncio.wait_for(ws.recv(), 5)
+                assert closed.value.rcvd is not None
+                assert closed.value.rcvd.code == 1012
+                response = await slow
+                assert response.status_code == 200
+                assert response.json()["access_token"]
+                assert time.monotonic() - signalled > 1.0  # it was really in flight
+        exited = await asyncio.to_thread(server.process.wait, 15)
+        assert exited in (0, -signal.SIGTERM)
+        assert time.monotonic() - signalled < 10
+        # New connections are refused once it has gone.
+        async with httpx.AsyncClient(base_url=server.base, timeout=1) as after:
+            with pytest.raises(httpx.ConnectError):
+                await after.get("/healthz")
+    finally:
+        server.stop()
+
+
+async def test_sigterm_cuts_a_stalled_request_after_the_shutdown_timeout(tmp_path: Path) -> None:
+    env = sqlite_env(tmp_path, KITH_SHUTDOWN_TIMEOUT_SECONDS="2")
+    server = Server(env)
+    try:
+        server.wait_ready()
+        # A request whose body never arrives in full: only the timeout ends it.
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"username"'
+        )
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        server.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        await asyncio.to_thread(server.process.wait, 15)
+        took = time.monotonic() - signalled
+        assert 2 <= took < 4, took
+        writer.close()
+    finally:
+        server.stop()
