@@ -176,6 +176,8 @@ def settings(database_url: str, tmp_path: Path, smtp_server: tuple[Mailbox, int]
         smtp_port=smtp_server[1],
         job_retry_base_seconds=0.05,
         job_retry_max_seconds=0.2,
+        # Most tests register many users from one address; the rate-limit tests switch them on.
+        rate_limits_enabled=False,
         _env_file=None,
     )
 

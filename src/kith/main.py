@@ -30,6 +30,7 @@ from kith.core.middleware import RequestContextMiddleware
 from kith.core.openapi import install_openapi
 from kith.core.periodic import PeriodicRunner
 from kith.core.problems import router as problems_router
+from kith.core.ratelimit import RateLimitMiddleware
 from kith.core.resources import Resources
 from kith.feed.router import router as feed_router
 from kith.media.router import router as media_router
@@ -96,8 +97,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(problems_router)
     app.include_router(metrics_router)
     app.include_router(api_router())
-    install_openapi(app)
+    install_openapi(app, rate_limited=settings.rate_limits_enabled)
     # Middleware run outermost first, in the reverse order of these lines.
+    if settings.rate_limits_enabled:
+        # Inside CORS, so a browser can read a 429 and its headers.
+        app.add_middleware(RateLimitMiddleware)
     # Uploads (POST /api/v1/media) count their bytes against KITH_MEDIA_MAX_BYTES instead.
     app.add_middleware(
         BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, exempt=(("POST", f"{API_PREFIX}/media"),)
@@ -110,7 +114,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=600,
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID", "Idempotency-Key"],
-            expose_headers=["X-Request-ID", "Link", "Location"],
+            expose_headers=[
+                "X-Request-ID",
+                "Link",
+                "Location",
+                "ETag",
+                "Idempotent-Replayed",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+            ],
         )
     app.add_middleware(ETagMiddleware)  # inside the cache policy, so a 304 keeps Cache-Control
     app.add_middleware(CachePolicyMiddleware)

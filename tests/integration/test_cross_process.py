@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +39,9 @@ def two_servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tupl
         KITH_VAR_DIR=str(tmp_path / "var"),
         KITH_JOB_BACKEND="memory",
         KITH_LOG_LEVEL="WARNING",
+        # Limits on, as in production, counted under keys of this test's own.
+        KITH_RATE_LIMIT_KEY_PREFIX=f"kith-test:{uuid.uuid4().hex}",
+        KITH_RATE_LIMIT_LOGIN="4/minute",
     )
     ports = [free_port(), free_port()]
     processes = [
@@ -104,3 +108,26 @@ async def test_like_on_one_process_reaches_a_socket_on_the_other(two_servers: tu
         for client in (one, two):
             response = await client.get(f"{API}/feed", headers=tokens["fan"])
             assert response.status_code == 200
+
+
+async def test_rate_limits_are_shared_by_both_processes(two_servers: tuple[str, str]) -> None:
+    first, second = two_servers
+    async with httpx.AsyncClient(base_url=first) as one, httpx.AsyncClient(base_url=second) as two:
+        body = {"username": "ada", "email": "ada@example.com", "password": "cross process pw"}
+        assert (await one.post(f"{API}/auth/register", json=body)).status_code == 201
+        login = {"username": "ada", "password": "cross process pw"}
+        answers = [await client.post(f"{API}/auth/login", json=login) for client in (one, two, one, two)]
+        assert [answer.status_code for answer in answers] == [200] * 4
+        assert [answer.headers["ratelimit-remaining"] for answer in answers] == ["3", "2", "1", "0"]
+        # The budget is spent on both processes, whichever served the earlier logins.
+        for client in (one, two):
+            refused = await client.post(f"{API}/auth/login", json=login)
+            assert refused.status_code == 429
+            assert int(refused.headers["retry-after"]) >= 1
+        # The general limit is one count across both processes too.
+        token = {"Authorization": f"Bearer {answers[0].json()['access_token']}"}
+        remaining = [
+            int((await client.get(f"{API}/users/me", headers=token)).headers["ratelimit-remaining"])
+            for client in (one, two, one, two)
+        ]
+        assert remaining == [remaining[0] - i for i in range(4)]

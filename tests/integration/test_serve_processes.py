@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -103,6 +104,7 @@ def base_env(tmp_path: Path, **settings: str) -> dict[str, str]:
         KITH_VAR_DIR=str(tmp_path / "var"),
         KITH_SECRET_KEY="serve-processes-test-key-" + "x" * 20,
         KITH_LOG_LEVEL="WARNING",
+        KITH_RATE_LIMIT_KEY_PREFIX=f"kith-test:{uuid.uuid4().hex}",
     )
     env.update(settings)
     return env

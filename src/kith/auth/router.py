@@ -21,18 +21,21 @@ from kith.auth.schemas import (
 from kith.core.errors import problem_responses
 from kith.core.http import public_url
 from kith.core.idempotency import idempotent
+from kith.core.ratelimit import LoginThrottle, body_email, rate_limit
 from kith.db.session import ResourcesDep, SessionDep
 from kith.users.schemas import PrivateUser
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 UserAgent = Annotated[str | None, Header(include_in_schema=False)]
+LoginThrottleDep = Annotated[LoginThrottle, Depends()]
 
 
 @router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=PrivateUser,
-    responses=problem_responses(409, 422),
+    responses=problem_responses(409, 422, 429),
+    dependencies=[rate_limit("register")],
 )
 @idempotent
 async def register(
@@ -48,31 +51,49 @@ async def register(
     return user
 
 
-@router.post("/login", response_model=TokenPair, responses=problem_responses(401, 403, 422))
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    responses=problem_responses(401, 403, 422, 429),
+    dependencies=[rate_limit("login")],
+)
 async def login(
-    data: LoginRequest, session: SessionDep, resources: ResourcesDep, user_agent: UserAgent = None
+    data: LoginRequest,
+    session: SessionDep,
+    resources: ResourcesDep,
+    throttle: LoginThrottleDep,
+    user_agent: UserAgent = None,
 ) -> TokenPair:
     """Log in with an e-mail or username and a password; returns an access and refresh token.
 
     401 `invalid_credentials` is the same answer, in about the same time, for an
     unknown account and for a wrong password. 403 `account_suspended` for suspended accounts.
+    429 `rate_limited`: too many attempts from this address, or too many failed ones for
+    this account (from this address, or from anywhere); `Retry-After` says when to retry.
     """
-    user = await service.authenticate(session, resources, data.identifier, data.password)
+    user = await service.authenticate(session, resources, data.identifier, data.password, throttle)
     return await service.start_session(session, resources, user, user_agent)
 
 
-@router.post("/token", response_model=TokenPair, responses=problem_responses(401, 403, 422))
+@router.post(
+    "/token",
+    response_model=TokenPair,
+    responses=problem_responses(401, 403, 422, 429),
+    dependencies=[rate_limit("login")],
+)
 async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
     resources: ResourcesDep,
+    throttle: LoginThrottleDep,
     user_agent: UserAgent = None,
 ) -> TokenPair:
     """OAuth2 password grant (form encoded), for Swagger UI's Authorize button and OAuth2 tools.
 
-    `username` may be a username or an e-mail address.
+    `username` may be a username or an e-mail address. Limited exactly like `/auth/login`,
+    and the two share their counts.
     """
-    user = await service.authenticate(session, resources, form.username, form.password)
+    user = await service.authenticate(session, resources, form.username, form.password, throttle)
     return await service.start_session(session, resources, user, user_agent)
 
 
@@ -113,10 +134,16 @@ async def resend_verification(user: CurrentUser, session: SessionDep, resources:
     await service.resend_verification(session, resources, user)
 
 
-@router.post("/password-reset", status_code=status.HTTP_202_ACCEPTED, responses=problem_responses(422))
+@router.post(
+    "/password-reset",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(422, 429),
+    dependencies=[rate_limit("password_reset", key=body_email)],
+)
 async def password_reset(data: PasswordResetRequest, session: SessionDep, resources: ResourcesDep) -> None:
     """E-mail a password reset token if an account has this address. Always 202, so the
-    answer does not tell whether the account exists."""
+    answer does not tell whether the account exists. 429 after 5 requests for one address
+    in 30 minutes (by default), whether or not it has an account."""
     await service.request_password_reset(session, resources, data.email)
 
 

@@ -12,6 +12,7 @@ from kith.auth.password_policy import password_problem
 from kith.auth.schemas import RegisterRequest, TokenPair
 from kith.core.errors import BadRequest, Conflict, Forbidden, Unauthorized, Unprocessable
 from kith.core.jobs import enqueue
+from kith.core.ratelimit import LoginThrottle
 from kith.core.realtime import publish_after_commit
 from kith.core.resources import Resources
 from kith.core.security import InvalidToken, hash_token, new_token
@@ -93,12 +94,22 @@ async def create_user(
     return user
 
 
-async def authenticate(session: AsyncSession, resources: Resources, identifier: str, password: str) -> User:
-    """Check a login; unknown accounts cost the same hash check as a wrong password."""
+async def authenticate(
+    session: AsyncSession, resources: Resources, identifier: str, password: str, throttle: LoginThrottle
+) -> User:
+    """Check a login; unknown accounts cost the same hash check as a wrong password.
+
+    Failed attempts are counted per account before the hash is computed, so a spent
+    budget answers 429 without any hashing work.
+    """
     user = await users.find_by_login(session, identifier)
+    account = user.id if user is not None else f"name:{identifier.strip().lower()}"
+    await throttle.check(account)
     valid, new_hash = await resources.passwords.verify(password, user.password_hash if user else None)
     if user is None or not valid:
+        await throttle.failed(account)
         raise InvalidCredentials()
+    await throttle.succeeded(account)
     if user.suspended:
         raise Forbidden("This account is suspended.", code="account_suspended")
     if new_hash:

@@ -5,6 +5,7 @@ Every setting is documented in ``docs/configuration.md``; keep the two in step.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from enum import StrEnum
 from functools import lru_cache
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
+import limits
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -54,6 +56,8 @@ class Settings(BaseSettings):
     workers: int = 1
     # How long `kith serve` waits for requests in flight at shutdown before closing them.
     shutdown_timeout_seconds: int = 30
+    # Peers whose `X-Forwarded-For` is believed (addresses or CIDR networks). Empty: none.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Bearer tokens and API keys are headers, never cookies: browsers need no credentials mode.
     cors_allow_credentials: bool = False
@@ -115,11 +119,66 @@ class Settings(BaseSettings):
     media_unattached_ttl_hours: float = Field(default=24, gt=0)
     media_cleanup_interval_seconds: float = Field(default=600, gt=0)
 
-    @field_validator("cors_origins", "trusted_hosts", mode="before")
+    # Rate limits (contract §1), as "<count>/<period>" ("300/5 minutes", "50/day");
+    # an empty value switches that one limit off, `rate_limits_enabled=false` all of them.
+    rate_limits_enabled: bool = True
+    rate_limit_general: str = "300/5 minutes"
+    rate_limit_login: str = "10/minute"
+    rate_limit_login_failures: str = "5/15 minutes"
+    rate_limit_login_failures_account: str = "100/hour"
+    rate_limit_register: str = "5/hour"
+    rate_limit_password_reset: str = "5/30 minutes"
+    rate_limit_posts: str = "30/minute"
+    rate_limit_comments: str = "60/minute"
+    rate_limit_friend_requests: str = "50/day"
+    rate_limit_media_uploads: str = "30/hour"
+    # Moderators get this many times every per-user limit; admins are not limited.
+    rate_limit_moderator_factor: float = Field(default=2.0, ge=1.0)
+    # After Redis fails, limits use their fallback for this long before trying Redis again.
+    rate_limit_redis_retry_seconds: float = Field(default=5.0, ge=0)
+    rate_limit_redis_timeout_seconds: float = Field(default=0.5, gt=0)
+    # Prefix of the counters' Redis keys (several deployments can share one Redis).
+    rate_limit_key_prefix: str = "kith:limits"
+
+    @field_validator("cors_origins", "trusted_hosts", "trusted_proxies", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator(
+        "rate_limit_general",
+        "rate_limit_login",
+        "rate_limit_login_failures",
+        "rate_limit_login_failures_account",
+        "rate_limit_register",
+        "rate_limit_password_reset",
+        "rate_limit_posts",
+        "rate_limit_comments",
+        "rate_limit_friend_requests",
+        "rate_limit_media_uploads",
+    )
+    @classmethod
+    def _valid_limit(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            try:
+                limits.parse(value)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a rate limit; write it like '300/5 minutes' or '50/day'"
+                ) from None
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
         return value
 
     @field_validator("public_url")

@@ -4,7 +4,7 @@ A client that retries a create after a timeout sends the same `Idempotency-Key` 
 the first answer again instead of a second resource. How it works:
 
 1. Before the request's own transaction opens, a short transaction of its own claims the
-   key for the caller (the user id, or `ip:<address>` when anonymous): it inserts an
+   key for the caller (the user id, or `ip:<address>` when anonymous or unidentified): it inserts an
    in-progress mark, or finds the one there. A completed mark for the same request is
    replayed (`Idempotent-Replayed: true`); for another request (method, path or body
    differ) it is 422 `idempotency_key_reused`; a mark still in progress is 409
@@ -39,11 +39,11 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kith.core.caller import identify_caller
 from kith.core.errors import Conflict, Unprocessable
 from kith.core.periodic import periodic
 from kith.core.resources import Resources
-from kith.core.security import InvalidToken, hash_token
-from kith.db.models import ApiKey, IdempotencyKey
+from kith.db.models import IdempotencyKey
 from kith.db.session import SessionDep, get_resources
 from kith.db.transaction import unit_of_work
 
@@ -89,32 +89,6 @@ class Replay:
 
 
 # --- who is asking, and what -------------------------------------------------------------
-
-
-async def _caller(request: Request, resources: Resources) -> str | None:
-    """The key's owner: the user behind the credentials, or the client IP when there are none.
-
-    Credentials are only identified here, not checked (the route's own authentication
-    does that and answers 401); unidentifiable ones give None and no idempotency.
-    """
-    authorization = request.headers.get("authorization")
-    api_key = request.headers.get("x-api-key")
-    if authorization:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer":
-            return None
-        try:
-            return resources.tokens.verify(token.strip()).user_id
-        except InvalidToken:
-            return None
-    if api_key:
-        async with unit_of_work(resources, write=False) as session:
-            user_id: str | None = await session.scalar(
-                select(ApiKey.user_id).where(ApiKey.key_hash == hash_token(api_key))
-            )
-        return user_id
-    host = request.client.host if request.client else "unknown"
-    return f"ip:{host}"
 
 
 def _canonical_body(body: bytes) -> bytes:
@@ -271,10 +245,9 @@ async def idempotency_attempt(
         yield None
         return
     resources = get_resources(request)
-    owner = await _caller(request, resources)
-    if owner is None:
-        yield None
-        return
+    # Credentials are only identified here, not checked: the route's own authentication
+    # does that (and answers 401, releasing the claim).
+    owner = (await identify_caller(request.scope, resources)).owner
     fingerprint = request_hash(request.method, request.url.path, await request.body())
     outcome = await _claim(resources, owner, key, fingerprint)
     if isinstance(outcome, Replay):

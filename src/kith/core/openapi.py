@@ -8,6 +8,12 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from kith.core.errors import PROBLEM_CONTENT_TYPE, Problem
+from kith.core.ratelimit import counts_against_general_limit
+
+GENERAL_LIMIT = (
+    "`rate_limited`: over the general limit (300 requests per 5 minutes per user, or per IP "
+    "address when anonymous, by default). `Retry-After` says when to retry."
+)
 
 DESCRIPTION = """
 Kith is a friends-based social network API: accounts, friendships, posts, a news feed
@@ -22,10 +28,20 @@ validation errors (422) list each field in `errors`. Every response carries `X-R
 **Lists** use cursor pagination: `?limit=` (1–100, default 20) and `?cursor=` from
 `next_cursor` (also in the `Link: rel="next"` header). Directory lists (user search, admin
 users) use `?page=` and `?page_size=` and report `total`.
+
+**Rate limits.** Every API request counts against a general limit per user (per IP address
+when anonymous); logins, registration, password resets, posts, comments, friend requests
+and uploads have their own. Limited responses carry `RateLimit-Limit`, `RateLimit-Remaining`
+and `RateLimit-Reset` (seconds); a 429 `rate_limited` adds `Retry-After`.
+
+**Retries.** Create endpoints accept `Idempotency-Key`: a retry with the same key and body
+returns the first answer (`Idempotent-Replayed: true`) and creates nothing.
 """
 
 
-def install_openapi(app: FastAPI) -> None:
+def install_openapi(app: FastAPI, *, rate_limited: bool = True) -> None:
+    """Serve an OpenAPI document in which every operation lists its error responses."""
+
     def build() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
@@ -58,9 +74,11 @@ def install_openapi(app: FastAPI) -> None:
         for defn in components["Problem"].pop("$defs", {}).items():
             components.setdefault(defn[0], defn[1])
         problem_ref = {"$ref": "#/components/schemas/Problem"}
-        for path_item in schema.get("paths", {}).values():
-            for operation in path_item.values():
+        for path, path_item in schema.get("paths", {}).items():
+            for method, operation in path_item.items():
                 responses = operation.setdefault("responses", {})
+                if rate_limited and counts_against_general_limit(method.upper(), path):
+                    responses.setdefault("429", {"description": GENERAL_LIMIT})
                 responses.setdefault("500", {"description": "Unexpected error; no internals are shown."})
                 if any(param.get("name") == "Idempotency-Key" for param in operation.get("parameters", [])):
                     responses.setdefault("409", {"description": "`idempotency_in_progress` (and others)."})

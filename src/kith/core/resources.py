@@ -11,6 +11,7 @@ from kith.core.clock import Clock
 from kith.core.config import Settings
 from kith.core.jobs import JobRunner
 from kith.core.mail import Mailer
+from kith.core.ratelimit import Limiter
 from kith.core.realtime import RealtimeHub, create_hub
 from kith.core.security import AccessTokenCodec, PasswordHasher
 from kith.db.engine import create_engine, create_session_factory
@@ -29,6 +30,7 @@ class Resources:
     media: MediaStorage
     clock: Clock = field(default_factory=Clock)
     jobs: JobRunner = field(init=False)
+    limiter: Limiter = field(init=False)
     realtime: RealtimeHub = field(init=False)
 
     @classmethod
@@ -48,6 +50,7 @@ class Resources:
             else None,
             media=LocalMediaStorage(settings.media_root),
         )
+        resources.limiter = Limiter(settings)
         resources.jobs = JobRunner.for_settings(resources)
         await resources.jobs.startup()
         resources.realtime = create_hub(resources.redis)
@@ -57,6 +60,7 @@ class Resources:
     async def close(self) -> None:
         await self.realtime.stop()
         await self.jobs.shutdown()
+        await self.limiter.close()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import FileResponse
 
 from kith.core.errors import NotFound, problem_responses
+from kith.core.ratelimit import rate_limit
 from kith.core.urls import media_url
 from kith.db.session import ResourcesDep
 from kith.db.transaction import unit_of_work
@@ -58,8 +59,9 @@ _FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
     "/media",
     status_code=status.HTTP_201_CREATED,
     response_model=MediaView,
-    responses=problem_responses(401, 403, 413, 415, 422),
+    responses=problem_responses(401, 403, 413, 415, 422, 429),
     openapi_extra=_UPLOAD_BODY,
+    dependencies=[rate_limit("media_uploads")],
 )
 async def upload_media(
     request: Request, response: Response, user: Uploader, resources: ResourcesDep

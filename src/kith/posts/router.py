@@ -9,6 +9,7 @@ from kith.core.errors import problem_responses
 from kith.core.http import public_url
 from kith.core.idempotency import idempotent
 from kith.core.pagination import CursorDep, CursorPage
+from kith.core.ratelimit import rate_limit
 from kith.db.session import ResourcesDep, SessionDep
 from kith.posts import service
 from kith.posts.dependencies import (
@@ -36,7 +37,8 @@ router = APIRouter(tags=["posts"])
     "/posts",
     status_code=status.HTTP_201_CREATED,
     response_model=PostView,
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 422, 429),
+    dependencies=[rate_limit("posts")],
 )
 @idempotent
 async def create_post(
@@ -153,7 +155,8 @@ async def list_likes(post: ReadablePost, user: CurrentUser, session: SessionDep,
     "/posts/{post_id}/comments",
     status_code=status.HTTP_201_CREATED,
     response_model=CommentView,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 422, 429),
+    dependencies=[rate_limit("comments")],
 )
 @idempotent
 async def add_comment(

@@ -11,6 +11,7 @@ from kith.core.errors import problem_responses
 from kith.core.http import public_url
 from kith.core.idempotency import idempotent
 from kith.core.pagination import CursorDep, CursorPage
+from kith.core.ratelimit import rate_limit
 from kith.db.models import FriendRequestStatus
 from kith.db.session import ResourcesDep, SessionDep
 from kith.social import service
@@ -44,6 +45,7 @@ ACCEPTED_INSTEAD: dict[int | str, dict[str, Any]] = {
     status_code=status.HTTP_201_CREATED,
     response_model=FriendRequestView,
     responses={**ACCEPTED_INSTEAD, **problem_responses(400, 401, 403, 404, 409, 422, 429)},
+    dependencies=[rate_limit("friend_requests")],
 )
 @idempotent
 async def send_friend_request(
@@ -63,7 +65,8 @@ async def send_friend_request(
     declined the caller's request less than 24 hours ago; 404 `user_not_found` for an
     unknown, suspended or blocking user (or one the caller blocks); 409 `already_friends`;
     409 `request_pending` when the caller's request is still waiting; 429
-    `too_many_pending_requests` when the caller has 100 requests waiting for an answer.
+    `too_many_pending_requests` when the caller has 100 requests waiting for an answer, and
+    429 `rate_limited` after 50 requests in a day (by default).
     """
     receiver = await users.visible_user(session, user, data.receiver_id)
     friend_request, created = await service.send_request(session, resources, user, receiver)

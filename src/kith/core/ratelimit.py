@@ -1,0 +1,436 @@
+"""Rate limits (contract §1), on the `limits` library, attached declaratively.
+
+- The general limit (`KITH_RATE_LIMIT_GENERAL`) counts every request under `/api/v1`
+  per user, or per IP when anonymous. `RateLimitMiddleware` checks it before routing, so
+  unknown paths, redirects and any spelling of a path count too.
+- Named limits guard single routes as dependencies: `dependencies=[rate_limit("posts")]`.
+  They run before the route's own dependencies, so before any costly work.
+- Failed logins are counted by `LoginThrottle`, checked after the account lookup and
+  before the password hash.
+
+Every limited response carries `RateLimit-Limit`, `RateLimit-Remaining` and
+`RateLimit-Reset` (of the limit closest to running out); a 429 adds `Retry-After`.
+
+Counters live in Redis when it is configured (shared by every worker and instance),
+else in process memory. When Redis fails, limits marked `falls_back` (login,
+registration, password reset, uploads) count in process memory instead: looser, never
+absent; the others let requests through. Redis is then left alone for
+`KITH_RATE_LIMIT_REDIS_RETRY_SECONDS`, so an outage costs at most one timeout now and then.
+
+Moderators get `KITH_RATE_LIMIT_MODERATOR_FACTOR` times every per-user limit; admins
+are not limited by per-user limits at all.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import limits
+import structlog
+from fastapi import Depends, Request
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter, RateLimiter, SlidingWindowCounterRateLimiter
+from limits.errors import StorageError
+from redis.asyncio import ConnectionPool
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from starlette.requests import Request as StarletteRequest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kith.core.caller import Caller, identify_caller
+from kith.core.config import Settings
+from kith.core.errors import DomainError, problem_response
+from kith.core.metrics import RATE_LIMIT_REJECTIONS
+from kith.db.models import Role, User
+from kith.db.transaction import unit_of_work
+
+if TYPE_CHECKING:
+    from kith.core.resources import Resources
+
+log = structlog.get_logger("kith.ratelimit")
+
+Strategy = Literal["sliding", "moving"]
+KeyedBy = Literal["caller", "ip"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One named limit: its setting, how it counts, and what happens when Redis fails."""
+
+    name: str
+    setting: str
+    # Sliding-window counter for the large, general limits (cheap, approximate); moving
+    # window for the small auth limits, where exactness matters.
+    strategy: Strategy
+    # True: fall back to per-process counting when Redis fails. False: fail open.
+    falls_back: bool
+    # "caller": the user (per-role factors apply), else the IP. "ip": always the IP.
+    keyed_by: KeyedBy = "caller"
+
+
+RULES: dict[str, Rule] = {
+    rule.name: rule
+    for rule in (
+        Rule("general", "rate_limit_general", "sliding", falls_back=False),
+        Rule("login", "rate_limit_login", "moving", falls_back=True, keyed_by="ip"),
+        Rule("login_failures", "rate_limit_login_failures", "moving", falls_back=True, keyed_by="ip"),
+        Rule(
+            "login_failures_account",
+            "rate_limit_login_failures_account",
+            "moving",
+            falls_back=True,
+            keyed_by="ip",
+        ),
+        Rule("register", "rate_limit_register", "moving", falls_back=True, keyed_by="ip"),
+        Rule("password_reset", "rate_limit_password_reset", "moving", falls_back=True, keyed_by="ip"),
+        Rule("posts", "rate_limit_posts", "sliding", falls_back=False),
+        Rule("comments", "rate_limit_comments", "sliding", falls_back=False),
+        Rule("friend_requests", "rate_limit_friend_requests", "sliding", falls_back=False),
+        Rule("media_uploads", "rate_limit_media_uploads", "sliding", falls_back=True),
+    )
+}
+
+# Requests the general limit does not count: media files are fetched by URL, often many
+# per page, and are static; CORS preflights must not eat the budget of the request they
+# precede.
+_UNCOUNTED_PREFIXES = ("/api/v1/media/",)
+_API_PREFIX = "/api/v1/"
+_STATE_KEY = "kith_rate_limits"
+ROLE_CACHE_SECONDS = 10.0
+ROLE_CACHE_SIZE = 10_000
+
+
+def wall_time() -> float:
+    """Seconds since the epoch: the clock `limits` reads its windows from."""
+    return time.time()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The state of one limit after a request was counted (or tested) against it."""
+
+    rule: str
+    limit: int
+    remaining: int
+    reset_after: float
+    allowed: bool
+
+    @property
+    def retry_after(self) -> int:
+        return max(1, math.ceil(self.reset_after))
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(max(0, self.remaining)),
+            "RateLimit-Reset": str(max(0, math.ceil(self.reset_after))),
+        }
+
+
+class RateLimited(DomainError):
+    status = 429
+    default_code = "rate_limited"
+    default_detail = "Too many requests; retry after the number of seconds in `Retry-After`."
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(headers={"Retry-After": str(outcome.retry_after)})
+        self.outcome = outcome
+
+
+class _RoleCache:
+    """Users' roles for a few seconds, so a limit check rarely needs the database."""
+
+    def __init__(self) -> None:
+        self._roles: dict[str, tuple[Role | None, float]] = {}
+
+    async def role_of(self, resources: Resources, user_id: str) -> Role | None:
+        now = time.monotonic()
+        cached = self._roles.get(user_id)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        async with unit_of_work(resources, write=False) as session:
+            role: Role | None = await session.scalar(select(User.role).where(User.id == user_id))
+        if len(self._roles) >= ROLE_CACHE_SIZE:
+            self._roles.clear()
+        self._roles[user_id] = (role, now + ROLE_CACHE_SECONDS)
+        return role
+
+
+class Limiter:
+    """Counts requests against the configured limits, in Redis or in process memory."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.enabled = settings.rate_limits_enabled
+        self._retry_seconds = settings.rate_limit_redis_retry_seconds
+        self._moderator_factor = settings.rate_limit_moderator_factor
+        self._items: dict[str, limits.RateLimitItem] = {}
+        for rule in RULES.values():
+            text: str = getattr(settings, rule.setting)
+            if text:
+                self._items[rule.name] = limits.parse(text)
+        self._local = self._strategies(MemoryStorage())
+        self._shared: dict[Strategy, RateLimiter] | None = None
+        self._pool: ConnectionPool | None = None
+        if settings.redis_url:
+            # Its own pool with a short timeout: a slow Redis must not slow every request.
+            timeout = settings.rate_limit_redis_timeout_seconds
+            self._pool = ConnectionPool.from_url(
+                settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+            )
+            storage = RedisStorage(
+                f"async+{settings.redis_url}",
+                implementation="redispy",
+                key_prefix=settings.rate_limit_key_prefix,
+                wrap_exceptions=True,
+                connection_pool=self._pool,  # type: ignore[arg-type]  # typed too narrowly upstream
+            )
+            self._shared = self._strategies(storage)
+        self._redis_down_until = 0.0
+        self.roles = _RoleCache()
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+
+    @staticmethod
+    def _strategies(storage: Storage) -> dict[Strategy, RateLimiter]:
+        return {
+            "sliding": SlidingWindowCounterRateLimiter(storage),
+            "moving": MovingWindowRateLimiter(storage),
+        }
+
+    def item(self, rule: str, role: Role | None = None) -> limits.RateLimitItem | None:
+        """The limit that applies to `rule` for a caller of `role`; None when none does."""
+        item = self._items.get(rule)
+        if item is None or not self.enabled:
+            return None
+        if RULES[rule].keyed_by == "caller":
+            # Compared by value: a role read with a plain column select may be a str.
+            if role == Role.admin:
+                return None
+            if role == Role.moderator:
+                return type(item)(int(item.amount * self._moderator_factor), item.multiples, item.namespace)
+        return item
+
+    async def _run(self, rule: Rule, attempt: Callable[[RateLimiter], Awaitable[Outcome]]) -> Outcome | None:
+        if self._shared is not None:
+            if time.monotonic() >= self._redis_down_until:
+                try:
+                    return await attempt(self._shared[rule.strategy])
+                except (StorageError, RedisError, OSError, TimeoutError) as exc:
+                    self._redis_down_until = time.monotonic() + self._retry_seconds
+                    log.warning("rate_limit_redis_unavailable", limit=rule.name, error=type(exc).__name__)
+            if not rule.falls_back:
+                return None  # fail open
+        return await attempt(self._local[rule.strategy])
+
+    async def _outcome(
+        self, strategy: RateLimiter, rule: str, item: limits.RateLimitItem, key: str, allowed: bool
+    ) -> Outcome:
+        stats = await strategy.get_window_stats(item, rule, key)
+        return Outcome(rule, item.amount, stats.remaining, max(0.0, stats.reset_time - wall_time()), allowed)
+
+    async def hit(self, rule: str, key: str, role: Role | None = None) -> Outcome | None:
+        """Count one request against `rule` for `key`. None: the rule does not apply."""
+        item = self.item(rule, role)
+        if item is None:
+            return None
+
+        async def attempt(strategy: RateLimiter) -> Outcome:
+            allowed = await strategy.hit(item, rule, key)
+            return await self._outcome(strategy, rule, item, key, allowed)
+
+        return await self._run(RULES[rule], attempt)
+
+    async def test(self, rule: str, key: str) -> Outcome | None:
+        """Whether one more request would pass `rule` for `key`, without counting it."""
+        item = self.item(rule)
+        if item is None:
+            return None
+
+        async def attempt(strategy: RateLimiter) -> Outcome:
+            allowed = await strategy.test(item, rule, key)
+            return await self._outcome(strategy, rule, item, key, allowed)
+
+        return await self._run(RULES[rule], attempt)
+
+    async def clear(self, rule: str, key: str) -> None:
+        item = self.item(rule)
+        if item is None:
+            return
+
+        async def attempt(strategy: RateLimiter) -> Outcome:
+            await strategy.clear(item, rule, key)
+            return Outcome(rule, item.amount, item.amount, 0.0, True)
+
+        await self._run(RULES[rule], attempt)
+
+
+# --- recording outcomes on the request, and the headers they give -----------------------------
+
+
+def _record(scope: Scope, outcome: Outcome | None) -> None:
+    if outcome is not None:
+        scope.setdefault("state", {}).setdefault(_STATE_KEY, []).append(outcome)
+
+
+def _closest(outcomes: list[Outcome]) -> Outcome:
+    refused = [outcome for outcome in outcomes if not outcome.allowed]
+    if refused:
+        return max(refused, key=lambda outcome: outcome.reset_after)
+    return min(outcomes, key=lambda outcome: (outcome.remaining, -outcome.reset_after))
+
+
+def _refuse(outcome: Outcome) -> RateLimited:
+    RATE_LIMIT_REJECTIONS.labels(limit=outcome.rule).inc()
+    return RateLimited(outcome)
+
+
+async def _counted(resources: Resources, rule: str, caller: Caller) -> Outcome | None:
+    limiter = resources.limiter
+    if RULES[rule].keyed_by == "ip" or caller.user_id is None:
+        return await limiter.hit(rule, f"ip:{caller.ip_group}")
+    role = await limiter.roles.role_of(resources, caller.user_id)
+    return await limiter.hit(rule, caller.limit_key, role)
+
+
+class RateLimitMiddleware:
+    """Counts every API request against the general limit and adds the `RateLimit-*` headers.
+
+    Inside CORS, so a browser can read a 429; the headers come from every limit the
+    request was counted against, its route's included.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not counts_against_general_limit(scope["method"], scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        resources: Resources = scope["app"].state.resources
+        caller = await identify_caller(scope, resources)
+        outcome = await _counted(resources, "general", caller)
+        _record(scope, outcome)
+        if outcome is not None and not outcome.allowed:
+            error = _refuse(outcome)
+            response = problem_response(
+                StarletteRequest(scope), error.status, error.code, error.detail, headers=error.headers
+            )
+            await response(scope, receive, self._with_headers(scope, send))
+            return
+        await self.app(scope, receive, self._with_headers(scope, send))
+
+    @staticmethod
+    def _with_headers(scope: Scope, send: Send) -> Send:
+        async def send_with_limits(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                outcomes: list[Outcome] = scope.get("state", {}).get(_STATE_KEY, [])
+                if outcomes:
+                    extra = [
+                        (name.lower().encode(), value.encode())
+                        for name, value in _closest(outcomes).headers().items()
+                    ]
+                    message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        return send_with_limits
+
+
+def counts_against_general_limit(method: str, path: str) -> bool:
+    """Whether a request is counted by the general limit (every API request but a few)."""
+    if method == "OPTIONS":
+        return False
+    if not path.lower().startswith(_API_PREFIX):
+        # Only the API is limited; health checks, docs and metrics are not.
+        return False
+    return not (method in ("GET", "HEAD") and path.startswith(_UNCOUNTED_PREFIXES))
+
+
+# --- route dependencies ----------------------------------------------------------------------
+
+KeyOf = Callable[[Request, Caller], Awaitable[str | None]]
+
+
+async def body_email(request: Request, _caller: Caller) -> str | None:
+    """The e-mail address in a JSON body, normalised; None when there is none (422 follows)."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    email = body.get("email") if isinstance(body, dict) else None
+    return f"email:{email.strip().lower()}" if isinstance(email, str) and email.strip() else None
+
+
+def rate_limit(rule: str, key: KeyOf | None = None) -> Any:
+    """A route dependency that counts the request against the named limit, or answers 429.
+
+    `key` picks what the limit counts (by default the caller: the user, or the IP).
+    """
+    if rule not in RULES:
+        raise ValueError(f"unknown rate limit {rule!r}")
+
+    async def check_limit(request: Request) -> None:
+        resources: Resources = request.app.state.resources
+        if not resources.limiter.enabled:
+            return
+        caller = await identify_caller(request.scope, resources)
+        if key is None:
+            outcome = await _counted(resources, rule, caller)
+        else:
+            counted = await key(request, caller)
+            outcome = None if counted is None else await resources.limiter.hit(rule, counted)
+        _record(request.scope, outcome)
+        if outcome is not None and not outcome.allowed:
+            raise _refuse(outcome)
+
+    return Depends(check_limit)
+
+
+class LoginThrottle:
+    """Failed logins: per (account, IP) and per account, checked before the password hash.
+
+    The account is the user's id when it exists, else the login name as typed, so an
+    unknown name is throttled exactly like a known one and the answer tells nothing.
+    """
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+        self._resources: Resources = request.app.state.resources
+
+    async def _keys(self, account: str) -> tuple[str, str]:
+        caller = await identify_caller(self._request.scope, self._resources)
+        return f"account:{account}|ip:{caller.ip_group}", f"account:{account}"
+
+    async def check(self, account: str) -> None:
+        """Answer 429 if either failure budget of `account` is spent."""
+        limiter = self._resources.limiter
+        if not limiter.enabled:
+            return
+        pair, whole = await self._keys(account)
+        for rule, key in (("login_failures", pair), ("login_failures_account", whole)):
+            outcome = await limiter.test(rule, key)
+            if outcome is not None and not outcome.allowed:
+                _record(self._request.scope, outcome)
+                raise _refuse(outcome)
+
+    async def failed(self, account: str) -> None:
+        """Count a wrong password for `account`."""
+        limiter = self._resources.limiter
+        if not limiter.enabled:
+            return
+        pair, whole = await self._keys(account)
+        await limiter.hit("login_failures", pair)
+        await limiter.hit("login_failures_account", whole)
+
+    async def succeeded(self, account: str) -> None:
+        """A right password clears the (account, IP) count; the per-account one stays."""
+        limiter = self._resources.limiter
+        if not limiter.enabled:
+            return
+        pair, _ = await self._keys(account)
+        await limiter.clear("login_failures", pair)
