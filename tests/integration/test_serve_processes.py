@@ -199,9 +199,9 @@ async def test_two_workers_on_sqlite_share_the_load(tmp_path: Path) -> None:
             assert (await client.get("/readyz")).status_code == 200
             # `kith serve` gave the workers one metrics directory: a scrape, answered by
             # either worker, counts the requests both of them served.
-            reads = sum(50 - (10 if i == 0 else 0) for i in range(rounds)) + 1
+            reads_sent = sum(50 - (10 if i == 0 else 0) for i in range(rounds)) + 1
             scrape = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
-            assert requests_counted(scrape.text, "/api/v1/users/me") == reads
+            assert requests_counted(scrape.text, "/api/v1/users/me") == reads_sent
 
 
 async def test_two_workers_with_postgres_and_redis_deliver_live_events_to_every_worker(
