@@ -20,7 +20,7 @@ from sqlalchemy import or_, select
 from kith.auth import service as auth
 from kith.core.config import Settings
 from kith.core.resources import Resources
-from kith.db.models import Friendship, FriendRequest, User
+from kith.db.models import FriendRequest, Friendship, User
 from kith.db.transaction import unit_of_work
 
 
@@ -43,7 +43,9 @@ class LoadData:
         lines = [f"T\t{token}\t{user_id}" for token, user_id in self.tokens]
         lines += [f"P\t{index + 1}\t{post_id}" for index, post_id in self.posts]
         lines += [f"C\t{index + 1}\t{cursor}" for index, cursor in self.cursors]
-        lines += [f"F\t{sender + 1}\t{receiver + 1}\t{receiver_id}" for sender, receiver, receiver_id in self.pairs]
+        lines += [
+            f"F\t{sender + 1}\t{receiver + 1}\t{receiver_id}" for sender, receiver, receiver_id in self.pairs
+        ]
         lines += [f"L\t{name}" for name in self.logins]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(lines) + "\n")
@@ -57,7 +59,9 @@ async def mint_tokens(settings: Settings, user_ids: Sequence[str]) -> list[str]:
     try:
         for chunk in _chunks(user_ids, 500):
             async with unit_of_work(resources) as session:
-                users = {user.id: user for user in await session.scalars(select(User).where(User.id.in_(chunk)))}
+                users = {
+                    user.id: user for user in await session.scalars(select(User).where(User.id.in_(chunk)))
+                }
                 for user_id in chunk:
                     pair = await auth.start_session(session, resources, users[user_id], "kith-bench")
                     tokens.append(pair.access_token)
@@ -71,7 +75,7 @@ async def user_ids_by_name(settings: Settings, names: Sequence[str]) -> dict[str
     try:
         async with unit_of_work(resources, write=False) as session:
             rows = await session.execute(select(User.username, User.id).where(User.username.in_(names)))
-            return {name: user_id for name, user_id in rows.tuples()}
+            return dict(rows.tuples())
     finally:
         await resources.close()
 
@@ -86,7 +90,9 @@ async def friends_of(settings: Settings, user_id: str) -> list[str]:
         await resources.close()
 
 
-async def fresh_pairs(settings: Settings, user_ids: Sequence[str], rng: random.Random) -> list[tuple[int, int]]:
+async def fresh_pairs(
+    settings: Settings, user_ids: Sequence[str], rng: random.Random
+) -> list[tuple[int, int]]:
     """Index pairs of users who are not friends and never exchanged a request, shuffled."""
     resources = await Resources.open(settings)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -60,10 +61,8 @@ def peak_rss_mb(pid: int) -> float:
 
 def reset_peak_rss(pid: int) -> None:
     """Start a new VmHWM window (Linux: write 5 to clear_refs); ignored where not allowed."""
-    try:
+    with contextlib.suppress(OSError):
         Path(f"/proc/{pid}/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 @dataclass
@@ -85,7 +84,7 @@ class Server:
     def start(self, timeout: float = 60.0) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: S603 - our own command line
+        self.process = subprocess.Popen(
             self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         deadline = time.monotonic() + timeout
@@ -107,7 +106,7 @@ class Server:
         """A helper process (the job worker) that lives and dies with the server."""
         log = self.log_path.with_suffix(".worker.log").open("ab")
         self.extra.append(
-            subprocess.Popen(  # noqa: S603 - our own command line
+            subprocess.Popen(
                 list(command), env=dict(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         )

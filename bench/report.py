@@ -52,8 +52,13 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
     feed = _find(results, MAIN, "feed_p1")
     if feed and feed.get("ratio_to_ceiling") is not None:
-        rows.append(("Feed page 1 on PostgreSQL ≥ 50 % of the ceiling (1 worker)",
-                     _ratio(feed["ratio_to_ceiling"]), _check(feed["ratio_to_ceiling"] >= 0.5)))
+        rows.append(
+            (
+                "Feed page 1 on PostgreSQL ≥ 50 % of the ceiling (1 worker)",
+                _ratio(feed["ratio_to_ceiling"]),
+                _check(feed["ratio_to_ceiling"] >= 0.5),
+            )
+        )
     base = _find(results, SMALL, "feed_p1")
     if base:
         posts = results["configs"].get(SMALL, {}).get("data_set", "")
@@ -65,23 +70,43 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             other = _find(results, config, scenario)
             if other:
                 ratio = other["p50_ms"] / base["p50_ms"]
-                rows.append((f"{label}: p50 within 1.5× of page 1 on the small data set",
-                             f"{ratio:.2f}× ({other['p50_ms']:.2f} vs {base['p50_ms']:.2f} ms)", _check(ratio <= 1.5)))
+                rows.append(
+                    (
+                        f"{label}: p50 within 1.5× of page 1 on the small data set",
+                        f"{ratio:.2f}× ({other['p50_ms']:.2f} vs {base['p50_ms']:.2f} ms)",
+                        _check(ratio <= 1.5),
+                    )
+                )
         del posts
     for scenario in ("create_post", "like_unlike", "comment"):
         item = _find(results, MAIN, scenario)
         if item and item.get("ratio_to_ceiling") is not None:
-            rows.append((f"{LABELS[scenario]} on PostgreSQL ≥ 35 % of the ceiling",
-                         _ratio(item["ratio_to_ceiling"]), _check(item["ratio_to_ceiling"] >= 0.35)))
+            rows.append(
+                (
+                    f"{LABELS[scenario]} on PostgreSQL ≥ 35 % of the ceiling",
+                    _ratio(item["ratio_to_ceiling"]),
+                    _check(item["ratio_to_ceiling"] >= 0.35),
+                )
+            )
     for config, flood in results.get("login_flood", {}).items():
-        rows.append((f"Feed p99 during a login flood ≤ 2× without ({config})",
-                     f"{flood['p99_ratio']:.2f}× ({flood['during_login_flood']['p99_ms']:.1f} vs "
-                     f"{flood['alone']['p99_ms']:.1f} ms)", _check(flood["p99_ratio"] <= 2)))
+        rows.append(
+            (
+                f"Feed p99 during a login flood ≤ 2× without ({config})",
+                f"{flood['p99_ratio']:.2f}× ({flood['during_login_flood']['p99_ms']:.1f} vs "
+                f"{flood['alone']['p99_ms']:.1f} ms)",
+                _check(flood["p99_ratio"] <= 2),
+            )
+        )
     for config in results["configs"]:
         item = _find(results, config, "mixed")
         if item:
-            rows.append((f"Peak RSS per worker under the mixed load < 250 MB ({config})",
-                         f"{item['peak_rss_mb']:.0f} MB", _check(item["peak_rss_mb"] < 250)))
+            rows.append(
+                (
+                    f"Peak RSS per worker under the mixed load < 250 MB ({config})",
+                    f"{item['peak_rss_mb']:.0f} MB",
+                    _check(item["peak_rss_mb"] < 250),
+                )
+            )
     errors = sum(item["unexpected"] for item in results["measurements"])
     errors += sum(item["unexpected"] for item in results.get("write_growth", []))
     for flood in results.get("login_flood", {}).values():
@@ -144,11 +169,17 @@ def markdown(results: dict[str, Any], images: str) -> str:
                 f"| {flood['during_login_flood']['p50_ms']:.2f} | {flood['during_login_flood']['p99_ms']:.2f} "
                 f"| {flood['p99_ratio']:.2f}× | {flood.get('logins', {}).get('rps', 0):.1f} |"
             )
-    growth = [_find(results, config, scenario) for config in (SMALL, MAIN) for scenario in ("feed_p1", "feed_deep")]
+    growth = [
+        _find(results, config, scenario) for config in (SMALL, MAIN) for scenario in ("feed_p1", "feed_deep")
+    ]
     if all(growth):
-        lines += ["", "### Growth: feed by data-set size and depth (PostgreSQL, 1 worker)", "",
-                  "| posts | page | req/s | p50 ms | p99 ms | p50 vs page 1 of the small set |",
-                  "|---:|---|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "### Growth: feed by data-set size and depth (PostgreSQL, 1 worker)",
+            "",
+            "| posts | page | req/s | p50 ms | p99 ms | p50 vs page 1 of the small set |",
+            "|---:|---|---:|---:|---:|---:|",
+        ]
         base = growth[0]
         assert base is not None
         for item in growth:
@@ -159,9 +190,13 @@ def markdown(results: dict[str, Any], images: str) -> str:
                 f"| {item['p99_ms']:.2f} | {item['p50_ms'] / base['p50_ms']:.2f}× |"
             )
     if results.get("write_growth"):
-        lines += ["", "### Growth: create post by the author's friend count", "",
-                  "| configuration | friends | req/s | p50 ms | p99 ms | server CPU ms/post | job worker CPU ms/post |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "### Growth: create post by the author's friend count",
+            "",
+            "| configuration | friends | req/s | p50 ms | p99 ms | server CPU ms/post | job worker CPU ms/post |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
         for item in results["write_growth"]:
             helper = item.get("helper_cpu_ms_per_request")
             lines.append(
@@ -171,8 +206,13 @@ def markdown(results: dict[str, Any], images: str) -> str:
             )
     lines += ["", "### Targets", "", "| target | measured | verdict |", "|---|---|---|"]
     lines += [f"| {target} | {measured} | {verdict} |" for target, measured, verdict in targets(results)]
-    lines += ["", f"![Requests per second as a share of the ceiling]({images}/throughput.png)", "",
-              f"![Latency p50 and p99]({images}/latency.png)", ""]
+    lines += [
+        "",
+        f"![Requests per second as a share of the ceiling]({images}/throughput.png)",
+        "",
+        f"![Latency p50 and p99]({images}/latency.png)",
+        "",
+    ]
     if results.get("write_growth") or all(growth):
         lines += [f"![Growth]({images}/growth.png)", ""]
     return "\n".join(lines)
@@ -191,7 +231,12 @@ def plots(results: dict[str, Any], out: Path) -> None:
     figure, axis = plt.subplots(figsize=(11, 5))
     for offset, config in enumerate(configs):
         values = [(_find(results, config, key) or {}).get("ratio_to_ceiling") or 0 for key in scenarios]
-        axis.bar([i + offset * width for i in range(len(scenarios))], [v * 100 for v in values], width, label=config)
+        axis.bar(
+            [i + offset * width for i in range(len(scenarios))],
+            [v * 100 for v in values],
+            width,
+            label=config,
+        )
     axis.axhline(50, color="grey", linestyle="--", linewidth=0.8)
     axis.axhline(35, color="grey", linestyle=":", linewidth=0.8)
     axis.set_xticks([i + width * (len(configs) - 1) / 2 for i in range(len(scenarios))])
@@ -208,7 +253,9 @@ def plots(results: dict[str, Any], out: Path) -> None:
         found = [_find(results, config, key) or {} for key in scenarios]
         positions = [i + offset * width for i in range(len(scenarios))]
         axis.bar(positions, [item.get("p99_ms", 0) for item in found], width, alpha=0.35, color=f"C{offset}")
-        axis.bar(positions, [item.get("p50_ms", 0) for item in found], width, color=f"C{offset}", label=config)
+        axis.bar(
+            positions, [item.get("p50_ms", 0) for item in found], width, color=f"C{offset}", label=config
+        )
     axis.set_yscale("log")
     axis.set_xticks([i + width * (len(configs) - 1) / 2 for i in range(len(scenarios))])
     axis.set_xticklabels([LABELS[key] for key in scenarios], rotation=25, ha="right", fontsize=8)
@@ -219,14 +266,23 @@ def plots(results: dict[str, Any], out: Path) -> None:
     figure.savefig(out / "latency.png", dpi=90)
     plt.close(figure)
 
-    growth = [_find(results, config, scenario) for config in (SMALL, MAIN) for scenario in ("feed_p1", "feed_deep")]
+    growth = [
+        _find(results, config, scenario) for config in (SMALL, MAIN) for scenario in ("feed_p1", "feed_deep")
+    ]
     if all(growth) or results.get("write_growth"):
         figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
         if all(growth):
             for scenario, color in (("feed_p1", "C0"), ("feed_deep", "C1")):
-                points = [(_posts(results, c), (_find(results, c, scenario) or {})["p50_ms"]) for c in (SMALL, MAIN)]
-                left.plot([p for p, _ in points], [v for _, v in points], marker="o", color=color,
-                          label=LABELS[scenario])
+                points = [
+                    (_posts(results, c), (_find(results, c, scenario) or {})["p50_ms"]) for c in (SMALL, MAIN)
+                ]
+                left.plot(
+                    [p for p, _ in points],
+                    [v for _, v in points],
+                    marker="o",
+                    color=color,
+                    label=LABELS[scenario],
+                )
             left.set_xscale("log")
             left.set_ylim(bottom=0)
             left.set_xlabel("posts in the data set")
@@ -235,11 +291,22 @@ def plots(results: dict[str, Any], out: Path) -> None:
             left.legend()
         for index, config in enumerate(sorted({item["config"] for item in results.get("write_growth", [])})):
             items = [item for item in results["write_growth"] if item["config"] == config]
-            right.plot([i["friends"] for i in items], [i["cpu_ms_per_request"] for i in items], marker="o",
-                       color=f"C{index}", label=f"{config}: server")
+            right.plot(
+                [i["friends"] for i in items],
+                [i["cpu_ms_per_request"] for i in items],
+                marker="o",
+                color=f"C{index}",
+                label=f"{config}: server",
+            )
             if any(i.get("helper_cpu_ms_per_request") is not None for i in items):
-                right.plot([i["friends"] for i in items], [i.get("helper_cpu_ms_per_request") or 0 for i in items],
-                           marker="s", linestyle="--", color=f"C{index}", label=f"{config}: job worker")
+                right.plot(
+                    [i["friends"] for i in items],
+                    [i.get("helper_cpu_ms_per_request") or 0 for i in items],
+                    marker="s",
+                    linestyle="--",
+                    color=f"C{index}",
+                    label=f"{config}: job worker",
+                )
         right.set_xscale("log")
         right.set_ylim(bottom=0)
         right.set_xlabel("author's friends")
@@ -276,7 +343,9 @@ def write(results: dict[str, Any], out: Path, docs: Path | None = None) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("results", help="A results directory (holding results.json).")
     parser.add_argument("--docs", help="Also rewrite this Markdown file's results section.")
     args = parser.parse_args()

@@ -32,7 +32,7 @@ import redis
 from bench import prepare, report
 from bench import wrk as load
 from bench.procs import Server, cpu_of, peak_rss_mb, reset_peak_rss
-from bench.seed import PASSWORD, DataSetSpec, ensure
+from bench.seed import DataSetSpec, ensure
 from kith.core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -229,7 +229,16 @@ def server_command(server: str, app: str, port: int, workers: int, cpus: str | N
             app,
         ]
     elif app == "kith.main:create_app":
-        line = [str(BIN / "kith"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        line = [
+            str(BIN / "kith"),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ]
     else:
         # The same uvicorn options as `kith serve` (uvloop, httptools, no access log).
         line = [
@@ -290,8 +299,15 @@ class Runner:
         connections = connections or self.profile.connections
         if self.profile.warmup_s:
             load.finish(
-                load.start(url, scenario.key, data, duration_s=self.profile.warmup_s, connections=connections,
-                           cpus=LOAD_CPUS, extra_env={"BENCH_PAIR_SLICE": "0/2"}),
+                load.start(
+                    url,
+                    scenario.key,
+                    data,
+                    duration_s=self.profile.warmup_s,
+                    connections=connections,
+                    cpus=LOAD_CPUS,
+                    extra_env={"BENCH_PAIR_SLICE": "0/2"},
+                ),
                 timeout=self.profile.warmup_s + 60,
             )
         pids = server.pids()
@@ -300,8 +316,15 @@ class Runner:
         helpers = server.extra_pids()
         cpu_before, helper_before = cpu_of(pids), cpu_of(helpers)
         result = load.finish(
-            load.start(url, scenario.key, data, duration_s=self.profile.duration_s, connections=connections,
-                       cpus=LOAD_CPUS, extra_env={"BENCH_PAIR_SLICE": "1/2"}),
+            load.start(
+                url,
+                scenario.key,
+                data,
+                duration_s=self.profile.duration_s,
+                connections=connections,
+                cpus=LOAD_CPUS,
+                extra_env={"BENCH_PAIR_SLICE": "1/2"},
+            ),
             timeout=self.profile.duration_s + 60,
         )
         cpu = cpu_of(pids) - cpu_before
@@ -322,7 +345,9 @@ class Runner:
             peak_rss_mb=round(max((peak_rss_mb(pid) for pid in pids), default=0.0), 1),
             unexpected=result.unexpected(scenario.expected),
             statuses=result.statuses,
-            helper_cpu_ms_per_request=round(helper_cpu * 1000 / requests, 3) if helper_cpu is not None else None,
+            helper_cpu_ms_per_request=round(helper_cpu * 1000 / requests, 3)
+            if helper_cpu is not None
+            else None,
             note="friend pairs ran out" if result.pairs_exhausted else "",
         )
         log(
@@ -375,7 +400,9 @@ class Runner:
         log(f"{config.label}: ceiling")
         ceiling = self.start_server(config, "bench.ceiling:create_app", url)
         try:
-            ceiling_result = self.measure(ceiling, config, Scenario("ceiling", "Ceiling", frozenset({200})), None)
+            ceiling_result = self.measure(
+                ceiling, config, Scenario("ceiling", "Ceiling", frozenset({200})), None
+            )
         finally:
             ceiling.stop()
         self.results.measurements.append(ceiling_result)
@@ -383,9 +410,12 @@ class Runner:
         log(f"{config.label}: Kith")
         server = self.start_server(config, "kith.main:create_app", url)
         try:
-            settings = Settings(database_url=url, secret_key=self.secret, access_token_ttl_seconds=7200,
-                                _env_file=None)  # type: ignore[call-arg]
-            regular = [f"user{index}" for index in self.rng.sample(range(spec.users), self.profile.token_users)]
+            settings = Settings(
+                database_url=url, secret_key=self.secret, access_token_ttl_seconds=7200, _env_file=None
+            )
+            regular = [
+                f"user{index}" for index in self.rng.sample(range(spec.users), self.profile.token_users)
+            ]
             ids = asyncio.run(prepare.user_ids_by_name(settings, regular))
             data = asyncio.run(
                 prepare.load_data(
@@ -418,27 +448,51 @@ class Runner:
         # A steady load at about a third of what the feed sustains.
         rate = max(10.0, (feed.rps if feed else 150.0) / 3)
         delay_ms = connections * 1000 / rate
-        figures: dict[str, Any] = {"feed_connections": connections, "feed_delay_ms": round(delay_ms, 1),
-                                   "login_connections": self.profile.connections}
+        figures: dict[str, Any] = {
+            "feed_connections": connections,
+            "feed_delay_ms": round(delay_ms, 1),
+            "login_connections": self.profile.connections,
+        }
         for label, flood in (("alone", False), ("during_login_flood", True)):
             flood_process = None
             if flood:
-                flood_process = load.start(server.base_url, "login", data_file,
-                                           duration_s=self.profile.duration_s + 2,
-                                           connections=self.profile.connections, cpus=LOAD_CPUS)
+                flood_process = load.start(
+                    server.base_url,
+                    "login",
+                    data_file,
+                    duration_s=self.profile.duration_s + 2,
+                    connections=self.profile.connections,
+                    cpus=LOAD_CPUS,
+                )
                 time.sleep(1.0)
-            feed_process = load.start(server.base_url, "feed_p1", data_file, duration_s=self.profile.duration_s,
-                                      connections=connections, cpus=LOAD_CPUS, delay_ms=delay_ms)
+            feed_process = load.start(
+                server.base_url,
+                "feed_p1",
+                data_file,
+                duration_s=self.profile.duration_s,
+                connections=connections,
+                cpus=LOAD_CPUS,
+                delay_ms=delay_ms,
+            )
             result = load.finish(feed_process, timeout=self.profile.duration_s + 60)
-            figures[label] = {"rps": round(result.rps, 1), "p50_ms": round(result.p50_ms, 2),
-                              "p99_ms": round(result.p99_ms, 2), "unexpected": result.unexpected(frozenset({200}))}
+            figures[label] = {
+                "rps": round(result.rps, 1),
+                "p50_ms": round(result.p50_ms, 2),
+                "p99_ms": round(result.p99_ms, 2),
+                "unexpected": result.unexpected(frozenset({200})),
+            }
             if flood_process is not None:
                 logins = load.finish(flood_process, timeout=self.profile.duration_s + 60)
-                figures["logins"] = {"rps": round(logins.rps, 1), "p50_ms": round(logins.p50_ms, 2),
-                                     "p99_ms": round(logins.p99_ms, 2),
-                                     "unexpected": logins.unexpected(frozenset({200}))}
+                figures["logins"] = {
+                    "rps": round(logins.rps, 1),
+                    "p50_ms": round(logins.p50_ms, 2),
+                    "p99_ms": round(logins.p99_ms, 2),
+                    "unexpected": logins.unexpected(frozenset({200})),
+                }
             log(f"  {config.key:<15} feed {label}: p50 {result.p50_ms:.2f} ms p99 {result.p99_ms:.2f} ms")
-        figures["p99_ratio"] = round(figures["during_login_flood"]["p99_ms"] / max(figures["alone"]["p99_ms"], 0.01), 2)
+        figures["p99_ratio"] = round(
+            figures["during_login_flood"]["p99_ms"] / max(figures["alone"]["p99_ms"], 0.01), 2
+        )
         self.results.login_flood[config.key] = figures
 
     def write_growth(self, server: Server, config: Config, settings: Settings, ceiling_rps: float) -> None:
@@ -454,7 +508,9 @@ class Runner:
                 tokens = asyncio.run(prepare.mint_tokens(settings, friends))
                 asyncio.run(prepare.read_feeds(server.base_url, tokens))  # builds their timelines
             token = asyncio.run(prepare.mint_tokens(settings, [author_id]))[0]
-            data_file = prepare.LoadData(tokens=[(token, author_id)]).write(self.work / f"{config.key}-{name}.tsv")
+            data_file = prepare.LoadData(tokens=[(token, author_id)]).write(
+                self.work / f"{config.key}-{name}.tsv"
+            )
             item = self.measure(server, config, BY_KEY["create_post"], data_file, helper_drain=True)
             item.ratio_to_ceiling = round(item.rps / ceiling_rps, 3)
             self.results.write_growth.append({"friends": audience, **asdict(item)})
@@ -513,9 +569,12 @@ def machine() -> dict[str, Any]:
             model = line.split(":", 1)[1].strip()
             break
     commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False  # noqa: S607
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.strip()
-    wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False).stdout  # noqa: S607
+    wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False).stdout
     return {
         "cpus": os.cpu_count(),
         "cpu_model": model,
@@ -551,9 +610,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenarios", nargs="*", choices=sorted(BY_KEY))
     parser.add_argument("--duration", type=float, help="Seconds per scenario (overrides the profile).")
     parser.add_argument("--out", help="Results directory (default bench/results/<profile>).")
-    parser.add_argument("--docs", action="store_true", help="Rewrite the results section of docs/benchmarks.md.")
-    parser.add_argument("--wait-load", type=float, default=0.0,
-                        help="Wait (up to --wait-timeout) for the 1-minute load average to drop below this.")
+    parser.add_argument(
+        "--docs", action="store_true", help="Rewrite the results section of docs/benchmarks.md."
+    )
+    parser.add_argument(
+        "--wait-load",
+        type=float,
+        default=0.0,
+        help="Wait (up to --wait-timeout) for the 1-minute load average to drop below this.",
+    )
     parser.add_argument("--wait-timeout", type=float, default=1200.0)
 
 

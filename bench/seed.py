@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import random
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -65,7 +64,13 @@ class DataSetSpec:
 
 def uuid7_at(ms: int, rng: random.Random) -> str:
     """A UUIDv7 for a given millisecond, so ids sort like the timestamps they carry."""
-    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rng.getrandbits(12) << 64 | 0b10 << 62 | rng.getrandbits(62)
+    value = (
+        (ms & ((1 << 48) - 1)) << 80
+        | 0x7 << 76
+        | rng.getrandbits(12) << 64
+        | 0b10 << 62
+        | rng.getrandbits(62)
+    )
     return str(uuid.UUID(int=value))
 
 
@@ -150,9 +155,13 @@ async def copy_rows(connection: Any, table: str, rows: list[dict[str, Any]]) -> 
     driver = raw.driver_connection
     if connection.dialect.name == "postgresql":
         columns = list(rows[0])
-        await driver.copy_records_to_table(table, records=[tuple(row[c] for c in columns) for row in rows], columns=columns)
+        await driver.copy_records_to_table(
+            table, records=[tuple(row[c] for c in columns) for row in rows], columns=columns
+        )
     else:
-        model = {"users": User, "friendships": Friendship, "posts": Post, "likes": Like, "comments": Comment}[table]
+        model = {"users": User, "friendships": Friendship, "posts": Post, "likes": Like, "comments": Comment}[
+            table
+        ]
         await connection.execute(insert(model), rows)
 
 
@@ -160,7 +169,7 @@ async def recorded_spec(database_url: str) -> str | None:
     """The spec a data set was built from, or None if there is none (or it is unfinished)."""
     url = make_url(database_url)
     if url.get_backend_name() == "postgresql":
-        import asyncpg  # type: ignore[import-untyped]
+        import asyncpg
 
         admin = await asyncpg.connect(
             host=url.host, port=url.port or 5432, user=url.username, database="postgres"
@@ -187,7 +196,7 @@ async def _record_spec(database_url: str, spec: DataSetSpec) -> None:
         )
         try:
             literal = spec.describe().replace("'", "''")
-            await admin.execute(f'COMMENT ON DATABASE "{url.database}" IS \'{literal}\'')
+            await admin.execute(f"COMMENT ON DATABASE \"{url.database}\" IS '{literal}'")
         finally:
             await admin.close()
     else:
@@ -206,7 +215,7 @@ async def ensure(database_url: str, spec: DataSetSpec, *, reuse: bool = True) ->
 async def seed(database_url: str, spec: DataSetSpec) -> None:
     """Drop whatever is at `database_url` and build the data set there."""
     rng = random.Random(spec.seed)
-    settings = Settings(database_url=database_url, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(database_url=database_url, _env_file=None)
     url = make_url(database_url)
     if url.get_backend_name() == "postgresql":
         await _recreate_postgres_database(database_url)
@@ -220,8 +229,12 @@ async def seed(database_url: str, spec: DataSetSpec) -> None:
     password_hash = await PasswordHasher(settings).hash(PASSWORD)
     started = time.perf_counter()
     with Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), transient=False,
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=False,
     ) as progress:
         users = user_rows(spec.users, password_hash, rng, now - timedelta(days=400))
         user_ids = [row["id"] for row in users]
@@ -258,7 +271,9 @@ async def seed(database_url: str, spec: DataSetSpec) -> None:
             comments: list[dict[str, Any]] = []
             for post in rows:
                 # Long tail: most posts get a few likes, some get many.
-                like_count = min(int(rng.paretovariate(1.5)) - 1, 200) if rng.random() < spec.like_ratio else 0
+                like_count = (
+                    min(int(rng.paretovariate(1.5)) - 1, 200) if rng.random() < spec.like_ratio else 0
+                )
                 for liker in rng.sample(user_ids, like_count):
                     likes.append({"post_id": post["id"], "user_id": liker, "created_at": post["created_at"]})
                 post["like_count"] = like_count
@@ -297,7 +312,9 @@ async def _recreate_postgres_database(database_url: str) -> None:
     import asyncpg
 
     url = make_url(database_url)
-    admin = await asyncpg.connect(host=url.host, port=url.port or 5432, user=url.username, database="postgres")
+    admin = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, database="postgres"
+    )
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{url.database}"')
@@ -306,15 +323,21 @@ async def _recreate_postgres_database(database_url: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", required=True, help="Dropped and recreated (PostgreSQL) or replaced (SQLite).")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--database-url", required=True, help="Dropped and recreated (PostgreSQL) or replaced (SQLite)."
+    )
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--friends", type=int, default=200, help="Average friends per user.")
     parser.add_argument("--posts", type=int, default=1_000_000)
     parser.add_argument("--like-ratio", type=float, default=0.6, help="Share of posts with any likes.")
     parser.add_argument("--comment-ratio", type=float, default=0.3, help="Share of posts with any comments.")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--reuse", action="store_true", help="Keep a data set built with the same parameters.")
+    parser.add_argument(
+        "--reuse", action="store_true", help="Keep a data set built with the same parameters."
+    )
     args = parser.parse_args()
     spec = DataSetSpec(
         users=args.users,

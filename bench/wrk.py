@@ -103,7 +103,7 @@ def start(
         **({"BENCH_DATA": str(data)} if data else {}),
         **(extra_env or {}),
     }
-    return subprocess.Popen(  # noqa: S603 - our own command line
+    return subprocess.Popen(
         command(url, duration_s=duration_s, connections=connections, threads=threads, cpus=cpus),
         env=env,
         stdout=subprocess.PIPE,
