@@ -1,6 +1,6 @@
 """Feed latency on a seeded database, on the pull path and on the Redis timeline path.
 
-    .venv/bin/python bench/feed_latency.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/kith_bench \
+    .venv/bin/python -m bench.feed_latency --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/kith_bench \
         [--redis-url redis://127.0.0.1:6379/14] [--readers 50] [--requests 300]
 
 Requests go through the whole application (ASGI, authentication, the feed query, post
