@@ -204,6 +204,9 @@ def server_env(url: str, config: Config, secret: str, var_dir: Path) -> dict[str
     }
     if config.redis:
         env["KITH_REDIS_URL"] = REDIS_URL
+    if os.environ.get("PYTHONPATH"):
+        # Lets a run measure another checkout's src/ (before-and-after comparisons).
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return env
 
 
