@@ -75,7 +75,8 @@ async def user_ids_by_name(settings: Settings, names: Sequence[str]) -> dict[str
     try:
         async with unit_of_work(resources, write=False) as session:
             rows = await session.execute(select(User.username, User.id).where(User.username.in_(names)))
-            return dict(rows.tuples())
+            # Not dict(result): a Result has keys(), so dict() would read it as a mapping.
+            return {name: user_id for name, user_id in rows.tuples()}  # noqa: C416
     finally:
         await resources.close()
 
