@@ -126,6 +126,15 @@ def markdown(results: dict[str, Any], images: str) -> str:
         f"Python {machine['python']}, {machine['wrk']}. Pinning: {machine['pinning']}. "
         f"1-minute load average before the run: {results['load_average_before'][0]:.2f}.",
         "",
+    ]
+    trip = machine.get("postgres_round_trip")
+    if trip:
+        lines += [
+            f"One trivial PostgreSQL round trip (asyncpg `SELECT 1`, measured at the start): "
+            f"{trip['client_cpu_us']:.0f} µs of client CPU, {trip['wall_us']:.0f} µs wall.",
+            "",
+        ]
+    lines += [
         "### Configurations",
         "",
         "| configuration | data set | workers | server CPUs | wrk | connections | seconds (+ warm-up) | load avg at start |",

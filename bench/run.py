@@ -539,6 +539,11 @@ class Runner:
         if wait_load:
             wait_for_quiet(wait_load, wait_timeout)
         self.results.load_average_before = os.getloadavg()
+        postgres = next((c for c in self.configs if c.database == "postgres"), None)
+        if postgres is not None:
+            self.results.machine["postgres_round_trip"] = asyncio.run(
+                round_trip_cost(database_url(self.profile, postgres))
+            )
         for config in self.configs:
             self.run_config(config)
         self.results.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -551,6 +556,26 @@ class Runner:
     def results_dict(self) -> dict[str, Any]:
         loaded: dict[str, Any] = json.loads(json.dumps(asdict(self.results), default=str))
         return loaded
+
+
+async def round_trip_cost(url: str, count: int = 3000) -> dict[str, float]:
+    """What one trivial PostgreSQL round trip costs a client here (asyncpg, `SELECT 1`)."""
+    import asyncpg
+
+    parsed = url.replace("postgresql+asyncpg://", "postgresql://")
+    connection = await asyncpg.connect(parsed)
+    try:
+        for _ in range(200):
+            await connection.fetchval("SELECT 1")
+        cpu, wall = time.process_time(), time.perf_counter()
+        for _ in range(count):
+            await connection.fetchval("SELECT 1")
+        return {
+            "client_cpu_us": round((time.process_time() - cpu) / count * 1e6, 1),
+            "wall_us": round((time.perf_counter() - wall) / count * 1e6, 1),
+        }
+    finally:
+        await connection.close()
 
 
 def wait_until_idle(pids: Sequence[int], *, quiet_s: float = 1.0, timeout: float = 60.0) -> None:
