@@ -9,8 +9,9 @@ import hmac
 import os
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -56,11 +57,16 @@ class PasswordHasher:
     """
 
     def __init__(self, settings: Settings, threads: int | None = None) -> None:
+        threads = threads or usable_cpus()
         self._pool = ThreadPoolExecutor(
-            max_workers=threads or usable_cpus(),
+            max_workers=threads,
             thread_name_prefix="kith-hash",
             initializer=_lower_thread_priority,
         )
+        # Requests that will hash wait for one of these before they take anything else
+        # (a database connection above all): twice the threads keeps the hasher busy.
+        self.slots = 2 * threads
+        self._slots = asyncio.Semaphore(self.slots)
         self._hash = PasswordHash(
             (
                 Argon2Hasher(
@@ -78,6 +84,12 @@ class PasswordHasher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the hasher's slots: a flood of logins queues here, holding nothing."""
+        async with self._slots:
+            yield
 
     async def hash(self, password: str) -> str:
         return await self._off_loop(self._hash.hash, password)
