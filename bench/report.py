@@ -120,7 +120,9 @@ def markdown(results: dict[str, Any], images: str) -> str:
     machine = results["machine"]
     lines = [
         f"Run `{results['profile']}` with {results['server']}, {results['started_at']} to "
-        f"{results['finished_at']}, commit `{machine['commit']}`.",
+        f"{results['finished_at']}, commit `{machine['commit']}`"
+        + (f" (Kith measured from {machine['kith_source']})" if "kith_source" in machine else "")
+        + ".",
         "",
         f"Machine: {machine['cpus']} CPUs ({machine['cpu_model']}), {machine['memory_gib']} GiB, "
         f"Python {machine['python']}, {machine['wrk']}. Pinning: {machine['pinning']}. "

@@ -597,6 +597,16 @@ def machine() -> dict[str, Any]:
         if line.startswith("model name"):
             model = line.split(":", 1)[1].strip()
             break
+    import kith
+
+    # The code measured: normally this checkout, another one when PYTHONPATH points there.
+    kith_root = Path(kith.__file__).resolve().parents[2]
+    kith_commit = subprocess.run(
+        ["git", "-C", str(kith_root), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     commit = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
         capture_output=True,
@@ -611,6 +621,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "kernel": platform.release(),
         "commit": commit,
+        "kith_source": f"{kith_root} at {kith_commit}",
         "wrk": wrk_version.splitlines()[0] if wrk_version else "",
         "pinning": f"server on CPU {SERVER_CPUS} where stated (taskset), wrk on CPU {LOAD_CPUS}; "
         "PostgreSQL and Redis unpinned",
