@@ -60,24 +60,23 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             )
         )
     base = _find(results, SMALL, "feed_p1")
-    if base:
-        posts = results["configs"].get(SMALL, {}).get("data_set", "")
+    if base and SMALL in results["configs"] and MAIN in results["configs"]:
+        small, main = _posts(results, SMALL), _posts(results, MAIN)
         for config, scenario, label in (
-            (SMALL, "feed_deep", "Feed deep page, small data set"),
-            (MAIN, "feed_p1", "Feed page 1, full data set"),
-            (MAIN, "feed_deep", "Feed deep page, full data set"),
+            (SMALL, "feed_deep", f"Feed deep page at {small:,} posts"),
+            (MAIN, "feed_p1", f"Feed page 1 at {main:,} posts"),
+            (MAIN, "feed_deep", f"Feed deep page at {main:,} posts"),
         ):
             other = _find(results, config, scenario)
             if other:
                 ratio = other["p50_ms"] / base["p50_ms"]
                 rows.append(
                     (
-                        f"{label}: p50 within 1.5× of page 1 on the small data set",
+                        f"{label}: p50 within 1.5× of page 1 at {small:,} posts",
                         f"{ratio:.2f}× ({other['p50_ms']:.2f} vs {base['p50_ms']:.2f} ms)",
                         _check(ratio <= 1.5),
                     )
                 )
-        del posts
     for scenario in ("create_post", "like_unlike", "comment"):
         item = _find(results, MAIN, scenario)
         if item and item.get("ratio_to_ceiling") is not None:
