@@ -29,15 +29,18 @@ def feed_posts(reader: User) -> Select[Post, User]:
         select(Post, author)
         .join(author, author.id == Post.author_id)
         .where(
+            # Outside the OR (a suspended reader cannot be reading): a condition on the
+            # joined table inside it kept PostgreSQL from joining users by primary key,
+            # and it scanned every user for every post (126 ms against 0.8 ms a page).
+            author.suspended.is_(False),
             or_(
                 Post.author_id == reader.id,
                 and_(
                     Post.author_id.in_(friend_ids),
                     Post.visibility != Visibility.private,
-                    author.suspended.is_(False),
                     ~blocked_either_way(reader.id, Post.author_id),
                 ),
-            )
+            ),
         )
     )
 
