@@ -192,9 +192,23 @@ async def _domain_error_handler(request: Request, exc: Exception) -> Response:
     return problem_response(request, exc.status, exc.code, exc.detail, headers=exc.headers, errors=exc.errors)
 
 
+def _malformed_json(request: Request) -> Response:
+    return problem_response(
+        request,
+        422,
+        "malformed_json",
+        "The request body is not valid JSON.",
+        errors=[{"field": "body", "message": "invalid JSON", "type": "json_invalid"}],
+    )
+
+
 async def _http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    if status == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI reports a JSON body that is not UTF-8 as a bare 400; RFC 8259 JSON is
+        # UTF-8, so it is malformed JSON like any other.
+        return _malformed_json(request)
     code = _HTTP_CODES.get(status, "http_error")
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).description
     if status == 404:
@@ -209,13 +223,7 @@ async def _validation_error_handler(request: Request, exc: Exception) -> Respons
     assert isinstance(exc, RequestValidationError)
     errors = validation_errors(exc)
     if any(error["type"] == "json_invalid" for error in errors):
-        return problem_response(
-            request,
-            422,
-            "malformed_json",
-            "The request body is not valid JSON.",
-            errors=[{"field": "body", "message": "invalid JSON", "type": "json_invalid"}],
-        )
+        return _malformed_json(request)
     return problem_response(request, 422, "validation_error", "The request is not valid.", errors=errors)
 
 
