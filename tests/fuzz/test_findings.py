@@ -38,3 +38,23 @@ async def test_a_body_that_is_not_utf8_is_malformed_json(
     )
     body = assert_problem(response, 422, "malformed_json")
     assert body["errors"] == [{"field": "body", "message": "invalid JSON", "type": "json_invalid"}]
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/blocks", "GET, POST"),
+        ("/users/me", "GET, PATCH, DELETE"),
+        ("/posts/0", "GET, PATCH, DELETE"),
+        ("/admin/users/0", "PATCH, DELETE"),
+        ("/friend-requests/0", "GET, PATCH, DELETE"),
+    ],
+)
+async def test_405_lists_every_method_of_the_path(
+    client: httpx.AsyncClient, resources: Resources, path: str, allowed: str
+) -> None:
+    """`Allow` named only the methods of the first route that matched the path (RFC 9110 §15.5.6)."""
+    ada = await member(resources, "ada")
+    response = await client.request("PUT", f"{API}{path}", headers=ada.headers)
+    assert_problem(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == allowed

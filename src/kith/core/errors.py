@@ -17,6 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import Scope
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -192,6 +194,24 @@ async def _domain_error_handler(request: Request, exc: Exception) -> Response:
     return problem_response(request, exc.status, exc.code, exc.detail, headers=exc.headers, errors=exc.errors)
 
 
+# Methods a 405 may list in `Allow`; anything else is never routed.
+_ROUTABLE_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method some route of `app` answers at the request's path.
+
+    Starlette's 405 names only the methods of the first route whose path matched, while
+    FastAPI makes one route per method: `Allow` must list them all (RFC 9110 §15.5.6).
+    """
+    allowed = []
+    for method in _ROUTABLE_METHODS:
+        probe = {**scope, "method": method}
+        if any(route.matches(probe)[0] is Match.FULL for route in app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
 def _malformed_json(request: Request) -> Response:
     return problem_response(
         request,
@@ -214,6 +234,8 @@ async def _http_error_handler(request: Request, exc: Exception) -> Response:
     if status == 404:
         detail = "No such resource."
     headers = dict(exc.headers or {})
+    if status == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
     if status == 401:
         headers.setdefault("WWW-Authenticate", "Bearer")
     return problem_response(request, status, code, detail, headers=headers)
