@@ -58,3 +58,23 @@ async def test_405_lists_every_method_of_the_path(
     response = await client.request("PUT", f"{API}{path}", headers=ada.headers)
     assert_problem(response, 405, "method_not_allowed")
     assert response.headers["allow"] == allowed
+
+
+async def test_bearer_tokens_are_described_as_an_http_bearer_scheme(client: httpx.AsyncClient) -> None:
+    """Only an OAuth2 password flow described the bearer token, so tools that add or strip
+    credentials (schemathesis's `ignored_auth` among them) could not find `Authorization`."""
+    schema = (await client.get("/openapi.json")).json()
+    assert schema["components"]["securitySchemes"]["BearerToken"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": schema["components"]["securitySchemes"]["BearerToken"]["description"],
+    }
+    secured = 0
+    for path_item in schema["paths"].values():
+        for operation in path_item.values():
+            security = operation.get("security")
+            if security:
+                secured += 1
+                assert security == [{"OAuth2PasswordBearer": []}, {"BearerToken": []}, {"APIKeyHeader": []}]
+    assert secured > 40

@@ -39,6 +39,31 @@ returns the first answer (`Idempotent-Replayed: true`) and creates nothing.
 """
 
 
+# The header every secured operation takes, described as what it is: a bearer JWT. The
+# OAuth2 scheme FastAPI derives from the dependency stays too (Swagger UI's Authorize
+# button logs in through it), but tools that send or strip credentials (clients,
+# fuzzers) only understand `Authorization: Bearer` from an `http` scheme.
+BEARER_SCHEME = "BearerToken"
+BEARER_DEFINITION = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "`Authorization: Bearer <access token>`, the token from `/auth/login`, "
+    "`/auth/token` or `/auth/refresh`.",
+}
+OAUTH2_SCHEME = "OAuth2PasswordBearer"
+
+
+def _declare_bearer(schema: dict[str, Any]) -> None:
+    schema["components"].setdefault("securitySchemes", {})[BEARER_SCHEME] = BEARER_DEFINITION
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            security = operation.get("security")
+            if security and any(OAUTH2_SCHEME in requirement for requirement in security):
+                position = next(i for i, requirement in enumerate(security) if OAUTH2_SCHEME in requirement)
+                security.insert(position + 1, {BEARER_SCHEME: []})
+
+
 def install_openapi(app: FastAPI, *, rate_limited: bool = True) -> None:
     """Serve an OpenAPI document in which every operation lists its error responses."""
 
@@ -73,6 +98,7 @@ def install_openapi(app: FastAPI, *, rate_limited: bool = True) -> None:
         components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         for defn in components["Problem"].pop("$defs", {}).items():
             components.setdefault(defn[0], defn[1])
+        _declare_bearer(schema)
         problem_ref = {"$ref": "#/components/schemas/Problem"}
         for path, path_item in schema.get("paths", {}).items():
             for method, operation in path_item.items():
