@@ -1,0 +1,137 @@
+"""Schemathesis hooks for fuzzing Kith: loaded by `schemathesis.toml` and by the in-process tests.
+
+Everything here either tells the generator what a documented `format` means, or keeps
+the run itself alive. None of it hides a response from a check:
+
+- `format: cursor` is an opaque page cursor; the only valid ones are what `next_cursor`
+  returns. Positive cases get real cursors (any position), negative ones still get junk.
+- `format: password` follows the password policy (NIST SP 800-63B: not a common
+  password), which a schema cannot spell out.
+- Every request authenticates as a real account logged in through `POST /auth/login`:
+  the admin for `/admin` and `/moderation`, a plain user everywhere else. A 401 (the run
+  logged itself out) makes schemathesis log in again and retry.
+- `Idempotency-Key` values are made unique per request: a key reused with a different
+  body is 422 by contract (§1), and the generator repeats short keys. Reuse has its own
+  tests (`tests/integration/test_idempotency.py`).
+- The admin never suspends, demotes or deletes the two accounts the run logs in with,
+  which would end the run: such a request goes to an id that does not exist instead.
+
+Credentials come from the environment: `KITH_FUZZ_USER` and `KITH_FUZZ_ADMIN` as
+`username:password:id`, set by whoever starts the run (`tests/fuzz/harness.py`).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+import schemathesis
+from hypothesis import strategies as st
+from schemathesis.python import asgi
+
+from kith.auth.password_policy import common_passwords
+from kith.core.idempotency import MAX_KEY_LENGTH
+from kith.core.pagination import encode_cursor, encode_timed_position
+
+KithCase = schemathesis.Case[Any]
+USER_ENV = "KITH_FUZZ_USER"
+ADMIN_ENV = "KITH_FUZZ_ADMIN"
+ADMIN_PREFIXES = ("/api/v1/admin/", "/api/v1/moderation/")
+LOGIN_PATH = "/api/v1/auth/login"
+
+
+# --- formats --------------------------------------------------------------------------------
+
+
+def _positions() -> st.SearchStrategy[str]:
+    ids = st.uuids().map(str)
+    moments = st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    )
+    timed = st.builds(encode_timed_position, moments, ids)
+    return st.one_of(ids, timed)
+
+
+schemathesis.openapi.format("cursor", _positions().map(encode_cursor))
+schemathesis.openapi.format(
+    "password",
+    st.text(min_size=8, max_size=128).filter(lambda text: text.lower() not in common_passwords()),
+)
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+def _account(variable: str) -> tuple[str, str, str]:
+    value = os.environ.get(variable)
+    if not value:
+        raise RuntimeError(f"{variable} is not set: start fuzzing runs through tests/fuzz/harness.py")
+    username, password, user_id = value.split(":", 2)
+    return username, password, user_id
+
+
+def protected_ids() -> set[str]:
+    return {_account(USER_ENV)[2], _account(ADMIN_ENV)[2]}
+
+
+def role_for(path: str) -> str:
+    return "admin" if path.startswith(ADMIN_PREFIXES) else "user"
+
+
+def _role_key(case: KithCase, context: schemathesis.AuthContext) -> str:
+    return role_for(context.operation.path)
+
+
+def _login(case: KithCase, context: schemathesis.AuthContext) -> str:
+    username, password, _ = _account(ADMIN_ENV if _role_key(case, context) == "admin" else USER_ENV)
+    body = {"username": username, "password": password}
+    response: requests.Response
+    if context.app is not None:
+        with asgi.get_client(context.app) as client:
+            response = client.post(LOGIN_PATH, json=body)
+    else:
+        base = case.operation.base_url or ""
+        response = requests.post(
+            urljoin(base.rstrip("/") + "/", LOGIN_PATH.lstrip("/")), json=body, timeout=30
+        )
+    if response.status_code != 200:
+        raise RuntimeError(f"login as {username} failed: {response.status_code} {response.text}")
+    token: str = response.json()["access_token"]
+    return token
+
+
+@schemathesis.auth(refresh_interval=600, cache_by_key=_role_key, retry_on=[401])
+class KithLogin:
+    """A bearer token of the admin or of the plain user, by the operation's path."""
+
+    def get(self, case: KithCase, context: schemathesis.AuthContext) -> str:
+        return _login(case, context)
+
+    def set(self, case: KithCase, data: str, context: schemathesis.AuthContext) -> None:
+        case.headers["Authorization"] = f"Bearer {data}"
+
+
+# --- keeping the run alive ------------------------------------------------------------------
+
+
+@schemathesis.hook
+def before_call(context: schemathesis.HookContext, case: KithCase, kwargs: dict[str, Any]) -> None:
+    """A fresh `Idempotency-Key` for each request; the run's own accounts stay out of admin hands."""
+    operation = context.operation
+    targets_admin_user = operation is not None and operation.path == "/api/v1/admin/users/{user_id}"
+    if targets_admin_user and case.path_parameters.get("user_id") in protected_ids():
+        # Suspending or deleting an account the run logs in with would end the run.
+        case.path_parameters["user_id"] = str(uuid.uuid4())
+    headers = case.headers
+    for name, value in list(headers.items()):
+        if name.lower() != "idempotency-key" or not isinstance(value, str) or len(value) > MAX_KEY_LENGTH:
+            continue
+        suffix = uuid.uuid4().hex
+        if len(value) + len(suffix) <= MAX_KEY_LENGTH:
+            headers[name] = value + suffix
+        elif len(value) >= len(suffix):
+            headers[name] = value[: len(value) - len(suffix)] + suffix
