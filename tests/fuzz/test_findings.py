@@ -78,3 +78,21 @@ async def test_bearer_tokens_are_described_as_an_http_bearer_scheme(client: http
                 secured += 1
                 assert security == [{"OAuth2PasswordBearer": []}, {"BearerToken": []}, {"APIKeyHeader": []}]
     assert secured > 40
+
+
+async def test_cursor_parameters_declare_their_format(client: httpx.AsyncClient) -> None:
+    """Cursors were `string, maxLength 200` (or null), so a fuzzer took any 200 characters for a
+    valid cursor and reported the 422 `invalid_cursor` as a valid request refused."""
+    schema = (await client.get("/openapi.json")).json()
+    cursors = [
+        parameter["schema"]
+        for path_item in schema["paths"].values()
+        for operation in path_item.values()
+        for parameter in operation.get("parameters", [])
+        if parameter["name"] == "cursor"
+    ]
+    assert len(cursors) == 11
+    for cursor in cursors:
+        assert cursor["type"] == "string"
+        assert cursor["format"] == "cursor"
+        assert "anyOf" not in cursor

@@ -64,6 +64,21 @@ def _declare_bearer(schema: dict[str, Any]) -> None:
                 security.insert(position + 1, {BEARER_SCHEME: []})
 
 
+def _plain_parameters(schema: dict[str, Any]) -> None:
+    """`anyOf: [T, null]` of an optional parameter becomes `T`: a query or header value is
+    absent or a string on the wire, never null. Keywords beside the `anyOf` (`format`,
+    `description`) move into `T`, where they apply."""
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            for parameter in operation.get("parameters", []):
+                value = parameter.get("schema", {})
+                branches = value.get("anyOf", [])
+                kept = [branch for branch in branches if branch != {"type": "null"}]
+                if len(branches) == 2 and len(kept) == 1:
+                    rest = {key: item for key, item in value.items() if key != "anyOf"}
+                    parameter["schema"] = {**kept[0], **rest}
+
+
 def install_openapi(app: FastAPI, *, rate_limited: bool = True) -> None:
     """Serve an OpenAPI document in which every operation lists its error responses."""
 
@@ -99,6 +114,7 @@ def install_openapi(app: FastAPI, *, rate_limited: bool = True) -> None:
         for defn in components["Problem"].pop("$defs", {}).items():
             components.setdefault(defn[0], defn[1])
         _declare_bearer(schema)
+        _plain_parameters(schema)
         problem_ref = {"$ref": "#/components/schemas/Problem"}
         for path, path_item in schema.get("paths", {}).items():
             for method, operation in path_item.items():

@@ -91,7 +91,15 @@ class CursorParams:
         request: Request,
         response: Response,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = DEFAULT_LIMIT,
-        cursor: Annotated[str | None, Query(max_length=200, description="Opaque cursor.")] = None,
+        cursor: Annotated[
+            str | None,
+            Query(
+                max_length=200,
+                description="Opaque: `next_cursor` of the previous page. Anything else is 422 `invalid_cursor`.",
+                # A format of its own, so tools know that not every string of 200 characters is one.
+                json_schema_extra={"format": "cursor"},
+            ),
+        ] = None,
     ) -> None:
         self.request = request
         self.response = response
