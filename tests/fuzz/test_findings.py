@@ -7,10 +7,19 @@ generate the same input.
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
 
 from kith.core.resources import Resources
+from kith.moderation.schemas import ReportCreate
+from kith.posts.schemas import CommentCreate, PostCreate
+from kith.users.schemas import ApiKeyCreate, ProfileUpdate
 from tests.helpers import API, assert_problem
 from tests.posting import member
 
@@ -96,3 +105,43 @@ async def test_cursor_parameters_declare_their_format(client: httpx.AsyncClient)
         assert cursor["type"] == "string"
         assert cursor["format"] == "cursor"
         assert "anyOf" not in cursor
+
+
+# Characters where the pattern and the validators could disagree: controls, what trimming
+# removes, and look-alikes that it does not (U+FEFF, U+200B).
+_TRICKY = st.sampled_from(
+    list("\x00\x07\t\n\x0b\x0c\r\x1c\x1f \x7f\x85\x9b\xa0\u1680\u2000\u2028\u3000\ufeff\u200ba\xe9")
+)
+TEXT_FIELDS: list[tuple[type[BaseModel], str, dict[str, Any]]] = [
+    (ProfileUpdate, "display_name", {}),
+    (ProfileUpdate, "bio", {}),
+    (ApiKeyCreate, "name", {}),
+    (PostCreate, "content", {}),
+    (CommentCreate, "content", {}),
+    (ReportCreate, "reason", {"target_type": "user", "target_id": "x"}),
+]
+
+
+def _pattern(model: type[BaseModel], field: str) -> str:
+    schema = model.model_json_schema()["properties"][field]
+    branches = schema.get("anyOf", [schema])
+    pattern: str = next(branch["pattern"] for branch in branches if branch.get("type") == "string")
+    return pattern
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "others"), TEXT_FIELDS, ids=[f"{m.__name__}.{f}" for m, f, _ in TEXT_FIELDS]
+)
+@given(text=st.text(alphabet=st.one_of(_TRICKY, st.characters()), max_size=12))
+def test_text_patterns_say_what_the_validators_accept(
+    model: type[BaseModel], field: str, others: dict[str, Any], text: str
+) -> None:
+    """Text fields were plain strings in the OpenAPI description, while the server refuses
+    control characters (and, for required fields, text that trimming leaves empty): a
+    fuzzer's schema-valid report reason with U+001C was a 422."""
+    try:
+        model.model_validate({**others, field: text})
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert bool(re.fullmatch(_pattern(model, field), text)) == accepted

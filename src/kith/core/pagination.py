@@ -95,7 +95,8 @@ class CursorParams:
             str | None,
             Query(
                 max_length=200,
-                description="Opaque: `next_cursor` of the previous page. Anything else is 422 `invalid_cursor`.",
+                description="Opaque: `next_cursor` of the previous page; anything else is 422 "
+                "`invalid_cursor`.",
                 # A format of its own, so tools know that not every string of 200 characters is one.
                 json_schema_extra={"format": "cursor"},
             ),

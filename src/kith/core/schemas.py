@@ -19,6 +19,24 @@ Timestamp = Annotated[datetime, PlainSerializer(_rfc3339, return_type=str)]
 Password = Annotated[str, StringConstraints(strip_whitespace=False, min_length=8, max_length=128)]
 
 
+# JSON Schema patterns that put the rules of trimmed text fields into the OpenAPI
+# description; the validators (`no_control_characters`, `single_line`) give the messages.
+_CONTROLS = r"\x00-\x08\x0b-\x1f\x7f-\x9f"  # Unicode Cc, except tab and newline
+_LINE_CONTROLS = r"\x00-\x1f\x7f-\x9f"  # Unicode Cc
+# What trimming removes: Unicode White_Space (pydantic-core trims with Rust's `str::trim`).
+_SPACES = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+def text_pattern(*, multiline: bool, required: bool) -> str:
+    """The pattern of a trimmed text field: whatever trimming removes around a core that
+    has no control characters (but tab and newline when `multiline`) and, when
+    `required`, is not empty."""
+    controls = _CONTROLS if multiline else _LINE_CONTROLS
+    edge = f"[^{controls}{_SPACES}]"
+    core = f"{edge}(?:[^{controls}]*{edge})?"
+    return f"^[{_SPACES}]*{core if required else f'(?:{core})?'}[{_SPACES}]*$"
+
+
 class RequestModel(BaseModel):
     """A request body: unknown fields are refused (no mass assignment), strings trimmed."""
 

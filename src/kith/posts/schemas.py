@@ -4,7 +4,7 @@ from typing import Annotated, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from kith.core.schemas import RequestModel, ResponseModel, Timestamp
+from kith.core.schemas import RequestModel, ResponseModel, Timestamp, text_pattern
 from kith.db.models import Visibility
 from kith.media.schemas import MediaView
 from kith.users.schemas import UserSummary, no_control_characters
@@ -17,13 +17,21 @@ PostText = Annotated[
     str,
     StringConstraints(max_length=MAX_POST_LENGTH),
     AfterValidator(no_control_characters),
-    Field(description="Up to 5000 characters after trimming.", examples=["Finally finished the bookshelf."]),
+    Field(
+        description="Up to 5000 characters after trimming.",
+        examples=["Finally finished the bookshelf."],
+        json_schema_extra={"pattern": text_pattern(multiline=True, required=False)},
+    ),
 ]
 CommentText = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_COMMENT_LENGTH),
     AfterValidator(no_control_characters),
-    Field(description="1 to 2000 characters after trimming.", examples=["It looks great!"]),
+    Field(
+        description="1 to 2000 characters after trimming.",
+        examples=["It looks great!"],
+        json_schema_extra={"pattern": text_pattern(multiline=True, required=True)},
+    ),
 ]
 MediaId = Annotated[str, StringConstraints(min_length=1, max_length=36)]
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, computed_field, model_validator
 
-from kith.core.schemas import Password, RequestModel, ResponseModel, Timestamp
+from kith.core.schemas import Password, RequestModel, ResponseModel, Timestamp, text_pattern
 from kith.core.urls import media_url
 from kith.db.models import Role, User
 from kith.social.relations import Relationship
@@ -31,13 +31,29 @@ DisplayNameText = Annotated[
     StringConstraints(min_length=1, max_length=50),
     AfterValidator(no_control_characters),
     AfterValidator(single_line),
-    Field(examples=["Ada Lovelace"]),
+    Field(
+        examples=["Ada Lovelace"], json_schema_extra={"pattern": text_pattern(multiline=False, required=True)}
+    ),
 ]
 BioText = Annotated[
     str,
     StringConstraints(max_length=500),
     AfterValidator(no_control_characters),
-    Field(examples=["Mathematician. Writes notes longer than the paper they annotate."]),
+    Field(
+        examples=["Mathematician. Writes notes longer than the paper they annotate."],
+        json_schema_extra={"pattern": text_pattern(multiline=True, required=False)},
+    ),
+]
+# API key names are listed like display names, and follow the same rules.
+KeyName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100),
+    AfterValidator(no_control_characters),
+    AfterValidator(single_line),
+    Field(
+        examples=["backup script"],
+        json_schema_extra={"pattern": text_pattern(multiline=False, required=True)},
+    ),
 ]
 
 
@@ -110,9 +126,7 @@ Scope = Literal["read", "write"]
 
 
 class ApiKeyCreate(RequestModel):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(single_line)] = (
-        Field(examples=["backup script"])
-    )
+    name: KeyName
     scopes: list[Scope] = Field(
         default_factory=lambda: list[Scope](["read"]),
         description='`["read"]` or `["read", "write"]`.',
