@@ -7,18 +7,25 @@ generate the same input.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
+from kith.admin.schemas import AdminUserUpdate
+from kith.auth.schemas import LoginRequest
+from kith.core.config import Settings
 from kith.core.resources import Resources
+from kith.main import create_app
 from kith.moderation.schemas import ReportCreate
-from kith.posts.schemas import CommentCreate, PostCreate
+from kith.notifications.schemas import MarkRead
+from kith.posts.schemas import CommentCreate, PostCreate, PostUpdate
 from kith.users.schemas import ApiKeyCreate, ProfileUpdate
 from tests.helpers import API, assert_problem
 from tests.posting import member
@@ -145,3 +152,76 @@ def test_text_patterns_say_what_the_validators_accept(
     except ValidationError:
         accepted = False
     assert bool(re.fullmatch(_pattern(model, field), text)) == accepted
+
+
+@functools.cache
+def _served_document() -> dict[str, Any]:
+    document: dict[str, Any] = create_app(Settings(env="test", secret_key="k" * 32, _env_file=None)).openapi()
+    return document
+
+
+@functools.cache
+def _served_schema(name: str) -> jsonschema_rs.Validator:
+    """A validator for one request body as `/openapi.json` describes it."""
+    document = _served_document()
+    return jsonschema_rs.validator_for(
+        {**document["components"]["schemas"][name], "components": document["components"]}
+    )
+
+
+# Bodies whose validity hangs on which fields are present, and whether they are null.
+COMBINED_FIELDS: list[tuple[type[BaseModel], dict[str, list[Any]], dict[str, Any]]] = [
+    (
+        LoginRequest,
+        {"email": [None, "ada@example.com", ""], "username": [None, "ada", ""]},
+        {"password": "x"},
+    ),
+    (MarkRead, {"ids": [None, [], ["x"]], "all": [None, True, False]}, {}),
+    (AdminUserUpdate, {"role": [None, "admin"], "suspended": [None, True, False]}, {}),
+    (PostUpdate, {"content": [None, "", "hi"], "visibility": [None, "public"]}, {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("model", "fields", "others"), COMBINED_FIELDS, ids=[model.__name__ for model, _, _ in COMBINED_FIELDS]
+)
+@settings(deadline=None)
+@given(data=st.data())
+def test_rules_across_fields_are_in_the_schema(
+    model: type[BaseModel], fields: dict[str, list[Any]], others: dict[str, Any], data: st.DataObject
+) -> None:
+    """Rules between fields lived only in validators (exactly one of `email` or `username`;
+    `ids` or `all: true`; at least one change), so schema-valid bodies such as
+    `{"all": false, "ids": []}` or `{"role": null, "suspended": null}` were 422s."""
+    body = data.draw(
+        st.fixed_dictionaries({}, optional={name: st.sampled_from(values) for name, values in fields.items()})
+    )
+    try:
+        model.model_validate({**others, **body})
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert _served_schema(model.__name__).is_valid({**others, **body}) == accepted, body
+
+
+@pytest.mark.parametrize(
+    ("body", "valid"),
+    [
+        ({"content": "hi"}, True),
+        ({"content": "  \n "}, False),
+        ({"content": ""}, False),
+        ({}, False),
+        ({"content": "", "media_ids": []}, False),
+        ({"media_ids": ["a"]}, True),
+        ({"media_ids": ["a", "a"]}, False),
+    ],
+)
+async def test_a_post_needs_text_or_images_in_the_schema_too(
+    client: httpx.AsyncClient, resources: Resources, body: dict[str, Any], valid: bool
+) -> None:
+    """`{"content": "", "media_ids": []}` matched the schema of `POST /posts` and was a 422."""
+    ada = await member(resources, "ada")
+    assert _served_schema("PostCreate").is_valid(body) == valid
+    response = await client.post(f"{API}/posts", json=body, headers=ada.headers)
+    if not valid:
+        assert_problem(response, 422, "validation_error")

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, EmailStr, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, ConfigDict, EmailStr, Field, StringConstraints, model_validator
 
 from kith.auth.password_policy import password_problem
-from kith.core.schemas import Password, RequestModel, ResponseModel
+from kith.core.schemas import Password, RequestModel, ResponseModel, given
 from kith.users.schemas import DisplayNameText
 
 Username = Annotated[
@@ -37,6 +37,8 @@ class RegisterRequest(RequestModel):
 
 class LoginRequest(RequestModel):
     """Log in with either `email` or `username`, and the password."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [given("email"), given("username")]})
 
     email: Annotated[str, StringConstraints(max_length=254)] | None = Field(
         default=None, examples=["ada@example.com"]

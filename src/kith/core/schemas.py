@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, StringConstraints
+from pydantic.config import JsonDict
 
 
 def _rfc3339(value: datetime) -> str:
@@ -35,6 +36,16 @@ def text_pattern(*, multiline: bool, required: bool) -> str:
     edge = f"[^{controls}{_SPACES}]"
     core = f"{edge}(?:[^{controls}]*{edge})?"
     return f"^[{_SPACES}]*{core if required else f'(?:{core})?'}[{_SPACES}]*$"
+
+
+def given(field: str, schema: JsonDict | None = None) -> JsonDict:
+    """A JSON Schema branch: `field` is present and matches `schema` (by default: not null)."""
+    return {"required": [field], "properties": {field: schema or {"not": {"type": "null"}}}}
+
+
+def at_least_one_of(*fields: str) -> JsonDict:
+    """Model-level JSON Schema for "give at least one of these fields, not as null"."""
+    return {"anyOf": [given(field) for field in fields]}
 
 
 class RequestModel(BaseModel):

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, model_validator
 
-from kith.core.schemas import RequestModel, ResponseModel, Timestamp, text_pattern
+from kith.core.schemas import RequestModel, ResponseModel, Timestamp, at_least_one_of, given, text_pattern
 from kith.db.models import Visibility
 from kith.media.schemas import MediaView
 from kith.users.schemas import UserSummary, no_control_characters
@@ -37,6 +37,17 @@ MediaId = Annotated[str, StringConstraints(min_length=1, max_length=36)]
 
 
 class PostCreate(RequestModel):
+    """Text, images or both: `content` with something left after trimming, or `media_ids`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                given("content", {"pattern": text_pattern(multiline=True, required=True)}),
+                given("media_ids", {"minItems": 1}),
+            ]
+        }
+    )
+
     content: PostText = ""
     visibility: Visibility = Field(
         default=Visibility.friends,
@@ -46,10 +57,13 @@ class PostCreate(RequestModel):
         default_factory=list,
         max_length=MAX_MEDIA_PER_POST,
         description="Up to 4 of your own uploads (from `POST /media`) not yet attached to a post, in order.",
+        json_schema_extra={"uniqueItems": True},
     )
 
 
 class PostUpdate(RequestModel):
+    model_config = ConfigDict(json_schema_extra=at_least_one_of("content", "visibility"))
+
     content: PostText | None = None
     visibility: Visibility | None = None
 
