@@ -11,6 +11,7 @@ import functools
 import re
 from typing import Any
 
+import email_validator
 import httpx
 import jsonschema_rs
 import pytest
@@ -225,3 +226,30 @@ async def test_a_post_needs_text_or_images_in_the_schema_too(
     response = await client.post(f"{API}/posts", json=body, headers=ada.headers)
     if not valid:
         assert_problem(response, 422, "validation_error")
+
+
+async def test_email_fields_name_the_domains_they_refuse(client: httpx.AsyncClient) -> None:
+    """`format: email` allowed `}@0wesh6.test`, which the server refuses (a special-use domain):
+    a schema-valid password-reset request was a 422. The description now names them all."""
+    description = _served_document()["components"]["schemas"]["PasswordResetRequest"]["properties"]["email"][
+        "description"
+    ]
+    named = set(re.findall(r"`\.([a-z]+)`", description))
+    assert named == set(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+    for domain in named:
+        response = await client.post(f"{API}/auth/password-reset", json={"email": f"ada@kith.{domain}"})
+        assert_problem(response, 422, "validation_error")
+
+
+def test_passwords_under_the_policy_have_format_password() -> None:
+    """A generated password `00000000` matched the schema of `POST /auth/register` and was a 422
+    (a common password): the fields under the policy now say so, with `format: password`."""
+    schemas = _served_document()["components"]["schemas"]
+    for model, field in (
+        ("RegisterRequest", "password"),
+        ("PasswordChange", "new_password"),
+        ("PasswordResetConfirm", "new_password"),
+    ):
+        prop = schemas[model]["properties"][field]
+        assert prop["format"] == "password"
+        assert "common password" in prop["description"]

@@ -13,7 +13,15 @@ Username = Annotated[
     StringConstraints(min_length=3, max_length=30, pattern=r"^[A-Za-z0-9_]+$"),
     Field(examples=["ada_l"], description="3–30 characters: letters, digits, underscore."),
 ]
-Email = Annotated[EmailStr, AfterValidator(str.lower), Field(examples=["ada@example.com"])]
+Email = Annotated[
+    EmailStr,
+    AfterValidator(str.lower),
+    Field(
+        examples=["ada@example.com"],
+        description="An address that can receive mail: special-use domains (RFC 6761: `.test`, "
+        "`.invalid`, `.localhost`, `.local`, `.onion`, `.arpa`) are refused.",
+    ),
+]
 
 
 def _check_password(password: str, username: str | None, email: str | None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 from pydantic.config import JsonDict
 
 
@@ -17,7 +17,16 @@ def _rfc3339(value: datetime) -> str:
 Timestamp = Annotated[datetime, PlainSerializer(_rfc3339, return_type=str)]
 
 # Passwords are taken exactly as typed: never trimmed (NIST SP 800-63B).
-Password = Annotated[str, StringConstraints(strip_whitespace=False, min_length=8, max_length=128)]
+Password = Annotated[
+    str,
+    StringConstraints(strip_whitespace=False, min_length=8, max_length=128),
+    Field(
+        description="8 to 128 characters, taken exactly as typed. Refused when it is a common "
+        "password or equals the username, the e-mail address or its local part.",
+        # OpenAPI's own format for secrets; it also tells tools the policy above applies.
+        json_schema_extra={"format": "password"},
+    ),
+]
 
 
 # JSON Schema patterns that put the rules of trimmed text fields into the OpenAPI
