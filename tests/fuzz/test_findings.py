@@ -253,3 +253,19 @@ def test_passwords_under_the_policy_have_format_password() -> None:
         prop = schemas[model]["properties"][field]
         assert prop["format"] == "password"
         assert "common password" in prop["description"]
+
+
+async def test_the_upload_form_refuses_other_parts_in_the_schema_too(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    """The multipart schema of `POST /media` allowed parts besides `file`, which the server
+    refuses with 422 (no mass assignment, as for JSON bodies)."""
+    body = _served_document()["paths"]["/api/v1/media"]["post"]["requestBody"]["content"][
+        "multipart/form-data"
+    ]
+    assert body["schema"]["additionalProperties"] is False
+    ada = await member(resources, "ada")
+    response = await client.post(
+        f"{API}/media", files={"file": ("a.png", b"x"), "caption": (None, "hi")}, headers=ada.headers
+    )
+    assert_problem(response, 422, "validation_error")

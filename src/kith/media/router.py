@@ -31,6 +31,8 @@ _UPLOAD_BODY: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
+                    # Other parts are refused (422), like unknown fields of a JSON body.
+                    "additionalProperties": False,
                     "properties": {
                         "file": {
                             "type": "string",
