@@ -29,7 +29,7 @@ from kith.notifications.schemas import MarkRead
 from kith.posts.schemas import CommentCreate, PostCreate, PostUpdate
 from kith.users.schemas import ApiKeyCreate, ProfileUpdate
 from tests.helpers import API, assert_problem
-from tests.posting import member
+from tests.posting import create_post, member
 
 
 @pytest.mark.parametrize(
@@ -269,3 +269,38 @@ async def test_the_upload_form_refuses_other_parts_in_the_schema_too(
         f"{API}/media", files={"file": ("a.png", b"x"), "caption": (None, "hi")}, headers=ada.headers
     )
     assert_problem(response, 422, "validation_error")
+
+
+async def test_rules_of_stored_state_are_400_not_422(client: httpx.AsyncClient, resources: Resources) -> None:
+    """Schema-valid requests refused because of what is stored (an upload id that is not one
+    of the caller's free uploads, emptying a post that has no images, an expiry already past)
+    were 422 `validation_error`, which says the request itself is invalid. They are 400 with
+    a code of their own, like every other rule of the current state (contract §1)."""
+    ada = await member(resources, "ada")
+    unknown = "01234567-89ab-7def-8123-456789abcdef"
+    post = await create_post(client, ada, content="hello")
+    cases = [
+        (
+            client.post(f"{API}/posts", json={"media_ids": [unknown]}, headers=ada.headers),
+            "media_not_available",
+        ),
+        (
+            client.patch(f"{API}/users/me", json={"avatar_media_id": unknown}, headers=ada.headers),
+            "media_not_available",
+        ),
+        (
+            client.patch(f"{API}/posts/{post['id']}", json={"content": " "}, headers=ada.headers),
+            "post_needs_content",
+        ),
+        (
+            client.post(
+                f"{API}/users/me/api-keys",
+                json={"name": "old", "expires_at": "2001-01-01T00:00:00Z"},
+                headers=ada.headers,
+            ),
+            "expiry_in_past",
+        ),
+    ]
+    for request, code in cases:
+        body = assert_problem(await request, 400, code)
+        assert len(body["errors"]) == 1

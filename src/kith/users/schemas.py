@@ -107,7 +107,7 @@ class PrivateUser(PublicUser):
 class ProfileUpdate(RequestModel):
     display_name: DisplayNameText | None = None
     bio: BioText | None = None
-    avatar_media_id: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+    avatar_media_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
         default=None,
         description="The `id` of one of your own uploads not attached to a post; `null` removes the avatar.",
     )
