@@ -304,3 +304,21 @@ async def test_rules_of_stored_state_are_400_not_422(client: httpx.AsyncClient, 
     for request, code in cases:
         body = assert_problem(await request, 400, code)
         assert len(body["errors"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("model", "body"),
+    [
+        (AdminUserUpdate, {"suspended": 0}),
+        (AdminUserUpdate, {"suspended": "true"}),
+        (MarkRead, {"all": 1}),
+        (ApiKeyCreate, {"name": "k", "expires_at": 4102444800}),
+    ],
+)
+def test_bodies_take_the_json_types_the_schema_names(model: type[BaseModel], body: dict[str, Any]) -> None:
+    """`{"suspended": 0}` suspended nobody but was accepted (lax booleans), and an API key's
+    `expires_at` took a number as seconds since the epoch, where the schema says boolean and
+    date-time text: schema-violating requests that succeeded."""
+    assert not _served_schema(model.__name__).is_valid(body)
+    with pytest.raises(ValidationError):
+        model.model_validate(body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StringConstraints
 from pydantic.config import JsonDict
 
 
@@ -15,6 +15,17 @@ def _rfc3339(value: datetime) -> str:
 
 # Timestamps leave the API as RFC 3339 in UTC with a `Z` suffix.
 Timestamp = Annotated[datetime, PlainSerializer(_rfc3339, return_type=str)]
+
+
+def _text_only(value: object) -> object:
+    # Pydantic would read a number as seconds since the epoch; the schema says date-time text.
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an RFC 3339 date-time string")
+    return value
+
+
+# A timestamp in a request body: RFC 3339 text only, as the OpenAPI description says.
+TimestampInput = Annotated[datetime, BeforeValidator(_text_only)]
 
 # Passwords are taken exactly as typed: never trimmed (NIST SP 800-63B).
 Password = Annotated[

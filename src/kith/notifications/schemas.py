@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, StrictBool, model_validator
 
 from kith.core.schemas import RequestModel, ResponseModel, Timestamp, given
 from kith.db.models import NotificationType
@@ -37,7 +37,7 @@ class MarkRead(RequestModel):
     )
 
     ids: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=100)] | None = None
-    all: bool | None = None
+    all: StrictBool | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> Self:

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, computed_field, model_validator
 
-from kith.core.schemas import Password, RequestModel, ResponseModel, Timestamp, text_pattern
+from kith.core.schemas import Password, RequestModel, ResponseModel, Timestamp, TimestampInput, text_pattern
 from kith.core.urls import media_url
 from kith.db.models import Role, User
 from kith.social.relations import Relationship
@@ -132,7 +131,7 @@ class ApiKeyCreate(RequestModel):
         description='`["read"]` or `["read", "write"]`.',
         examples=[["read"]],
     )
-    expires_at: datetime | None = Field(default=None, description="Optional expiry (RFC 3339).")
+    expires_at: TimestampInput | None = Field(default=None, description="Optional expiry (RFC 3339).")
 
     @model_validator(mode="after")
     def _valid_scopes(self) -> Self:
