@@ -35,14 +35,14 @@ async def get_me(user: CurrentUser) -> object:
     return user
 
 
-@me.patch("", response_model=PrivateUser, responses=problem_responses(401, 403, 422))
+@me.patch("", response_model=PrivateUser, responses=problem_responses(400, 401, 403, 422))
 async def update_me(
     changes: ProfileUpdate, user: CurrentUser, session: SessionDep, resources: ResourcesDep
 ) -> object:
     """Change the display name, bio or avatar. Fields left out stay as they are.
 
     `avatar_media_id` takes the `id` of one of your own uploads (`POST /media`) that is
-    not attached to a post (422 otherwise); `null` removes the avatar.
+    not attached to a post (400 `media_not_available` otherwise); `null` removes the avatar.
     """
     return await service.update_profile(session, resources, user, changes)
 
@@ -77,7 +77,7 @@ async def list_api_keys(user: SessionUser, session: SessionDep, page: CursorDep)
     "/api-keys",
     status_code=status.HTTP_201_CREATED,
     response_model=CreatedApiKey,
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(400, 401, 403, 422),
 )
 @idempotent
 async def create_api_key(
@@ -86,6 +86,7 @@ async def create_api_key(
     """Create a personal API key, sent as `X-API-Key`. The key is shown once, in this response.
 
     A `["read"]` key gets 403 on every write. No API key can manage credentials or use admin routes.
+    An `expires_at` that has already passed is 400 `expiry_in_past`.
     """
     key, secret = await service.create_api_key(session, resources, user, data)
     # The view's `scopes` is read from the ORM's `scope_list`; the dict it dumps says `scopes`.
