@@ -180,6 +180,11 @@ COMBINED_FIELDS: list[tuple[type[BaseModel], dict[str, list[Any]], dict[str, Any
     (MarkRead, {"ids": [None, [], ["x"]], "all": [None, True, False]}, {}),
     (AdminUserUpdate, {"role": [None, "admin"], "suspended": [None, True, False]}, {}),
     (PostUpdate, {"content": [None, "", "hi"], "visibility": [None, "public"]}, {}),
+    (
+        ApiKeyCreate,
+        {"scopes": [[], ["read"], ["write"], ["write", "write"], ["write", "read"]]},
+        {"name": "k"},
+    ),
 ]
 
 
@@ -192,8 +197,9 @@ def test_rules_across_fields_are_in_the_schema(
     model: type[BaseModel], fields: dict[str, list[Any]], others: dict[str, Any], data: st.DataObject
 ) -> None:
     """Rules between fields lived only in validators (exactly one of `email` or `username`;
-    `ids` or `all: true`; at least one change), so schema-valid bodies such as
-    `{"all": false, "ids": []}` or `{"role": null, "suspended": null}` were 422s."""
+    `ids` or `all: true`; at least one change; API key scopes include `read`), so
+    schema-valid bodies such as `{"all": false, "ids": []}`, `{"role": null, "suspended": null}`
+    or `{"scopes": ["write", "write"]}` were 422s."""
     body = data.draw(
         st.fixed_dictionaries({}, optional={name: st.sampled_from(values) for name, values in fields.items()})
     )

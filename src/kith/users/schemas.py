@@ -130,6 +130,7 @@ class ApiKeyCreate(RequestModel):
         default_factory=lambda: list[Scope](["read"]),
         description='`["read"]` or `["read", "write"]`.',
         examples=[["read"]],
+        json_schema_extra={"contains": {"const": "read"}},
     )
     expires_at: TimestampInput | None = Field(default=None, description="Optional expiry (RFC 3339).")
 
