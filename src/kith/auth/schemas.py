@@ -5,7 +5,7 @@ from typing import Annotated, Literal, Self
 from pydantic import AfterValidator, ConfigDict, EmailStr, Field, StringConstraints, model_validator
 
 from kith.auth.password_policy import password_problem
-from kith.core.schemas import Password, RequestModel, ResponseModel, given
+from kith.core.schemas import Password, PasswordInput, RequestModel, ResponseModel, given
 from kith.users.schemas import DisplayNameText
 
 Username = Annotated[
@@ -52,9 +52,7 @@ class LoginRequest(RequestModel):
         default=None, examples=["ada@example.com"]
     )
     username: Annotated[str, StringConstraints(max_length=254)] | None = None
-    password: Annotated[str, StringConstraints(strip_whitespace=False, max_length=1024)] = Field(
-        examples=["correct horse battery staple"]
-    )
+    password: PasswordInput = Field(examples=["correct horse battery staple"])
 
     @model_validator(mode="after")
     def _one_identifier(self) -> Self:

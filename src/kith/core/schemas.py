@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    PlainSerializer,
+    StringConstraints,
+)
 from pydantic.config import JsonDict
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 
 def _rfc3339(value: datetime) -> str:
@@ -27,7 +38,13 @@ def _text_only(value: object) -> object:
 # A timestamp in a request body: RFC 3339 text only, as the OpenAPI description says.
 TimestampInput = Annotated[datetime, BeforeValidator(_text_only)]
 
-# Passwords are taken exactly as typed: never trimmed (NIST SP 800-63B).
+# Passwords are taken exactly as typed: never trimmed (NIST SP 800-63B). `format: password`
+# marks them in the OpenAPI description (and keeps them out of `_describe_trimming`).
+PasswordInput = Annotated[
+    str,
+    StringConstraints(strip_whitespace=False, max_length=1024),
+    Field(json_schema_extra={"format": "password"}),
+]
 Password = Annotated[
     str,
     StringConstraints(strip_whitespace=False, min_length=8, max_length=128),
@@ -40,22 +57,77 @@ Password = Annotated[
 ]
 
 
-# JSON Schema patterns that put the rules of trimmed text fields into the OpenAPI
-# description; the validators (`no_control_characters`, `single_line`) give the messages.
-_CONTROLS = r"\x00-\x08\x0b-\x1f\x7f-\x9f"  # Unicode Cc, except tab and newline
-_LINE_CONTROLS = r"\x00-\x1f\x7f-\x9f"  # Unicode Cc
+# --- what trimming means for the OpenAPI description ---------------------------------------
+#
+# Request strings are trimmed before their limits are checked (contract §1), so a schema
+# that says `maxLength: 50` is wrong both ways for " Ada " padded past 50 characters. The
+# JSON Schema of every request model therefore carries its string limits in a pattern:
+# whatever trimming removes, around a core of the allowed length. Text fields add their
+# character rules with `TEXT_RULE` (the validators `no_control_characters` and
+# `single_line` give the error messages).
+
+TEXT_RULE = "x-kith-text"
+LINE, MULTILINE = "line", "multiline"
+# Unicode Cc: all of it for one line of text, all but tab and newline for longer text.
+_CONTROLS = {LINE: r"\x00-\x1f\x7f-\x9f", MULTILINE: r"\x00-\x08\x0b-\x1f\x7f-\x9f"}
 # What trimming removes: Unicode White_Space (pydantic-core trims with Rust's `str::trim`).
-_SPACES = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+SPACES = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_SINGLE_CLASS = re.compile(r"^\^\[([^\]]+)\]\+\$$")
 
 
-def text_pattern(*, multiline: bool, required: bool) -> str:
-    """The pattern of a trimmed text field: whatever trimming removes around a core that
-    has no control characters (but tab and newline when `multiline`) and, when
-    `required`, is not empty."""
-    controls = _CONTROLS if multiline else _LINE_CONTROLS
-    edge = f"[^{controls}{_SPACES}]"
-    core = f"{edge}(?:[^{controls}]*{edge})?"
-    return f"^[{_SPACES}]*{core if required else f'(?:{core})?'}[{_SPACES}]*$"
+def _repeat(item: str, low: int, high: int | None) -> str:
+    return f"{item}{{{max(low, 0)},{'' if high is None else max(high, 0)}}}"
+
+
+def trimmed_pattern(
+    min_length: int, max_length: int | None, *, rule: str | None = None, char_class: str | None = None
+) -> str:
+    """The pattern of a string that is trimmed, then checked for length (and `rule`, or for
+    consisting of `char_class` only)."""
+    spaces = f"[{SPACES}]*"
+    if char_class is not None:
+        return f"^{spaces}{_repeat(f'[{char_class}]', min_length, max_length)}{spaces}$"
+    controls = _CONTROLS[rule] if rule else ""
+    inner = f"[^{controls}]" if controls else r"[\s\S]"
+    edge = f"[^{controls}{SPACES}]"
+    if max_length == 0:
+        return f"^{spaces}$"
+    if max_length == 1:
+        core = edge
+    elif min_length >= 2:
+        core = f"{edge}{_repeat(inner, min_length - 2, None if max_length is None else max_length - 2)}{edge}"
+    else:
+        core = f"{edge}(?:{_repeat(inner, 0, None if max_length is None else max_length - 2)}{edge})?"
+    return f"^{spaces}{core if min_length >= 1 else f'(?:{core})?'}{spaces}$"
+
+
+def _describe_trimming(schema: Any) -> None:
+    """Rewrite the string limits inside a request model's JSON Schema as trimmed patterns."""
+    if isinstance(schema, list):
+        for item in schema:
+            _describe_trimming(item)
+        return
+    if not isinstance(schema, dict):
+        return
+    rule = schema.pop(TEXT_RULE, None)
+    if schema.get("type") == "string" and "format" not in schema:
+        limits = "minLength" in schema or "maxLength" in schema or rule is not None
+        existing = schema.get("pattern")
+        single = _SINGLE_CLASS.match(existing) if isinstance(existing, str) else None
+        if limits and (existing is None or single):
+            schema["pattern"] = trimmed_pattern(
+                schema.pop("minLength", 0),
+                schema.pop("maxLength", None),
+                rule=rule,
+                char_class=single.group(1) if single else None,
+            )
+    for key in ("properties", "$defs", "patternProperties"):
+        if isinstance(schema.get(key), dict):
+            for value in schema[key].values():
+                _describe_trimming(value)
+    for key in ("items", "anyOf", "oneOf", "allOf", "not", "prefixItems"):
+        if key in schema:
+            _describe_trimming(schema[key])
 
 
 def given(field: str, schema: JsonDict | None = None) -> JsonDict:
@@ -72,6 +144,14 @@ class RequestModel(BaseModel):
     """A request body: unknown fields are refused (no mass assignment), strings trimmed."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        _describe_trimming(handler.resolve_ref_schema(schema))
+        return schema
 
 
 class ResponseModel(BaseModel):

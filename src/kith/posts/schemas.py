@@ -4,7 +4,16 @@ from typing import Annotated, Self
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, model_validator
 
-from kith.core.schemas import RequestModel, ResponseModel, Timestamp, at_least_one_of, given, text_pattern
+from kith.core.schemas import (
+    MULTILINE,
+    SPACES,
+    TEXT_RULE,
+    RequestModel,
+    ResponseModel,
+    Timestamp,
+    at_least_one_of,
+    given,
+)
 from kith.db.models import Visibility
 from kith.media.schemas import MediaView
 from kith.users.schemas import UserSummary, no_control_characters
@@ -20,7 +29,7 @@ PostText = Annotated[
     Field(
         description="Up to 5000 characters after trimming.",
         examples=["Finally finished the bookshelf."],
-        json_schema_extra={"pattern": text_pattern(multiline=True, required=False)},
+        json_schema_extra={TEXT_RULE: MULTILINE},
     ),
 ]
 CommentText = Annotated[
@@ -30,7 +39,7 @@ CommentText = Annotated[
     Field(
         description="1 to 2000 characters after trimming.",
         examples=["It looks great!"],
-        json_schema_extra={"pattern": text_pattern(multiline=True, required=True)},
+        json_schema_extra={TEXT_RULE: MULTILINE},
     ),
 ]
 MediaId = Annotated[str, StringConstraints(min_length=1, max_length=36)]
@@ -42,7 +51,7 @@ class PostCreate(RequestModel):
     model_config = ConfigDict(
         json_schema_extra={
             "anyOf": [
-                given("content", {"pattern": text_pattern(multiline=True, required=True)}),
+                given("content", {"pattern": f"[^{SPACES}]"}),
                 given("media_ids", {"minItems": 1}),
             ]
         }

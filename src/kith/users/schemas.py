@@ -5,7 +5,17 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, computed_field, model_validator
 
-from kith.core.schemas import Password, RequestModel, ResponseModel, Timestamp, TimestampInput, text_pattern
+from kith.core.schemas import (
+    LINE,
+    MULTILINE,
+    TEXT_RULE,
+    Password,
+    PasswordInput,
+    RequestModel,
+    ResponseModel,
+    Timestamp,
+    TimestampInput,
+)
 from kith.core.urls import media_url
 from kith.db.models import Role, User
 from kith.social.relations import Relationship
@@ -30,9 +40,7 @@ DisplayNameText = Annotated[
     StringConstraints(min_length=1, max_length=50),
     AfterValidator(no_control_characters),
     AfterValidator(single_line),
-    Field(
-        examples=["Ada Lovelace"], json_schema_extra={"pattern": text_pattern(multiline=False, required=True)}
-    ),
+    Field(examples=["Ada Lovelace"], json_schema_extra={TEXT_RULE: LINE}),
 ]
 BioText = Annotated[
     str,
@@ -40,7 +48,7 @@ BioText = Annotated[
     AfterValidator(no_control_characters),
     Field(
         examples=["Mathematician. Writes notes longer than the paper they annotate."],
-        json_schema_extra={"pattern": text_pattern(multiline=True, required=False)},
+        json_schema_extra={TEXT_RULE: MULTILINE},
     ),
 ]
 # API key names are listed like display names, and follow the same rules.
@@ -51,7 +59,7 @@ KeyName = Annotated[
     AfterValidator(single_line),
     Field(
         examples=["backup script"],
-        json_schema_extra={"pattern": text_pattern(multiline=False, required=True)},
+        json_schema_extra={TEXT_RULE: LINE},
     ),
 ]
 
@@ -113,12 +121,12 @@ class ProfileUpdate(RequestModel):
 
 
 class PasswordChange(RequestModel):
-    current_password: Annotated[str, StringConstraints(strip_whitespace=False, max_length=1024)]
+    current_password: PasswordInput
     new_password: Password
 
 
 class AccountDeletion(RequestModel):
-    password: Annotated[str, StringConstraints(strip_whitespace=False, max_length=1024)]
+    password: PasswordInput
 
 
 Scope = Literal["read", "write"]
