@@ -381,3 +381,14 @@ def test_operations_document_their_400(method: str, path: str) -> None:
     responses = _served_document()["paths"][path][method]["responses"]
     assert "400" in responses
     assert "application/problem+json" in responses["400"]["content"]
+
+
+def test_the_upload_form_names_the_image_types_it_takes() -> None:
+    """The `file` part was any binary string, so a schema-valid empty file drew a 415
+    (ST202). The description now declares the part's content types, the four the server
+    decodes (it still judges the bytes, not the declared type)."""
+    body = _served_document()["paths"]["/api/v1/media"]["post"]["requestBody"]["content"][
+        "multipart/form-data"
+    ]
+    declared = {part.strip() for part in body["encoding"]["file"]["contentType"].split(",")}
+    assert declared == {"image/jpeg", "image/png", "image/gif", "image/webp"}

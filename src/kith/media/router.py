@@ -40,7 +40,8 @@ _UPLOAD_BODY: dict[str, Any] = {
                             "description": "A JPEG, PNG, GIF or WebP image.",
                         }
                     },
-                }
+                },
+                "encoding": {"file": {"contentType": "image/jpeg, image/png, image/gif, image/webp"}},
             }
         },
     }
