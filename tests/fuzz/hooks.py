@@ -16,6 +16,10 @@ the run itself alive. None of it hides a response from a check:
   tests (`tests/integration/test_idempotency.py`).
 - The admin never suspends, demotes or deletes the two accounts the run logs in with,
   which would end the run: such a request goes to an id that does not exist instead.
+- Valid uploads are real JPEG, PNG, GIF or WebP images (the `file` part's declared
+  encoding); the server judges files by their bytes.
+- One false positive of the `use_after_free` check is dropped, and only that one (see
+  `filter_failure`: "like" and "likes" are different resources).
 
 Credentials come from the environment: `KITH_FUZZ_USER` and `KITH_FUZZ_ADMIN` as
 `username:password:id`, set by whoever starts the run (`tests/fuzz/harness.py`).
@@ -23,6 +27,7 @@ Credentials come from the environment: `KITH_FUZZ_USER` and `KITH_FUZZ_ADMIN` as
 
 from __future__ import annotations
 
+import io
 import os
 import uuid
 from datetime import UTC, datetime
@@ -32,6 +37,8 @@ from urllib.parse import urljoin
 import requests
 import schemathesis
 from hypothesis import strategies as st
+from PIL import Image
+from schemathesis.openapi.checks import UseAfterFree
 from schemathesis.python import asgi
 
 from kith.auth.password_policy import common_passwords
@@ -49,15 +56,36 @@ LOGIN_PATH = "/api/v1/auth/login"
 
 
 def _positions() -> st.SearchStrategy[str]:
+    # A (time, id) position is valid on every list: lists keyed by id alone compare it as a
+    # string, lists keyed by time (friends, blocks, likes) need both parts.
     ids = st.uuids().map(str)
     moments = st.datetimes(
         min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
     )
-    timed = st.builds(encode_timed_position, moments, ids)
-    return st.one_of(ids, timed)
+    return st.builds(encode_timed_position, moments, ids)
 
 
 schemathesis.openapi.format("cursor", _positions().map(encode_cursor))
+
+
+@st.composite
+def _image(draw: st.DrawFn, image_format: str) -> bytes:
+    size = (draw(st.integers(1, 48)), draw(st.integers(1, 48)))
+    colour = draw(st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255)))
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+# The upload's `file` part is one of these (its `encoding` in the OpenAPI description);
+# valid cases send real images of them. Junk bytes still go out in invalid cases.
+for _media_type, _format in {
+    "image/jpeg": "JPEG",
+    "image/png": "PNG",
+    "image/gif": "GIF",
+    "image/webp": "WEBP",
+}.items():
+    schemathesis.openapi.media_type(_media_type, _image(_format))
 # `format: email` as Kith reads it (see its description): no special-use domains.
 schemathesis.openapi.format(
     "email",
@@ -141,3 +169,24 @@ def before_call(context: schemathesis.HookContext, case: KithCase, kwargs: dict[
             headers[name] = value + suffix
         elif len(value) >= len(suffix):
             headers[name] = value[: len(value) - len(suffix)] + suffix
+
+
+@schemathesis.hook
+def filter_failure(
+    context: schemathesis.HookContext, failure: Any, case: KithCase, response: schemathesis.Response
+) -> bool:
+    """Drop one false positive of `use_after_free`, and nothing else.
+
+    `DELETE /posts/{id}/like` takes back the caller's like; `GET /posts/{id}/likes` lists
+    who liked the post, which still exists, so it rightly answers 200. Schemathesis takes
+    one for the other because it compares path segments without a trailing "s" ("like" =
+    "likes"). The like itself has no URL to fetch; unliking is checked in
+    tests/integration/test_likes_comments.py. Every other use-after-free, such as
+    `GET /posts/{id}/likes` after `DELETE /posts/{id}`, is still reported.
+    """
+    if isinstance(failure, UseAfterFree):
+        free, usage = failure.free.split(), failure.usage.split()
+        unliked = free[0] == "DELETE" and free[1].endswith("/like")
+        if unliked and usage[0] == "GET" and usage[1] == free[1] + "s":
+            return False
+    return True
