@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response, status
-from fastapi.security import OAuth2PasswordRequestForm
 
 from kith.auth import service
 from kith.auth.dependencies import CurrentUser, SessionPrincipal
 from kith.auth.schemas import (
     LoginRequest,
+    PasswordGrantForm,
     PasswordResetConfirm,
     PasswordResetRequest,
     RefreshRequest,
@@ -82,7 +82,7 @@ async def login(
     dependencies=[rate_limit("login")],
 )
 async def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[PasswordGrantForm, Depends()],
     session: SessionDep,
     resources: ResourcesDep,
     throttle: LoginThrottleDep,

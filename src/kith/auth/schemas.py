@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
+from fastapi import Form
 from pydantic import AfterValidator, ConfigDict, EmailStr, Field, StringConstraints, model_validator
 
 from kith.auth.password_policy import password_problem
@@ -87,3 +88,29 @@ class PasswordResetRequest(RequestModel):
 class PasswordResetConfirm(RequestModel):
     token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
     new_password: Password
+
+
+class PasswordGrantForm:
+    """The OAuth2 password grant (RFC 6749 §4.3) as `POST /auth/token` reads it.
+
+    Like FastAPI's `OAuth2PasswordRequestForm`, but its description says what the server
+    accepts: form fields are never blank (an empty field counts as missing: 422).
+    """
+
+    def __init__(
+        self,
+        username: Annotated[
+            str, Form(min_length=1, max_length=254, description="A username or an e-mail address.")
+        ],
+        password: Annotated[
+            str, Form(min_length=1, max_length=1024, json_schema_extra={"format": "password"})
+        ],
+        grant_type: Annotated[Literal["password"] | None, Form()] = None,
+        scope: Annotated[str, Form(max_length=1024)] = "",
+        client_id: Annotated[str | None, Form(min_length=1, max_length=254)] = None,
+        client_secret: Annotated[
+            str | None, Form(min_length=1, max_length=1024, json_schema_extra={"format": "password"})
+        ] = None,
+    ) -> None:
+        self.username = username
+        self.password = password
