@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 # Re-install when the project's dependencies change.
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest migrate install clean
+.PHONY: run test lint typecheck pytest migrate install clean fuzz
 
 run: $(STAMP)
 	$(BIN)/kith migrate
@@ -27,6 +27,16 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+# The long fuzzing profile (docs/security.md): every schemathesis phase in-process on SQLite
+# and PostgreSQL, then the CLI over HTTP against `kith serve` on PostgreSQL and Redis for
+# FUZZ_HTTP_SECONDS. `make test` runs a bounded profile of the same tests.
+FUZZ_HTTP_SECONDS ?= 600
+fuzz: $(STAMP)
+	KITH_FUZZ_PHASES=examples,coverage,fuzzing KITH_FUZZ_BACKENDS=sqlite,postgres \
+	KITH_FUZZ_MAX_EXAMPLES=100 KITH_FUZZ_STATEFUL_EXAMPLES=50 KITH_FUZZ_STATEFUL_STEPS=40 \
+	KITH_FUZZ_TIMEOUT=7200 KITH_FUZZ_HTTP_SECONDS=$(FUZZ_HTTP_SECONDS) \
+	$(BIN)/pytest tests/fuzz/test_schemathesis.py tests/fuzz/test_http.py -p no:randomly -v
 
 migrate: $(STAMP)
 	$(BIN)/kith migrate
