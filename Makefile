@@ -36,7 +36,7 @@ fuzz: $(STAMP)
 	KITH_FUZZ_PHASES=examples,coverage,fuzzing KITH_FUZZ_BACKENDS=sqlite,postgres \
 	KITH_FUZZ_MAX_EXAMPLES=100 KITH_FUZZ_STATEFUL_EXAMPLES=50 KITH_FUZZ_STATEFUL_STEPS=40 \
 	KITH_FUZZ_TIMEOUT=7200 KITH_FUZZ_HTTP_SECONDS=$(FUZZ_HTTP_SECONDS) \
-	$(BIN)/pytest tests/fuzz/test_schemathesis.py tests/fuzz/test_http.py -p no:randomly -v
+	$(BIN)/pytest tests/fuzz/test_schemathesis.py tests/fuzz/test_http.py -v
 
 migrate: $(STAMP)
 	$(BIN)/kith migrate
