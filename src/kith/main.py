@@ -90,6 +90,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url="/redoc",
         openapi_url="/openapi.json",
         swagger_ui_parameters={"persistAuthorization": True},
+        # One URL per resource: `/users/me/` is 404, not a redirect whose Location Starlette
+        # would build from the request's Host header (and a 307 makes clients resend bodies,
+        # credentials included, to it).
+        redirect_slashes=False,
     )
     app.state.settings = settings
     install_error_handlers(app)
