@@ -16,6 +16,7 @@ from kith.core.config import Settings, get_settings
 from kith.core.edge import (
     BodySizeLimitMiddleware,
     CompressionMiddleware,
+    NulRefusalMiddleware,
     SecurityHeadersMiddleware,
     TrustedHostMiddleware,
     check_cors,
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ETagMiddleware)  # inside the cache policy, so a 304 keeps Cache-Control
     app.add_middleware(CachePolicyMiddleware)
     app.add_middleware(CompressionMiddleware)
+    app.add_middleware(NulRefusalMiddleware, public_url=settings.public_url)
     app.add_middleware(
         TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts, public_url=settings.public_url
     )

@@ -405,3 +405,46 @@ async def test_the_token_form_says_its_fields_are_never_blank(client: httpx.Asyn
         assert_problem(await client.post(f"{API}/auth/token", data=body), 422, "validation_error")
     response = await client.post(f"{API}/auth/token", data={"username": "nobody", "password": "x"})
     assert_problem(response, 401, "invalid_credentials")
+
+
+_CURSOR_WITH_NUL = "eyJhZnRlciI6ImFcdTAwMDBiIn0"  # {"after": "a\u0000b"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "params", "status"),
+    [
+        ("POST", "/blocks", {"user_id": "a\x00b"}, None, 422),
+        ("POST", "/friend-requests", {"receiver_id": "a\x00b"}, None, 422),
+        ("POST", "/reports", {"target_type": "user", "target_id": "a\x00", "reason": "spam"}, None, 422),
+        ("POST", "/posts", {"media_ids": ["a\x00"]}, None, 422),
+        ("PATCH", "/users/me", {"avatar_media_id": "a\x00"}, None, 422),
+        ("POST", "/auth/login", {"username": "a\x00", "password": "x"}, None, 422),
+        ("POST", "/notifications/read", {"ids": ["a\x00"]}, None, 422),
+        ("GET", "/users", None, {"q": "a\x00"}, 422),
+        ("GET", "/feed", None, {"cursor": _CURSOR_WITH_NUL}, 422),
+        ("GET", "/users/a%00b", None, None, 404),
+        ("GET", "/posts/a%00b/comments", None, None, 404),
+        ("DELETE", "/users/me/api-keys/a%00b", None, None, 404),
+    ],
+)
+async def test_nul_characters_are_refused_before_they_reach_the_database(
+    client: httpx.AsyncClient,
+    resources: Resources,
+    method: str,
+    path: str,
+    body: Any,
+    params: dict[str, str] | None,
+    status: int,
+) -> None:
+    """A long HTTP run on PostgreSQL found `{"user_id": "\\f\\"\\u0000..."}` on `POST /blocks` to be a
+    500: PostgreSQL can neither store nor compare NUL, and any string that reached a query
+    with one (ids in bodies, paths and cursors, login names, search terms) failed there.
+    Bodies refuse NUL in validation (and their patterns say so), URLs at the edge."""
+    ada = await member(resources, "ada")
+    response = await client.request(method, f"{API}{path}", json=body, params=params, headers=ada.headers)
+    assert_problem(response, status)
+
+
+async def test_the_token_form_refuses_nul_too(client: httpx.AsyncClient) -> None:
+    response = await client.post(f"{API}/auth/token", data={"username": "a\x00", "password": "x"})
+    assert_problem(response, 422, "validation_error")

@@ -6,7 +6,7 @@ from fastapi import Form
 from pydantic import AfterValidator, ConfigDict, EmailStr, Field, StringConstraints, model_validator
 
 from kith.auth.password_policy import password_problem
-from kith.core.schemas import Password, PasswordInput, RequestModel, ResponseModel, given
+from kith.core.schemas import NO_NUL, Password, PasswordInput, RequestModel, ResponseModel, given
 from kith.users.schemas import DisplayNameText
 
 Username = Annotated[
@@ -94,22 +94,27 @@ class PasswordGrantForm:
     """The OAuth2 password grant (RFC 6749 §4.3) as `POST /auth/token` reads it.
 
     Like FastAPI's `OAuth2PasswordRequestForm`, but its description says what the server
-    accepts: form fields are never blank (an empty field counts as missing: 422).
+    accepts: form fields are never blank (an empty field counts as missing: 422) and, like
+    every string Kith takes, never hold NUL.
     """
 
     def __init__(
         self,
         username: Annotated[
-            str, Form(min_length=1, max_length=254, description="A username or an e-mail address.")
+            str,
+            Form(
+                min_length=1, max_length=254, pattern=NO_NUL, description="A username or an e-mail address."
+            ),
         ],
         password: Annotated[
-            str, Form(min_length=1, max_length=1024, json_schema_extra={"format": "password"})
+            str, Form(min_length=1, max_length=1024, pattern=NO_NUL, json_schema_extra={"format": "password"})
         ],
         grant_type: Annotated[Literal["password"] | None, Form()] = None,
-        scope: Annotated[str, Form(max_length=1024)] = "",
-        client_id: Annotated[str | None, Form(min_length=1, max_length=254)] = None,
+        scope: Annotated[str, Form(max_length=1024, pattern=NO_NUL)] = "",
+        client_id: Annotated[str | None, Form(min_length=1, max_length=254, pattern=NO_NUL)] = None,
         client_secret: Annotated[
-            str | None, Form(min_length=1, max_length=1024, json_schema_extra={"format": "password"})
+            str | None,
+            Form(min_length=1, max_length=1024, pattern=NO_NUL, json_schema_extra={"format": "password"}),
         ] = None,
     ) -> None:
         self.username = username

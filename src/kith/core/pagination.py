@@ -54,7 +54,7 @@ def decode_cursor(cursor: str) -> str:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
         position = data["after"]
-        if not isinstance(position, str) or not 1 <= len(position) <= 100:
+        if not isinstance(position, str) or not 1 <= len(position) <= 100 or "\x00" in position:
             raise ValueError(position)
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeEncodeError):
         raise Unprocessable(

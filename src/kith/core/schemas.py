@@ -14,6 +14,7 @@ from pydantic import (
     GetJsonSchemaHandler,
     PlainSerializer,
     StringConstraints,
+    field_validator,
 )
 from pydantic.config import JsonDict
 from pydantic.json_schema import JsonSchemaValue
@@ -23,6 +24,10 @@ from pydantic_core import CoreSchema
 def _rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
+
+# The pattern of a string that may hold anything but NUL (U+0000): PostgreSQL can neither
+# store nor compare it, so no request string may carry one.
+NO_NUL = r"^[^\x00]*$"
 
 # Timestamps leave the API as RFC 3339 in UTC with a `Z` suffix.
 Timestamp = Annotated[datetime, PlainSerializer(_rfc3339, return_type=str)]
@@ -43,7 +48,7 @@ TimestampInput = Annotated[datetime, BeforeValidator(_text_only)]
 PasswordInput = Annotated[
     str,
     StringConstraints(strip_whitespace=False, max_length=1024),
-    Field(json_schema_extra={"format": "password"}),
+    Field(json_schema_extra={"format": "password", "pattern": NO_NUL}),
 ]
 Password = Annotated[
     str,
@@ -52,7 +57,7 @@ Password = Annotated[
         description="8 to 128 characters, taken exactly as typed. Refused when it is a common "
         "password or equals the username, the e-mail address or its local part.",
         # OpenAPI's own format for secrets; it also tells tools the policy above applies.
-        json_schema_extra={"format": "password"},
+        json_schema_extra={"format": "password", "pattern": NO_NUL},
     ),
 ]
 
@@ -69,7 +74,8 @@ Password = Annotated[
 TEXT_RULE = "x-kith-text"
 LINE, MULTILINE = "line", "multiline"
 # Unicode Cc: all of it for one line of text, all but tab and newline for longer text.
-_CONTROLS = {LINE: r"\x00-\x1f\x7f-\x9f", MULTILINE: r"\x00-\x08\x0b-\x1f\x7f-\x9f"}
+# Any other string may hold anything but NUL, which PostgreSQL cannot store or compare.
+_CONTROLS = {LINE: r"\x00-\x1f\x7f-\x9f", MULTILINE: r"\x00-\x08\x0b-\x1f\x7f-\x9f", None: r"\x00"}
 # What trimming removes: Unicode White_Space (pydantic-core trims with Rust's `str::trim`).
 SPACES = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 _SINGLE_CLASS = re.compile(r"^\^\[([^\]]+)\]\+\$$")
@@ -87,8 +93,8 @@ def trimmed_pattern(
     spaces = f"[{SPACES}]*"
     if char_class is not None:
         return f"^{spaces}{_repeat(f'[{char_class}]', min_length, max_length)}{spaces}$"
-    controls = _CONTROLS[rule] if rule else ""
-    inner = f"[^{controls}]" if controls else r"[\s\S]"
+    controls = _CONTROLS[rule]
+    inner = f"[^{controls}]"
     edge = f"[^{controls}{SPACES}]"
     if max_length == 0:
         return f"^{spaces}$"
@@ -140,10 +146,28 @@ def at_least_one_of(*fields: str) -> JsonDict:
     return {"anyOf": [given(field) for field in fields]}
 
 
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    return False
+
+
 class RequestModel(BaseModel):
-    """A request body: unknown fields are refused (no mass assignment), strings trimmed."""
+    """A request body: unknown fields are refused (no mass assignment), strings trimmed,
+    and no string holds NUL (U+0000), which PostgreSQL can neither store nor compare."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        if _holds_nul(value):
+            raise ValueError("must not contain NUL characters (U+0000)")
+        return value
 
     @classmethod
     def __get_pydantic_json_schema__(

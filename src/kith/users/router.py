@@ -11,6 +11,7 @@ from kith.auth.dependencies import CurrentUser, SessionPrincipal, SessionUser
 from kith.core.errors import problem_responses
 from kith.core.idempotency import idempotent
 from kith.core.pagination import CursorDep, CursorPage, OffsetDep, OffsetPage
+from kith.core.schemas import NO_NUL
 from kith.db.session import ResourcesDep, SessionDep
 from kith.users import service
 from kith.users.schemas import (
@@ -107,7 +108,9 @@ async def search_users(
     user: CurrentUser,
     session: SessionDep,
     page: OffsetDep,
-    q: Annotated[str | None, Query(max_length=50, description="Username or display-name prefix.")] = None,
+    q: Annotated[
+        str | None, Query(max_length=50, pattern=NO_NUL, description="Username or display-name prefix.")
+    ] = None,
 ) -> object:
     """Find users by the start of their username or display name, alphabetically.
 
