@@ -398,7 +398,7 @@ async def test_the_token_form_says_its_fields_are_never_blank(client: httpx.Asyn
     """`username=&password=x` matched the form's schema (any string) and was a 422, since an
     empty form field counts as missing; schemathesis flagged `POST /auth/token` for rejecting
     most schema-valid data. The form now documents `minLength: 1`."""
-    form = _served_document()["components"]["schemas"]["Body_token_api_v1_auth_token_post"]
+    form = _served_document()["components"]["schemas"]["PasswordGrantForm"]
     assert form["properties"]["username"]["minLength"] == 1
     assert form["properties"]["password"]["minLength"] == 1
     for body in ({"username": "", "password": "x"}, {"username": "ada", "password": ""}):
@@ -448,3 +448,20 @@ async def test_nul_characters_are_refused_before_they_reach_the_database(
 async def test_the_token_form_refuses_nul_too(client: httpx.AsyncClient) -> None:
     response = await client.post(f"{API}/auth/token", data={"username": "a\x00", "password": "x"})
     assert_problem(response, 422, "validation_error")
+
+
+async def test_the_token_form_refuses_undeclared_fields_and_takes_swagger_uis(
+    client: httpx.AsyncClient,
+) -> None:
+    """Found by the API3 tests: the OAuth2 form ignored fields it does not declare, where every
+    JSON body refuses them (no mass assignment), and its schema did not say either way."""
+    form = _served_document()["components"]["schemas"]["PasswordGrantForm"]
+    assert form["additionalProperties"] is False
+    smuggled = await client.post(
+        f"{API}/auth/token", data={"username": "a", "password": "b", "role": "admin"}
+    )
+    body = assert_problem(smuggled, 422, "validation_error")
+    assert {error["field"] for error in body["errors"]} == {"body.role"}
+    # What Swagger UI's Authorize button sends, empty optional fields included.
+    swagger = {"grant_type": "password", "username": "nobody", "password": "x", "scope": "", "client_id": ""}
+    assert_problem(await client.post(f"{API}/auth/token", data=swagger), 401, "invalid_credentials")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi import APIRouter, Depends, Form, Header, Request, Response, status
 
 from kith.auth import service
 from kith.auth.dependencies import CurrentUser, SessionPrincipal
@@ -82,7 +82,7 @@ async def login(
     dependencies=[rate_limit("login")],
 )
 async def token(
-    form: Annotated[PasswordGrantForm, Depends()],
+    form: Annotated[PasswordGrantForm, Form()],
     session: SessionDep,
     resources: ResourcesDep,
     throttle: LoginThrottleDep,

@@ -2,8 +2,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from fastapi import Form
-from pydantic import AfterValidator, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from kith.auth.password_policy import password_problem
 from kith.core.schemas import NO_NUL, Password, PasswordInput, RequestModel, ResponseModel, given
@@ -90,32 +97,27 @@ class PasswordResetConfirm(RequestModel):
     new_password: Password
 
 
-class PasswordGrantForm:
+class PasswordGrantForm(BaseModel):
     """The OAuth2 password grant (RFC 6749 §4.3) as `POST /auth/token` reads it.
 
-    Like FastAPI's `OAuth2PasswordRequestForm`, but its description says what the server
-    accepts: form fields are never blank (an empty field counts as missing: 422) and, like
-    every string Kith takes, never hold NUL.
+    Unlike FastAPI's `OAuth2PasswordRequestForm`, it refuses fields it does not declare,
+    like every JSON body (no mass assignment), and its description says what the server
+    accepts: fields are never blank (an empty field counts as missing: 422) and, like
+    every string Kith takes, never hold NUL. Nothing is trimmed: the password is taken
+    exactly as typed.
     """
 
-    def __init__(
-        self,
-        username: Annotated[
-            str,
-            Form(
-                min_length=1, max_length=254, pattern=NO_NUL, description="A username or an e-mail address."
-            ),
-        ],
-        password: Annotated[
-            str, Form(min_length=1, max_length=1024, pattern=NO_NUL, json_schema_extra={"format": "password"})
-        ],
-        grant_type: Annotated[Literal["password"] | None, Form()] = None,
-        scope: Annotated[str, Form(max_length=1024, pattern=NO_NUL)] = "",
-        client_id: Annotated[str | None, Form(min_length=1, max_length=254, pattern=NO_NUL)] = None,
-        client_secret: Annotated[
-            str | None,
-            Form(min_length=1, max_length=1024, pattern=NO_NUL, json_schema_extra={"format": "password"}),
-        ] = None,
-    ) -> None:
-        self.username = username
-        self.password = password
+    model_config = ConfigDict(extra="forbid")
+
+    username: Annotated[str, StringConstraints(min_length=1, max_length=254, pattern=NO_NUL)] = Field(
+        description="A username or an e-mail address."
+    )
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=NO_NUL)] = Field(
+        json_schema_extra={"format": "password"}
+    )
+    grant_type: Literal["password"] | None = None
+    scope: Annotated[str, StringConstraints(max_length=1024, pattern=NO_NUL)] = ""
+    client_id: Annotated[str, StringConstraints(min_length=1, max_length=254, pattern=NO_NUL)] | None = None
+    client_secret: Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=NO_NUL)] | None = (
+        Field(default=None, json_schema_extra={"format": "password"})
+    )
