@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Scope
@@ -222,13 +223,31 @@ def _malformed_json(request: Request) -> Response:
     )
 
 
+def _unreadable_body(request: Request, cause: BaseException | None) -> Response | None:
+    """A body the framework could not parse, which it reports as a bare, undocumented 400."""
+    if isinstance(cause, UnicodeDecodeError | RecursionError):
+        # RFC 8259 JSON is UTF-8, and may be refused past a nesting depth (§9): Python's
+        # parser stops near 1,000 levels. Malformed JSON, like any other.
+        return _malformed_json(request)
+    if isinstance(cause, MultiPartException):
+        # The same answer the upload route gives a broken multipart body.
+        return problem_response(
+            request,
+            422,
+            "malformed_multipart",
+            "The multipart body is not valid.",
+            errors=[{"field": "body", "message": cause.message, "type": "multipart_invalid"}],
+        )
+    return None
+
+
 async def _http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
-    if status == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
-        # FastAPI reports a JSON body that is not UTF-8 as a bare 400; RFC 8259 JSON is
-        # UTF-8, so it is malformed JSON like any other.
-        return _malformed_json(request)
+    if status == 400:
+        unreadable = _unreadable_body(request, exc.__cause__ or exc.__context__)
+        if unreadable is not None:
+            return unreadable
     code = _HTTP_CODES.get(status, "http_error")
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).description
     if status == 404:
