@@ -7,7 +7,8 @@ the run itself alive. None of it hides a response from a check:
   returns. Positive cases get real cursors (any position), negative ones still get junk.
 - `format: password` follows the password policy (NIST SP 800-63B: not a common
   password), which a schema cannot spell out; `format: email` has no special-use
-  domain (`.test`), as the field's description says.
+  domain (`.test`), as the field's description says. The coverage phase builds its
+  boundary passwords from lengths alone; a common one keeps its length but not its text.
 - Every request authenticates as a real account logged in through `POST /auth/login`:
   the admin for `/admin` and `/moderation`, a plain user everywhere else. A 401 (the run
   logged itself out) makes schemathesis log in again and retry.
@@ -152,6 +153,26 @@ class KithLogin:
 # --- keeping the run alive ------------------------------------------------------------------
 
 
+POLICY_FIELDS = {"/api/v1/auth/register": "password", "/api/v1/users/me/password": "new_password"}
+POLICY_FIELDS["/api/v1/auth/password-reset/confirm"] = "new_password"
+
+
+def _keep_to_the_password_policy(case: KithCase) -> None:
+    """A common password of a valid length becomes an uncommon one of the same length.
+
+    `format: password` says the policy applies, and the fuzzing phase generates by it,
+    but the coverage phase builds its boundary values (`00000000`) from the lengths
+    alone. The length, which is what the boundary tests, is kept.
+    """
+    field = POLICY_FIELDS.get(case.operation.path)
+    body = case.body
+    value = body.get(field) if field is not None and isinstance(body, dict) else None
+    if field is None or not isinstance(body, dict) or not isinstance(value, str):
+        return
+    if 8 <= len(value) <= 128 and value.lower() in common_passwords():
+        body[field] = "Kith-" + "z" * (len(value) - 5)
+
+
 @schemathesis.hook
 def before_call(context: schemathesis.HookContext, case: KithCase, kwargs: dict[str, Any]) -> None:
     """A fresh `Idempotency-Key` for each request; the run's own accounts stay out of admin hands."""
@@ -160,6 +181,7 @@ def before_call(context: schemathesis.HookContext, case: KithCase, kwargs: dict[
     if targets_admin_user and case.path_parameters.get("user_id") in protected_ids():
         # Suspending or deleting an account the run logs in with would end the run.
         case.path_parameters["user_id"] = str(uuid.uuid4())
+    _keep_to_the_password_policy(case)
     headers = case.headers
     for name, value in list(headers.items()):
         if name.lower() != "idempotency-key" or not isinstance(value, str) or len(value) > MAX_KEY_LENGTH:
