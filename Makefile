@@ -1,4 +1,6 @@
-# Kith: `make run` serves the API, `make test` checks everything. Both set up .venv first.
+# Kith: `make run` serves the API, `make test` checks everything, `make bench` measures,
+# `make fuzz` fuzzes at length.
+# All set up .venv first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,21 +8,29 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 # Re-install when the project's dependencies change.
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest migrate install clean fuzz
+# `make bench BENCH_PROFILE=quick|full [BENCH_SERVER=uvicorn|granian] [BENCH_ARGS=...]`
+BENCH_PROFILE ?= quick
+BENCH_SERVER ?= uvicorn
+BENCH_ARGS ?=
+BENCH_STAMP := $(VENV)/.installed-bench
+# The full profile is the recorded one: it waits for a quiet machine and rewrites docs/benchmarks.md.
+BENCH_FULL_ARGS := $(if $(filter full,$(BENCH_PROFILE)),--docs --wait-load 0.7 --wait-timeout 1200)
+
+.PHONY: run test lint typecheck pytest migrate install clean bench fuzz
 
 run: $(STAMP)
 	$(BIN)/kith migrate
 	$(BIN)/kith serve
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -48,6 +58,16 @@ $(STAMP): pyproject.toml
 	@echo "Installing Kith and its dependencies into $(VENV) (log: $(VENV)/install.log)..."
 	@$(PIP) install -e '.[dev]' > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	touch $(STAMP)
+
+bench: $(BENCH_STAMP)
+	@command -v wrk >/dev/null 2>&1 || { echo "Installing wrk with apt-get..."; \
+		apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
+	$(BIN)/python -m bench run --profile $(BENCH_PROFILE) --server $(BENCH_SERVER) $(BENCH_FULL_ARGS) $(BENCH_ARGS)
+
+$(BENCH_STAMP): $(STAMP)
+	@echo "Installing the benchmark tools into $(VENV) (log: $(VENV)/install-bench.log)..."
+	@$(PIP) install -e '.[dev,bench]' > $(VENV)/install-bench.log 2>&1 || { cat $(VENV)/install-bench.log; exit 1; }
+	touch $(BENCH_STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,6 @@
 """Feed latency on a seeded database, on the pull path and on the Redis timeline path.
 
-    .venv/bin/python bench/feed_latency.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/kith_bench \
+    .venv/bin/python -m bench.feed_latency --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/kith_bench \
         [--redis-url redis://127.0.0.1:6379/14] [--readers 50] [--requests 300]
 
 Requests go through the whole application (ASGI, authentication, the feed query, post
@@ -38,7 +38,10 @@ def percentile(values: list[float], share: float) -> float:
 
 async def measure(args: argparse.Namespace, redis_url: str | None) -> list[str]:
     settings = Settings(
-        database_url=args.database_url, redis_url=redis_url, log_level="WARNING", _env_file=None,  # type: ignore[call-arg]
+        database_url=args.database_url,
+        redis_url=redis_url,
+        log_level="WARNING",
+        _env_file=None,
     )
     app = create_app(settings)
     rows = []
@@ -62,7 +65,11 @@ async def measure(args: argparse.Namespace, redis_url: str | None) -> list[str]:
                 cursor = None
                 for _ in range(pages - 1):
                     params = {"limit": 20} | ({"cursor": cursor} if cursor else {})
-                    body = (await client.get("/api/v1/feed", params=params, headers={"Authorization": f"Bearer {token}"})).json()
+                    body = (
+                        await client.get(
+                            "/api/v1/feed", params=params, headers={"Authorization": f"Bearer {token}"}
+                        )
+                    ).json()
                     cursor = body["next_cursor"]
                     if cursor is None:
                         break
@@ -83,7 +90,9 @@ async def measure(args: argparse.Namespace, redis_url: str | None) -> list[str]:
                             continue
                         params["cursor"] = cursor  # type: ignore[assignment]
                     started = time.perf_counter()
-                    response = await client.get("/api/v1/feed", params=params, headers={"Authorization": f"Bearer {token}"})
+                    response = await client.get(
+                        "/api/v1/feed", params=params, headers={"Authorization": f"Bearer {token}"}
+                    )
                     timings.append((time.perf_counter() - started) * 1000)
                     assert response.status_code == 200, response.text
                 path = "Redis timelines" if redis_url else "pull (SQL)"
@@ -103,9 +112,13 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--database-url", required=True)
-    parser.add_argument("--redis-url", default=None, help="Also measure the Redis timeline path (the db is flushed).")
+    parser.add_argument(
+        "--redis-url", default=None, help="Also measure the Redis timeline path (the db is flushed)."
+    )
     parser.add_argument("--readers", type=int, default=50)
     parser.add_argument("--requests", type=int, default=300)
     asyncio.run(main_async(parser.parse_args()))

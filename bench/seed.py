@@ -1,48 +1,75 @@
 """Build a realistic data set for benchmarks, straight into a migrated database.
 
-    .venv/bin/python bench/seed.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/kith_bench \
-        --users 10000 --friends 200 --posts 1000000
+    .venv/bin/python -m bench.seed --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/kith_bench \
+        --users 10000 --friends 200 --posts 1000000 [--reuse]
 
 Users share one password ("benchmark password", so login benchmarks work) and have
 about `--friends` friends each (a random graph); posts are spread over the last year
 with ids that match their timestamps; likes and comments follow a long-tailed
-distribution, and every counter equals the rows it counts. PostgreSQL is filled with
-COPY; SQLite with batched inserts (slower: use fewer posts there).
+distribution, and every counter equals the rows it counts. Three more users,
+`author10`, `author200` and `author2000`, have exactly that many friends (for the write
+path's growth with the audience). PostgreSQL is filled with COPY; SQLite with batched
+inserts (slower).
+
+The parameters are recorded with the data set (a comment on the PostgreSQL database, a
+`.bench.json` file beside the SQLite file); `--reuse` keeps a data set built with the
+same parameters instead of building it again.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
-from sqlalchemy import insert, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from kith.core.config import Settings
 from kith.core.security import PasswordHasher
 from kith.db.engine import create_engine
 from kith.db.migrate import upgrade
-from kith.db.models import Comment, Friendship, Like, Post, User
 
 PASSWORD = "benchmark password"
 VISIBILITIES = ["friends"] * 14 + ["public"] * 5 + ["private"]
+# Users with an exact friend count, whose posts measure the write path's growth.
+AUTHOR_AUDIENCES = (10, 200, 2000)
+
+
+@dataclass(frozen=True)
+class DataSetSpec:
+    """What a data set is built from; equal specs build equal data sets."""
+
+    users: int = 10_000
+    friends: int = 200
+    posts: int = 1_000_000
+    like_ratio: float = 0.6
+    comment_ratio: float = 0.3
+    seed: int = 42
+
+    def describe(self) -> str:
+        return "kith-bench " + json.dumps(asdict(self), sort_keys=True)
 
 
 def uuid7_at(ms: int, rng: random.Random) -> str:
     """A UUIDv7 for a given millisecond, so ids sort like the timestamps they carry."""
-    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rng.getrandbits(12) << 64 | 0b10 << 62 | rng.getrandbits(62)
+    value = (
+        (ms & ((1 << 48) - 1)) << 80
+        | 0x7 << 76
+        | rng.getrandbits(12) << 64
+        | 0b10 << 62
+        | rng.getrandbits(62)
+    )
     return str(uuid.UUID(int=value))
 
 
@@ -66,6 +93,15 @@ def user_rows(count: int, password_hash: str, rng: random.Random, start: datetim
                 "updated_at": created,
             }
         )
+    return rows
+
+
+def author_rows(users: int, password_hash: str, rng: random.Random, start: datetime) -> list[dict[str, Any]]:
+    """The fixed-audience authors, after the ordinary users."""
+    rows = user_rows(users + len(AUTHOR_AUDIENCES), password_hash, rng, start)[users:]
+    for row, audience in zip(rows, AUTHOR_AUDIENCES, strict=True):
+        name = f"author{audience}"
+        row.update(username=name, username_key=name, email=f"{name}@bench.example", display_name=name)
     return rows
 
 
@@ -118,38 +154,111 @@ async def copy_rows(connection: Any, table: str, rows: list[dict[str, Any]]) -> 
     driver = raw.driver_connection
     if connection.dialect.name == "postgresql":
         columns = list(rows[0])
-        await driver.copy_records_to_table(table, records=[tuple(row[c] for c in columns) for row in rows], columns=columns)
+        await driver.copy_records_to_table(
+            table, records=[tuple(row[c] for c in columns) for row in rows], columns=columns
+        )
     else:
-        model = {"users": User, "friendships": Friendship, "posts": Post, "likes": Like, "comments": Comment}[table]
-        await connection.execute(insert(model), rows)
+        # Straight to the driver: SQLAlchemy's per-value processing would take minutes for
+        # a million posts. Values are stored as SQLAlchemy stores them on SQLite.
+        columns = list(rows[0])
+        statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"  # noqa: S608 - our own table and columns
+        await driver.executemany(statement, [tuple(_sqlite_value(row[c]) for c in columns) for row in rows])
 
 
-async def seed(args: argparse.Namespace) -> None:
-    rng = random.Random(args.seed)
-    settings = Settings(database_url=args.database_url, _env_file=None)  # type: ignore[call-arg]
-    url = make_url(args.database_url)
+def _sqlite_value(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+async def recorded_spec(database_url: str) -> str | None:
+    """The spec a data set was built from, or None if there is none (or it is unfinished)."""
+    url = make_url(database_url)
     if url.get_backend_name() == "postgresql":
-        await _recreate_postgres_database(args.database_url)
-    elif url.database and os.path.exists(url.database):
-        os.remove(url.database)
-    await asyncio.to_thread(upgrade, args.database_url)
+        import asyncpg
+
+        admin = await asyncpg.connect(
+            host=url.host, port=url.port or 5432, user=url.username, database="postgres"
+        )
+        try:
+            comment = await admin.fetchval(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+                url.database,
+            )
+        finally:
+            await admin.close()
+        return str(comment) if comment else None
+    marker = Path(f"{url.database}.bench.json")
+    return marker.read_text() if marker.exists() else None
+
+
+async def _record_spec(database_url: str, spec: DataSetSpec) -> None:
+    url = make_url(database_url)
+    if url.get_backend_name() == "postgresql":
+        import asyncpg
+
+        admin = await asyncpg.connect(
+            host=url.host, port=url.port or 5432, user=url.username, database="postgres"
+        )
+        try:
+            literal = spec.describe().replace("'", "''")
+            await admin.execute(f"COMMENT ON DATABASE \"{url.database}\" IS '{literal}'")
+        finally:
+            await admin.close()
+    else:
+        Path(f"{url.database}.bench.json").write_text(spec.describe())
+
+
+async def ensure(database_url: str, spec: DataSetSpec, *, reuse: bool = True) -> bool:
+    """Build the data set unless one with the same spec is there; True if it was built."""
+    if reuse and await recorded_spec(database_url) == spec.describe():
+        print(f"reusing the data set in {make_url(database_url).database} ({spec.describe()})")
+        return False
+    await seed(database_url, spec)
+    return True
+
+
+async def seed(database_url: str, spec: DataSetSpec) -> None:
+    """Drop whatever is at `database_url` and build the data set there."""
+    rng = random.Random(spec.seed)
+    settings = Settings(database_url=database_url, _env_file=None)
+    url = make_url(database_url)
+    if url.get_backend_name() == "postgresql":
+        await _recreate_postgres_database(database_url)
+    elif url.database:
+        for suffix in ("", "-wal", "-shm", ".bench.json"):
+            if os.path.exists(url.database + suffix):
+                os.remove(url.database + suffix)
+    await asyncio.to_thread(upgrade, database_url)
     engine = create_engine(settings)
     now = datetime.now(UTC)
     password_hash = await PasswordHasher(settings).hash(PASSWORD)
     started = time.perf_counter()
     with Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), transient=False,
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=False,
     ) as progress:
-        users = user_rows(args.users, password_hash, rng, now - timedelta(days=400))
+        users = user_rows(spec.users, password_hash, rng, now - timedelta(days=400))
         user_ids = [row["id"] for row in users]
-        task = progress.add_task("users", total=len(users))
+        authors = author_rows(spec.users, password_hash, rng, now - timedelta(days=400))
+        task = progress.add_task("users", total=len(users) + len(authors))
         async with engine.begin() as connection:
             for offset in range(0, len(users), 5000):
                 await copy_rows(connection, "users", users[offset : offset + 5000])
                 progress.advance(task, min(5000, len(users) - offset))
+            await copy_rows(connection, "users", authors)
+            progress.advance(task, len(authors))
 
-        pairs = friend_pairs(user_ids, args.friends, rng)
+        pairs = friend_pairs(user_ids, spec.friends, rng)
+        for author, audience in zip(authors, AUTHOR_AUDIENCES, strict=True):
+            for friend in rng.sample(user_ids, min(audience, len(user_ids))):
+                pairs.add((min(author["id"], friend), max(author["id"], friend)))
         task = progress.add_task("friendships", total=len(pairs))
         since = now - timedelta(days=380)
         batch: list[dict[str, Any]] = []
@@ -164,17 +273,19 @@ async def seed(args: argparse.Namespace) -> None:
             await copy_rows(connection, "friendships", batch)
             progress.advance(task, len(batch) // 2)
 
-        task = progress.add_task("posts, likes, comments", total=args.posts)
-        for rows in post_batches(user_ids, args.posts, rng, 20000, now):
+        task = progress.add_task("posts, likes, comments", total=spec.posts)
+        for rows in post_batches(user_ids, spec.posts, rng, 20000, now):
             likes: list[dict[str, Any]] = []
             comments: list[dict[str, Any]] = []
             for post in rows:
                 # Long tail: most posts get a few likes, some get many.
-                like_count = min(int(rng.paretovariate(1.5)) - 1, 200) if rng.random() < args.like_ratio else 0
+                like_count = (
+                    min(int(rng.paretovariate(1.5)) - 1, 200) if rng.random() < spec.like_ratio else 0
+                )
                 for liker in rng.sample(user_ids, like_count):
                     likes.append({"post_id": post["id"], "user_id": liker, "created_at": post["created_at"]})
                 post["like_count"] = like_count
-                comment_count = rng.choice((0, 0, 0, 1, 1, 2)) if rng.random() < args.comment_ratio else 0
+                comment_count = rng.choice((0, 0, 0, 1, 1, 2)) if rng.random() < spec.comment_ratio else 0
                 for _ in range(comment_count):
                     comment_ms = int(post["created_at"].timestamp() * 1000) + rng.randrange(1, 3_600_000)
                     comments.append(
@@ -198,15 +309,20 @@ async def seed(args: argparse.Namespace) -> None:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
             await connection.execute(text("VACUUM ANALYZE"))
     await engine.dispose()
-    print(f"seeded {args.users} users, {len(pairs)} friendships, {args.posts} posts "
-          f"in {time.perf_counter() - started:.0f} s")
+    await _record_spec(database_url, spec)
+    print(
+        f"seeded {spec.users} users, {len(pairs)} friendships, {spec.posts} posts "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
 
 
 async def _recreate_postgres_database(database_url: str) -> None:
-    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg
 
     url = make_url(database_url)
-    admin = await asyncpg.connect(host=url.host, port=url.port or 5432, user=url.username, database="postgres")
+    admin = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, database="postgres"
+    )
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{url.database}"')
@@ -215,15 +331,31 @@ async def _recreate_postgres_database(database_url: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", required=True, help="Dropped and recreated (PostgreSQL) or replaced (SQLite).")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--database-url", required=True, help="Dropped and recreated (PostgreSQL) or replaced (SQLite)."
+    )
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--friends", type=int, default=200, help="Average friends per user.")
     parser.add_argument("--posts", type=int, default=1_000_000)
     parser.add_argument("--like-ratio", type=float, default=0.6, help="Share of posts with any likes.")
     parser.add_argument("--comment-ratio", type=float, default=0.3, help="Share of posts with any comments.")
     parser.add_argument("--seed", type=int, default=42)
-    asyncio.run(seed(parser.parse_args()))
+    parser.add_argument(
+        "--reuse", action="store_true", help="Keep a data set built with the same parameters."
+    )
+    args = parser.parse_args()
+    spec = DataSetSpec(
+        users=args.users,
+        friends=args.friends,
+        posts=args.posts,
+        like_ratio=args.like_ratio,
+        comment_ratio=args.comment_ratio,
+        seed=args.seed,
+    )
+    asyncio.run(ensure(args.database_url, spec, reuse=args.reuse))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -28,6 +34,34 @@ def _settings() -> Settings:
     return settings
 
 
+@contextlib.contextmanager
+def _metrics_directory(workers: int) -> Iterator[None]:
+    """Give the worker processes one empty multiprocess metrics directory.
+
+    An operator's `PROMETHEUS_MULTIPROC_DIR` is emptied first (files from a previous run
+    would add old counts). With several workers and none configured, a temporary one is
+    made for this run and removed after it, so `/metrics` sums every worker.
+    """
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured:
+        directory = Path(configured)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    if workers <= 1:
+        yield
+        return
+    made = tempfile.mkdtemp(prefix="kith-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    try:
+        yield
+    finally:
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        shutil.rmtree(made, ignore_errors=True)
+
+
 @app.command()
 def serve(
     host: Annotated[
@@ -40,8 +74,6 @@ def serve(
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
 ) -> None:
     """Serve the API with uvicorn."""
-    import uvicorn
-
     settings = _settings()
     host = host or settings.host
     port = port or settings.port
@@ -51,10 +83,18 @@ def serve(
     if workers > 1 and not reload and settings.redis_url is None:
         typer.secho(
             "warning: several workers without KITH_REDIS_URL: each worker delivers live events "
-            "only to its own WebSockets. Configure Redis to share them (docs/operations.md).",
+            "only to its own WebSockets and counts rate limits on its own. Configure Redis to "
+            "share them (docs/operations.md).",
             fg=typer.colors.YELLOW,
             err=True,
         )
+    with _metrics_directory(1 if reload else workers):
+        _run_uvicorn(host, port, workers, reload, settings)
+
+
+def _run_uvicorn(host: str, port: int, workers: int, reload: bool, settings: Settings) -> None:
+    import uvicorn
+
     uvicorn.run(
         "kith.main:create_app",
         factory=True,

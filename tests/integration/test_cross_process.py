@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -17,15 +18,43 @@ import httpx
 import pytest
 import websockets
 
-from tests.conftest import REDIS_URL, empty_postgres, postgres_available, redis_available
+from tests.conftest import REDIS_URL, Mailbox, empty_postgres, postgres_available, redis_available
 from tests.helpers import API
 from tests.live import free_port
 
 KITH = str(Path(sys.executable).parent / "kith")
 
 
+def _wait_ready(base: str, deadline: float) -> None:
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).json()["checks"]["redis"] == "ok":
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "servers did not start"
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def started(env: dict[str, str], *commands: list[str]) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Run `kith` commands as processes; SIGTERM them all on exit."""
+    processes = [
+        subprocess.Popen([KITH, *command], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        for command in commands
+    ]
+    try:
+        yield processes
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=30)
+
+
 @pytest.fixture
-def two_servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+def shared_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """Settings for several processes sharing one PostgreSQL database and one Redis."""
     # Several processes share one database: only PostgreSQL is that database at scale.
     if not (postgres_available() and redis_available()):
         pytest.skip("needs PostgreSQL and Redis (required, and never skipped, with CI=true)")
@@ -43,31 +72,25 @@ def two_servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tupl
         KITH_RATE_LIMIT_KEY_PREFIX=f"kith-test:{uuid.uuid4().hex}",
         KITH_RATE_LIMIT_LOGIN="4/minute",
     )
-    ports = [free_port(), free_port()]
-    processes = [
-        subprocess.Popen(
-            [KITH, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-        )
-        for port in ports
-    ]
-    bases = [f"http://127.0.0.1:{port}" for port in ports]
-    try:
+    return env
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], count: int = 2) -> Iterator[list[str]]:
+    """`count` `kith serve` processes on their own ports, ready; their base URLs."""
+    ports = [free_port() for _ in range(count)]
+    with started(env, *(["serve", "--port", str(port)] for port in ports)):
+        bases = [f"http://127.0.0.1:{port}" for port in ports]
         deadline = time.monotonic() + 30
         for base in bases:
-            while True:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).json()["checks"]["redis"] == "ok":
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "servers did not start"
-                time.sleep(0.1)
+            _wait_ready(base, deadline)
+        yield bases
+
+
+@pytest.fixture
+def two_servers(shared_env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    with serving(shared_env) as bases:
         yield bases[0], bases[1]
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(timeout=30)
 
 
 async def test_like_on_one_process_reaches_a_socket_on_the_other(two_servers: tuple[str, str]) -> None:
@@ -131,3 +154,40 @@ async def test_rate_limits_are_shared_by_both_processes(two_servers: tuple[str, 
             for client in (one, two, one, two)
         ]
         assert remaining == [remaining[0] - i for i in range(4)]
+
+
+async def test_jobs_queued_by_either_process_run_in_a_separate_worker(
+    shared_env: dict[str, str], smtp_server: tuple[Mailbox, int]
+) -> None:
+    mailbox, smtp_port = smtp_server
+    mailbox.clear()
+    env = {
+        **shared_env,
+        "KITH_JOB_BACKEND": "redis",
+        "KITH_JOB_QUEUE": f"kith-test-jobs:{uuid.uuid4().hex}",
+        "KITH_EMAIL_BACKEND": "smtp",
+        "KITH_SMTP_HOST": "127.0.0.1",
+        "KITH_SMTP_PORT": str(smtp_port),
+    }
+    with serving(env) as bases:
+        async with httpx.AsyncClient() as client:
+            for number, base in enumerate(bases):
+                body = {
+                    "username": f"user{number}",
+                    "email": f"user{number}@example.com",
+                    "password": "pw pw pw pw",
+                }
+                assert (await client.post(f"{base}{API}/auth/register", json=body)).status_code == 201
+        # The servers only queue the e-mails: with no worker running, none is sent.
+        await asyncio.sleep(1.0)
+        assert mailbox.messages == []
+        with started(env, ["worker"]):
+            deadline = time.monotonic() + 20
+            # Each registration queues a verification and a welcome e-mail.
+            while len(mailbox.messages) < 4:
+                assert time.monotonic() < deadline, f"worker delivered {len(mailbox.messages)} of 4 e-mails"
+                await asyncio.sleep(0.1)
+        assert sorted({message["To"] for message in mailbox.messages}) == [
+            "user0@example.com",
+            "user1@example.com",
+        ]

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from datetime import timedelta
 from typing import Any
 
 import httpx
+from PIL import Image
 from sqlalchemy import func, select, update
 
 from kith.core.idempotency import forget_old_idempotency_keys, request_hash
 from kith.core.resources import Resources
-from kith.db.models import IdempotencyKey, Post, User
+from kith.db.models import IdempotencyKey, Media, Post, User
 from kith.db.transaction import unit_of_work
 from tests.helpers import API, PASSWORD, assert_problem, field_errors
 from tests.posting import member
@@ -294,8 +296,72 @@ async def test_the_mark_commits_with_the_write(client: httpx.AsyncClient, resour
 
 async def test_openapi_documents_the_header(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/openapi.json")).json()
-    for path in ("/api/v1/posts", "/api/v1/auth/register", "/api/v1/friend-requests"):
+    for path in ("/api/v1/posts", "/api/v1/auth/register", "/api/v1/friend-requests", "/api/v1/media"):
         operation = schema["paths"][path]["post"]
         assert "Idempotency-Key" in [param["name"] for param in operation["parameters"]]
         assert "409" in operation["responses"]
         assert not any(param["name"].startswith("kith_") for param in operation["parameters"])
+
+
+# --- uploads: the key is claimed before the body streams in -------------------------------
+
+
+def png(colour: tuple[int, int, int] = (200, 10, 10)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+async def upload_with_key(
+    client: httpx.AsyncClient, headers: dict[str, str], key: str, content: bytes
+) -> httpx.Response:
+    # httpx picks a new random multipart boundary for every request, as real clients do.
+    files = {"file": ("photo.png", content, "image/png")}
+    return await client.post(f"{API}/media", files=files, headers={**headers, "Idempotency-Key": key})
+
+
+async def test_an_upload_retried_with_its_key_stores_one_file(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    ada = await member(resources, "ada")
+    first = await upload_with_key(client, ada.headers, "photo-1", png())
+    assert first.status_code == 201, first.text
+    again = await upload_with_key(client, ada.headers, "photo-1", png())
+    assert again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.content == first.content
+    assert again.headers["location"] == first.headers["location"]
+    assert await count(resources, Media) == 1
+    stored = [path for path in resources.settings.media_root.rglob("*") if path.is_file()]
+    assert len(stored) == 1  # the retry's file was not kept either
+    # Another file under the same key is refused, and stores nothing.
+    other = await upload_with_key(client, ada.headers, "photo-1", png((10, 200, 10)))
+    assert_problem(other, 422, "idempotency_key_reused")
+    assert await count(resources, Media) == 1
+
+
+async def test_an_upload_in_flight_is_409_and_a_failed_one_frees_its_key(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    ada = await member(resources, "ada")
+    await insert_mark(resources, ada.id, "photo-1", "")
+    assert_problem(
+        await upload_with_key(client, ada.headers, "photo-1", png()), 409, "idempotency_in_progress"
+    )
+    assert await count(resources, Media) == 0
+
+    refused = await upload_with_key(client, ada.headers, "photo-2", b"not an image")
+    assert_problem(refused, 415)
+    fixed = await upload_with_key(client, ada.headers, "photo-2", png())
+    assert fixed.status_code == 201
+    assert "idempotent-replayed" not in fixed.headers
+
+
+async def test_concurrent_uploads_with_one_key_store_one_file(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    ada = await member(resources, "ada")
+    answers = await asyncio.gather(*(upload_with_key(client, ada.headers, "same", png()) for _ in range(3)))
+    assert sorted(answer.status_code for answer in answers)[0] == 201
+    assert {answer.status_code for answer in answers} <= {201, 409}
+    assert await count(resources, Media) == 1

@@ -155,8 +155,15 @@ def postgres_redis_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[s
 # --- several workers ------------------------------------------------------------------
 
 
+def requests_counted(metrics: str, route: str) -> float:
+    """The `kith_http_requests_total` value of GET `route` answered 200, from a scrape."""
+    wanted = f'kith_http_requests_total{{method="GET",route="{route}",status="200"}}'
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(wanted))
+
+
 async def test_two_workers_on_sqlite_share_the_load(tmp_path: Path) -> None:
-    with running(sqlite_env(tmp_path), "--workers", "2") as server:
+    token = "metrics-token-for-the-test"
+    with running(sqlite_env(tmp_path, KITH_METRICS_TOKEN=token), "--workers", "2") as server:
         workers = set(server.workers())
         assert len(workers) == 2
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
@@ -190,6 +197,11 @@ async def test_two_workers_on_sqlite_share_the_load(tmp_path: Path) -> None:
             assert posts.status_code == 200
             assert len(posts.json()["items"]) == 10
             assert (await client.get("/readyz")).status_code == 200
+            # `kith serve` gave the workers one metrics directory: a scrape, answered by
+            # either worker, counts the requests both of them served.
+            reads_sent = sum(50 - (10 if i == 0 else 0) for i in range(rounds)) + 1
+            scrape = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+            assert requests_counted(scrape.text, "/api/v1/users/me") == reads_sent
 
 
 async def test_two_workers_with_postgres_and_redis_deliver_live_events_to_every_worker(

@@ -6,7 +6,7 @@ no handler checks credentials itself.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
@@ -19,7 +19,7 @@ from kith.core.errors import Forbidden, Unauthorized
 from kith.core.jobs import enqueue
 from kith.core.security import hash_token
 from kith.db.models import ApiKey, Role, User
-from kith.db.session import ResourcesDep, SessionDep
+from kith.db.session import ResourcesDep, SessionDep, resources_dependency
 from kith.users import jobs as user_jobs
 from kith.users import service as users
 
@@ -126,3 +126,18 @@ def require_role(*roles: Role) -> Callable[[Principal], Awaitable[User]]:
 
 AdminUser = Annotated[User, Depends(require_role(Role.admin))]
 StaffUser = Annotated[User, Depends(require_role(Role.moderator, Role.admin))]
+
+
+async def password_hashing_slot(request: Request) -> AsyncIterator[None]:
+    """For routes that check a password: wait for the hasher before taking a database connection.
+
+    Without it, a flood of logins would each hold a pooled connection (and on SQLite the
+    write lock) while queueing for the hashing threads, and starve every other request.
+    """
+    resources = await resources_dependency(request)
+    async with resources.passwords.slot():
+        yield
+
+
+# Listed before the route's other dependencies, so the slot is taken before the session.
+HashingSlot = Depends(password_hashing_slot, scope="function")

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Header, Request, Response, status
 
 from kith.auth import service
-from kith.auth.dependencies import CurrentUser, SessionPrincipal
+from kith.auth.dependencies import CurrentUser, HashingSlot, SessionPrincipal
 from kith.auth.schemas import (
     LoginRequest,
     PasswordGrantForm,
@@ -55,7 +55,7 @@ async def register(
     "/login",
     response_model=TokenPair,
     responses=problem_responses(401, 403, 422, 429),
-    dependencies=[rate_limit("login")],
+    dependencies=[rate_limit("login"), HashingSlot],
 )
 async def login(
     data: LoginRequest,
@@ -79,7 +79,7 @@ async def login(
     "/token",
     response_model=TokenPair,
     responses=problem_responses(401, 403, 422, 429),
-    dependencies=[rate_limit("login")],
+    dependencies=[rate_limit("login"), HashingSlot],
 )
 async def token(
     form: Annotated[PasswordGrantForm, Form()],

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     database_url: str = ""
     database_pool_size: int = 10
+    # A pooled PostgreSQL connection idle this long is pinged before use (a busy one is
+    # trusted: a dead one fails its request and the whole pool is replaced).
+    database_ping_after_idle_seconds: float = Field(default=1.0, ge=0)
     database_echo: bool = False
     redis_url: str | None = None
     secret_key: SecretStr | None = None

@@ -17,6 +17,13 @@ the first answer again instead of a second resource. How it works:
 3. If the request fails, the mark is removed (own transaction) so a retry can run.
 
 Marks are kept for 24 hours; a periodic task removes older ones.
+
+Uploads (`POST /media`) stream their body, so it cannot be fingerprinted before the
+claim without reading 10 MiB into memory. They claim with `DeferredAttempt`: the key is
+claimed before the body is read; a completed mark found then is replayed only once the
+streamed file's digest matches the one recorded with it (else 422); a new answer is
+recorded with the file's digest. Being multipart, a retry's body differs in its
+boundary, so the file's content, not the raw body, is what must be the same.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import inspect
 import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
@@ -69,6 +77,20 @@ class Claim:
 
     mark_id: str
     token: str
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A completed mark, found before this request's fingerprint was known."""
+
+    fingerprint: str
+    replay: Replay
+
+    def answer(self, fingerprint: str) -> Response:
+        """The first answer again if this request is the same one, else 422."""
+        if fingerprint != self.fingerprint:
+            raise _reused()
+        return self.replay.response()
 
 
 @dataclass(frozen=True)
@@ -123,7 +145,9 @@ def _in_progress() -> Conflict:
     )
 
 
-async def _claim(resources: Resources, owner: str, key: str, fingerprint: str) -> Claim | Replay:
+async def _claim(
+    resources: Resources, owner: str, key: str, fingerprint: str | None
+) -> Claim | Replay | Recorded:
     """Step 1, in its own committed transaction: take the key, or learn why not."""
     for _ in range(3):
         try:
@@ -136,8 +160,9 @@ async def _claim(resources: Resources, owner: str, key: str, fingerprint: str) -
 
 
 async def _claim_in(
-    session: AsyncSession, resources: Resources, owner: str, key: str, fingerprint: str
-) -> Claim | Replay:
+    session: AsyncSession, resources: Resources, owner: str, key: str, fingerprint: str | None
+) -> Claim | Replay | Recorded:
+    """Take the key. `fingerprint` None: not known yet (uploads); it is recorded at completion."""
     now = resources.clock.now()
     token = secrets.token_hex(16)
     mark = await session.scalar(
@@ -149,7 +174,7 @@ async def _claim_in(
         mark = IdempotencyKey(
             owner=owner,
             key=key,
-            request_hash=fingerprint,
+            request_hash=fingerprint or "",
             state=IN_PROGRESS,
             claim=token,
             created_at=now,
@@ -160,15 +185,16 @@ async def _claim_in(
         return Claim(mark.id, token)
     if mark.created_at <= now - RETENTION:
         # Forgotten, but not yet swept away: the key is free again.
-        mark.request_hash = fingerprint
+        mark.request_hash = fingerprint or ""
         mark.created_at = now
         mark.response_status = mark.response_headers = mark.response_body = None
-    elif mark.request_hash != fingerprint:
+    elif fingerprint is not None and mark.request_hash != fingerprint:
         raise _reused()
     elif mark.state == COMPLETED:
         assert mark.response_status is not None and mark.response_body is not None
         headers: dict[str, str] = json.loads(mark.response_headers or "{}")
-        return Replay(mark.response_status, headers, mark.response_body.encode())
+        replay = Replay(mark.response_status, headers, mark.response_body.encode())
+        return replay if fingerprint is not None else Recorded(mark.request_hash, replay)
     elif mark.updated_at > now - IN_PROGRESS_TIMEOUT:
         raise _in_progress()
     # A fresh claim, or a take-over of a mark a crashed worker left in progress.
@@ -185,19 +211,23 @@ async def _complete(
     status: int,
     headers: dict[str, str],
     body: bytes,
+    fingerprint: str | None,
 ) -> None:
     """Step 2, in the request's transaction: record the answer next to the write."""
+    values: dict[str, Any] = {
+        "state": COMPLETED,
+        "response_status": status,
+        "response_headers": json.dumps(headers),
+        "response_body": body.decode(),
+        "updated_at": resources.clock.now(),
+    }
+    if fingerprint is not None:
+        values["request_hash"] = fingerprint
     result = await session.execute(
         update(IdempotencyKey)
         .where(IdempotencyKey.id == claim.mark_id, IdempotencyKey.claim == claim.token)
         .where(IdempotencyKey.state == IN_PROGRESS)
-        .values(
-            state=COMPLETED,
-            response_status=status,
-            response_headers=json.dumps(headers),
-            response_body=body.decode(),
-            updated_at=resources.clock.now(),
-        )
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     if getattr(result, "rowcount", 1) != 1:
@@ -222,25 +252,21 @@ async def _release(resources: Resources, claim: Claim) -> None:
 # --- attaching it to routes ----------------------------------------------------------------
 
 
-async def idempotency_attempt(
-    request: Request,
-    key: Annotated[
-        str | None,
-        Header(
-            alias=HEADER,
-            min_length=1,
-            max_length=MAX_KEY_LENGTH,
-            description="Any string up to 255 characters, chosen by the client, unique per "
-            "create it means. A retry with the same key and body returns the first answer "
-            "(`Idempotent-Replayed: true`) and creates nothing.",
-        ),
-    ] = None,
-) -> AsyncIterator[Claim | Replay | None]:
-    """Claim the request's `Idempotency-Key`, if it sent one; release the claim on failure.
+_KEY_HEADER = Header(
+    alias=HEADER,
+    min_length=1,
+    max_length=MAX_KEY_LENGTH,
+    description="Any string up to 255 characters, chosen by the client, unique per "
+    "create it means. A retry with the same key and body returns the first answer "
+    "(`Idempotent-Replayed: true`) and creates nothing.",
+)
 
-    Solved before the request's session opens (it is the route's first dependency), so
-    its own short transaction never waits on the request's (SQLite has one writer).
-    """
+
+@asynccontextmanager
+async def _attempt(
+    request: Request, key: str | None, fingerprint: Callable[[], Awaitable[str | None]]
+) -> AsyncIterator[Claim | Replay | Recorded | None]:
+    """Claim the request's key, if it sent one; release the claim unless it completed."""
     if key is None:
         yield None
         return
@@ -248,9 +274,8 @@ async def idempotency_attempt(
     # Credentials are only identified here, not checked: the route's own authentication
     # does that (and answers 401, releasing the claim).
     owner = (await identify_caller(request.scope, resources)).owner
-    fingerprint = request_hash(request.method, request.url.path, await request.body())
-    outcome = await _claim(resources, owner, key, fingerprint)
-    if isinstance(outcome, Replay):
+    outcome = await _claim(resources, owner, key, await fingerprint())
+    if not isinstance(outcome, Claim):
         yield outcome
         return
     completed = False
@@ -262,7 +287,38 @@ async def idempotency_attempt(
             await _release(resources, outcome)
 
 
-Attempt = Annotated[Claim | Replay | None, Depends(idempotency_attempt, scope="function")]
+async def idempotency_attempt(
+    request: Request, key: Annotated[str | None, _KEY_HEADER] = None
+) -> AsyncIterator[Claim | Replay | Recorded | None]:
+    """Claim the request's `Idempotency-Key`, if it sent one; release the claim on failure.
+
+    Solved before the request's session opens (it is the route's first dependency), so
+    its own short transaction never waits on the request's (SQLite has one writer).
+    """
+
+    async def whole_body() -> str:
+        return request_hash(request.method, request.url.path, await request.body())
+
+    async with _attempt(request, key, whole_body) as outcome:
+        yield outcome
+
+
+async def deferred_idempotency_attempt(
+    request: Request, key: Annotated[str | None, _KEY_HEADER] = None
+) -> AsyncIterator[Claim | Replay | Recorded | None]:
+    """Like `idempotency_attempt`, for a body the route streams: nothing is read here."""
+
+    async def not_yet() -> None:
+        return None
+
+    async with _attempt(request, key, not_yet) as outcome:
+        yield outcome
+
+
+Attempt = Annotated[Claim | Replay | Recorded | None, Depends(idempotency_attempt, scope="function")]
+DeferredAttempt = Annotated[
+    Claim | Replay | Recorded | None, Depends(deferred_idempotency_attempt, scope="function")
+]
 
 
 async def _render(request: Request, result: Any) -> bytes:
@@ -281,6 +337,29 @@ async def _render(request: Request, result: Any) -> bytes:
         dump_json=True,
     )
     return body
+
+
+async def record_answer(
+    request: Request,
+    response: Response,
+    session: AsyncSession,
+    claim: Claim,
+    result: Any,
+    fingerprint: str | None = None,
+) -> Response:
+    """Record `result` as the key's answer in `session`'s transaction, and return exactly it.
+
+    `fingerprint` completes a deferred claim with the request's now known fingerprint.
+    """
+    route = request.scope.get("route")
+    status = response.status_code or getattr(route, "status_code", None) or 200
+    body = await _render(request, result)
+    headers = {name: value for name, value in response.headers.items() if name not in UNSTORED_HEADERS}
+    await _complete(session, get_resources(request), claim, status, headers, body, fingerprint)
+    request.scope.setdefault("state", {})["idempotency_completed"] = True
+    answer = Response(content=body, status_code=status, media_type="application/json")
+    answer.headers.update(headers)
+    return answer
 
 
 def _parameter_of(signature: inspect.Signature, kind: type) -> str | None:
@@ -320,24 +399,17 @@ def idempotent(endpoint: Endpoint) -> Endpoint:
 
     @functools.wraps(endpoint)
     async def run(**values: Any) -> Any:
-        attempt: Claim | Replay | None = values.pop("kith_idempotency")
+        attempt: Claim | Replay | Recorded | None = values.pop("kith_idempotency")
         session: AsyncSession = values.pop("kith_idempotency_session")
         request: Request = take(values, request_name)
         response: Response = take(values, response_name)
         if isinstance(attempt, Replay):
             return attempt.response()
+        assert not isinstance(attempt, Recorded)  # only deferred attempts find these
         result = await endpoint(**values)
         if attempt is None:
             return result
-        route = request.scope.get("route")
-        status = response.status_code or getattr(route, "status_code", None) or 200
-        body = await _render(request, result)
-        headers = {name: value for name, value in response.headers.items() if name not in UNSTORED_HEADERS}
-        await _complete(session, get_resources(request), attempt, status, headers, body)
-        request.scope.setdefault("state", {})["idempotency_completed"] = True
-        answer = Response(content=body, status_code=status, media_type="application/json")
-        answer.headers.update(headers)
-        return answer
+        return await record_answer(request, response, session, attempt, result)
 
     del run.__wrapped__  # FastAPI must read the signature below, not the endpoint's
     run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]

@@ -228,33 +228,25 @@ class Limiter:
                 return None  # fail open
         return await attempt(self._local[rule.strategy])
 
-    async def _outcome(
-        self, strategy: RateLimiter, rule: str, item: limits.RateLimitItem, key: str, allowed: bool
-    ) -> Outcome:
-        stats = await strategy.get_window_stats(item, rule, key)
-        return Outcome(rule, item.amount, stats.remaining, max(0.0, stats.reset_time - wall_time()), allowed)
-
     async def hit(self, rule: str, key: str, role: Role | None = None) -> Outcome | None:
         """Count one request against `rule` for `key`. None: the rule does not apply."""
+        return await self._apply(rule, key, role, count=True)
+
+    async def test(self, rule: str, key: str) -> Outcome | None:
+        """Whether one more request would pass `rule` for `key`, without counting it."""
+        return await self._apply(rule, key, None, count=False)
+
+    async def _apply(self, rule: str, key: str, role: Role | None, *, count: bool) -> Outcome | None:
         item = self.item(rule, role)
         if item is None:
             return None
 
         async def attempt(strategy: RateLimiter) -> Outcome:
-            allowed = await strategy.hit(item, rule, key)
-            return await self._outcome(strategy, rule, item, key, allowed)
-
-        return await self._run(RULES[rule], attempt)
-
-    async def test(self, rule: str, key: str) -> Outcome | None:
-        """Whether one more request would pass `rule` for `key`, without counting it."""
-        item = self.item(rule)
-        if item is None:
-            return None
-
-        async def attempt(strategy: RateLimiter) -> Outcome:
-            allowed = await strategy.test(item, rule, key)
-            return await self._outcome(strategy, rule, item, key, allowed)
+            check = strategy.hit if count else strategy.test
+            allowed = await check(item, rule, key)
+            stats = await strategy.get_window_stats(item, rule, key)
+            reset_after = max(0.0, stats.reset_time - wall_time())
+            return Outcome(rule, item.amount, stats.remaining, reset_after, allowed)
 
         return await self._run(RULES[rule], attempt)
 

@@ -64,3 +64,4 @@ class Resources:
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()
+        self.passwords.close()

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
+import os
 import secrets
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import jwt
 from pwdlib import PasswordHash
@@ -21,12 +27,46 @@ from kith.core.ids import new_id
 JWT_ALGORITHM = "HS256"
 ACCESS_TOKEN_TYPE = "at+jwt"
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "sid", "jti", "iss", "aud"]
+# Niceness of the hashing threads: under load the event loop's thread gets about ten
+# times their CPU share, so a login flood slows logins instead of every other request.
+HASHING_NICENESS = 10
+T = TypeVar("T")
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. under taskset or a cgroup)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _lower_thread_priority() -> None:
+    # On Linux the nice value belongs to each thread; elsewhere this is a no-op.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
 
 
 class PasswordHasher:
-    """Argon2id through pwdlib, always run off the event loop."""
+    """Argon2id through pwdlib, always run off the event loop.
 
-    def __init__(self, settings: Settings) -> None:
+    Hashes run in this hasher's own threads, one per usable CPU and at a lower
+    priority than the event loop: more threads would only take CPU time from the loop
+    (Argon2 is CPU-bound), and a flood of logins queues here instead of stalling the
+    requests the loop is serving.
+    """
+
+    def __init__(self, settings: Settings, threads: int | None = None) -> None:
+        threads = threads or usable_cpus()
+        self._pool = ThreadPoolExecutor(
+            max_workers=threads,
+            thread_name_prefix="kith-hash",
+            initializer=_lower_thread_priority,
+        )
+        # Requests that will hash wait for one of these before they take anything else
+        # (a database connection above all): twice the threads keeps the hasher busy.
+        self.slots = 2 * threads
+        self._slots = asyncio.Semaphore(self.slots)
         self._hash = PasswordHash(
             (
                 Argon2Hasher(
@@ -39,8 +79,20 @@ class PasswordHasher:
         # Verified against when the account does not exist, so both cases cost the same.
         self._dummy_hash = self._hash.hash(secrets.token_urlsafe(16))
 
+    async def _off_loop(self, work: Callable[..., T], *args: str) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the hasher's slots: a flood of logins queues here, holding nothing."""
+        async with self._slots:
+            yield
+
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hash.hash, password)
+        return await self._off_loop(self._hash.hash, password)
 
     async def verify(self, password: str, password_hash: str | None) -> tuple[bool, str | None]:
         """Check a password; returns (valid, new hash if the parameters changed).
@@ -49,9 +101,9 @@ class PasswordHasher:
         answer is always False, in about the same time as a wrong password.
         """
         if password_hash is None:
-            await asyncio.to_thread(self._hash.verify, password, self._dummy_hash)
+            await self._off_loop(self._hash.verify, password, self._dummy_hash)
             return False, None
-        return await asyncio.to_thread(self._hash.verify_and_update, password, password_hash)
+        return await self._off_loop(self._hash.verify_and_update, password, password_hash)
 
 
 def new_token(nbytes: int = 32) -> str:

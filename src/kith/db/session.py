@@ -19,6 +19,11 @@ def get_resources(request: Request) -> Resources:
     return resources
 
 
+async def resources_dependency(request: Request) -> Resources:
+    # Async on purpose: FastAPI runs a plain `def` dependency in a worker thread.
+    return get_resources(request)
+
+
 async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request.
 
@@ -31,4 +36,4 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
-ResourcesDep = Annotated[Resources, Depends(get_resources)]
+ResourcesDep = Annotated[Resources, Depends(resources_dependency)]

@@ -54,11 +54,16 @@ async def unit_of_work(resources: Resources, *, write: bool = True) -> AsyncIter
     Commits when the block ends normally, rolls back when it raises (except a
     `DomainError` that `keeps_changes`) and then runs the block's `on_rollback` undos,
     and hands live events and jobs queued in the block on only after the commit.
-    `write=True` takes SQLite's write lock up front.
+    `write=True` takes SQLite's write lock up front. On PostgreSQL a read-only unit
+    (`write=False`) runs without BEGIN and COMMIT: at READ COMMITTED every statement
+    takes its own snapshot even inside a transaction, so one would add two round trips
+    and no consistency.
     """
     async with resources.session_factory() as session:
         if write:
             await session.connection(execution_options={WRITE_INTENT: True})
+        elif resources.engine.dialect.name == "postgresql":
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         try:
             yield session
             await session.commit()

@@ -18,10 +18,12 @@ from kith.db.models import Friendship, Post, User, Visibility
 from kith.posts.repository import AuthoredPost
 from kith.social.relations import blocked_either_way
 
+# Built once: making an alias costs more than the rest of the statement.
+author = aliased(User, name="author")
+
 
 def feed_posts(reader: User) -> Select[Post, User]:
     """Every post in the reader's feed, with its author; callers add order and limits."""
-    author = aliased(User, name="author")
     friend_ids = select(Friendship.friend_id).where(Friendship.user_id == reader.id)
     return (
         select(Post, author)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import FileResponse
 
 from kith.core.errors import NotFound, problem_responses
+from kith.core.idempotency import Claim, DeferredAttempt, Recorded, record_answer, request_hash
 from kith.core.ratelimit import rate_limit
 from kith.core.urls import media_url
 from kith.db.session import ResourcesDep
@@ -67,7 +68,7 @@ _FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
     dependencies=[rate_limit("media_uploads")],
 )
 async def upload_media(
-    request: Request, response: Response, user: Uploader, resources: ResourcesDep
+    attempt: DeferredAttempt, request: Request, response: Response, user: Uploader, resources: ResourcesDep
 ) -> object:
     """Upload an image, as `multipart/form-data` with one part named `file`.
 
@@ -85,15 +86,23 @@ async def upload_media(
     `url`, to anyone who has the URL. Attach it to a post with `media_ids` or make it
     your avatar with `PATCH /users/me`; uploads still unattached after 24 hours are
     removed. An API key needs the `write` scope.
+
+    With `Idempotency-Key`, a retry that sends the same file (byte for byte) gets the first
+    answer again and stores nothing; another file under the same key is 422.
     """
     async with receive_file(
         request, scratch_dir(resources.settings), resources.settings.media_max_bytes
     ) as upload:
+        fingerprint = request_hash(request.method, request.url.path, upload.sha256.encode())
+        if isinstance(attempt, Recorded):
+            return attempt.answer(fingerprint)
         stored = await service.store_image(resources, upload.path)
     # The row's own short transaction, opened only now that the file is stored (see `uploader`).
     async with unit_of_work(resources) as session:
         media = await service.record_upload(session, resources, user, stored)
-    response.headers["Location"] = media_url(media.storage_key) or ""
+        response.headers["Location"] = media_url(media.storage_key) or ""
+        if isinstance(attempt, Claim):
+            return await record_answer(request, response, session, attempt, media, fingerprint)
     return media
 
 

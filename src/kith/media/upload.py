@@ -11,6 +11,7 @@ single byte is read.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +35,8 @@ _CONTENT_DISPOSITION = b"content-disposition"
 class ReceivedFile:
     path: Path
     size: int
+    # SHA-256 of the file's bytes (not of the multipart body, whose boundary is random).
+    sha256: str
 
 
 def too_large(max_bytes: int) -> PayloadTooLarge:
@@ -66,6 +69,7 @@ class _PartReader:
     file_bytes: int = 0
     pending: list[bytes] = field(default_factory=list)
     ended: bool = False
+    digest: hashlib._Hash = field(default_factory=hashlib.sha256)
 
     def on_part_begin(self) -> None:
         self.headers = {}
@@ -109,6 +113,7 @@ class _PartReader:
         if self.file_bytes > self.max_bytes:
             raise too_large(self.max_bytes)
         self.pending.append(data[start:end])
+        self.digest.update(data[start:end])
 
     def on_end(self) -> None:
         self.ended = True
@@ -154,7 +159,7 @@ async def receive_file(request: Request, scratch_dir: Path, max_bytes: int) -> A
             raise malformed("the body ends before its closing boundary")
         if reader.file_parts == 0:
             raise missing_file()
-        yield ReceivedFile(path=path, size=reader.file_bytes)
+        yield ReceivedFile(path=path, size=reader.file_bytes, sha256=reader.digest.hexdigest())
     finally:
         await anyio.Path(path).unlink(missing_ok=True)
 

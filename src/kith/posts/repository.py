@@ -25,6 +25,13 @@ from kith.social.relations import blocked_either_way
 NO_SYNC = {"synchronize_session": False}
 
 
+# Aliases, so the author join does not swallow the correlated `users` subquery inside
+# `can_read_post`. Built once: making an alias costs more than the rest of a statement.
+POST_AUTHOR = aliased(User, name="author")
+LIKER = aliased(User, name="liker")
+COMMENT_AUTHOR = aliased(User, name="comment_author")
+
+
 class AuthoredPost(NamedTuple):
     post: Post
     author: User
@@ -58,9 +65,7 @@ def shown_to(viewer: User, person: type[User]) -> ColumnElement[bool]:
 
 def readable_posts(viewer: User) -> Select[Post, User]:
     """The posts `viewer` may read, each with its author, in one query."""
-    # An alias, so the author join does not swallow the correlated `users` subquery
-    # inside `can_read_post`.
-    author = aliased(User, name="author")
+    author = POST_AUTHOR
     return select(Post, author).join(author, author.id == Post.author_id).where(can_read_post(viewer))
 
 
@@ -161,7 +166,7 @@ async def page_of_likers(
     params: CursorParams,
 ) -> tuple[list[LikedBy], str | None]:
     """Who liked the post, newest like first; keyset on (liked at, user id)."""
-    liker = aliased(User, name="liker")
+    liker = LIKER
     statement = (
         select(Like, liker)
         .join(liker, liker.id == Like.user_id)
@@ -182,7 +187,7 @@ async def page_of_likers(
 
 def readable_comments(viewer: User) -> Select[Comment, User, str]:
     """Comments on posts the viewer may read, by people shown to the viewer, with authors."""
-    author = aliased(User, name="comment_author")
+    author = COMMENT_AUTHOR
     return (
         select(Comment, author, Post.author_id)
         .join(author, author.id == Comment.author_id)
