@@ -83,6 +83,17 @@ def decode_timed_position(position: str) -> tuple[datetime, str]:
     return moment, row_id
 
 
+CursorQuery = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        description="Opaque: `next_cursor` of the previous page; anything else is 422 `invalid_cursor`.",
+        # A format of its own, so tools know that not every string of 200 characters is one.
+        json_schema_extra={"format": "cursor"},
+    ),
+]
+
+
 class CursorParams:
     """`?limit=&cursor=` for one list; builds the page and its `Link` header."""
 
@@ -91,16 +102,7 @@ class CursorParams:
         request: Request,
         response: Response,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = DEFAULT_LIMIT,
-        cursor: Annotated[
-            str | None,
-            Query(
-                max_length=200,
-                description="Opaque: `next_cursor` of the previous page; anything else is 422 "
-                "`invalid_cursor`.",
-                # A format of its own, so tools know that not every string of 200 characters is one.
-                json_schema_extra={"format": "cursor"},
-            ),
-        ] = None,
+        cursor: CursorQuery = None,
     ) -> None:
         self.request = request
         self.response = response
@@ -207,7 +209,7 @@ async def cursor_params(
     request: Request,
     response: Response,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=200, description="Opaque cursor.")] = None,
+    cursor: CursorQuery = None,
 ) -> CursorParams:
     return CursorParams(request, response, limit, cursor)
 
