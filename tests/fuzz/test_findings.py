@@ -323,30 +323,20 @@ async def test_rules_of_stored_state_are_400_not_422(client: httpx.AsyncClient, 
     ada = await member(resources, "ada")
     unknown = "01234567-89ab-7def-8123-456789abcdef"
     post = await create_post(client, ada, content="hello")
-    cases = [
+    cases: list[tuple[str, str, dict[str, Any], str]] = [
+        ("POST", "/posts", {"media_ids": [unknown]}, "media_not_available"),
+        ("PATCH", "/users/me", {"avatar_media_id": unknown}, "media_not_available"),
+        ("PATCH", f"/posts/{post['id']}", {"content": " "}, "post_needs_content"),
         (
-            client.post(f"{API}/posts", json={"media_ids": [unknown]}, headers=ada.headers),
-            "media_not_available",
-        ),
-        (
-            client.patch(f"{API}/users/me", json={"avatar_media_id": unknown}, headers=ada.headers),
-            "media_not_available",
-        ),
-        (
-            client.patch(f"{API}/posts/{post['id']}", json={"content": " "}, headers=ada.headers),
-            "post_needs_content",
-        ),
-        (
-            client.post(
-                f"{API}/users/me/api-keys",
-                json={"name": "old", "expires_at": "2001-01-01T00:00:00Z"},
-                headers=ada.headers,
-            ),
+            "POST",
+            "/users/me/api-keys",
+            {"name": "old", "expires_at": "2001-01-01T00:00:00Z"},
             "expiry_in_past",
         ),
     ]
-    for request, code in cases:
-        body = assert_problem(await request, 400, code)
+    for method, path, json, code in cases:
+        response = await client.request(method, f"{API}{path}", json=json, headers=ada.headers)
+        body = assert_problem(response, 400, code)
         assert len(body["errors"]) == 1
 
 
