@@ -64,19 +64,31 @@ def _declare_bearer(schema: dict[str, Any]) -> None:
                 security.insert(position + 1, {BEARER_SCHEME: []})
 
 
+def _not_null(value: dict[str, Any]) -> dict[str, Any]:
+    branches = value.get("anyOf", [])
+    kept = [branch for branch in branches if branch != {"type": "null"}]
+    if len(branches) == 2 and len(kept) == 1:
+        rest = {key: item for key, item in value.items() if key != "anyOf"}
+        return {**kept[0], **rest}
+    return value
+
+
 def _plain_parameters(schema: dict[str, Any]) -> None:
-    """`anyOf: [T, null]` of an optional parameter becomes `T`: a query or header value is
-    absent or a string on the wire, never null. Keywords beside the `anyOf` (`format`,
-    `description`) move into `T`, where they apply."""
+    """`anyOf: [T, null]` of an optional parameter or form field becomes `T`: a query,
+    header or form value is absent or text on the wire, never null. Keywords beside the
+    `anyOf` (`format`, `description`) move into `T`, where they apply."""
+    components = schema.get("components", {}).get("schemas", {})
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
             for parameter in operation.get("parameters", []):
-                value = parameter.get("schema", {})
-                branches = value.get("anyOf", [])
-                kept = [branch for branch in branches if branch != {"type": "null"}]
-                if len(branches) == 2 and len(kept) == 1:
-                    rest = {key: item for key, item in value.items() if key != "anyOf"}
-                    parameter["schema"] = {**kept[0], **rest}
+                parameter["schema"] = _not_null(parameter.get("schema", {}))
+            form = (
+                operation.get("requestBody", {}).get("content", {}).get("application/x-www-form-urlencoded")
+            )
+            reference = form["schema"].get("$ref", "") if form else ""
+            properties = components.get(reference.rsplit("/", 1)[-1], {}).get("properties", {})
+            for name, value in properties.items():
+                properties[name] = _not_null(value)
 
 
 # OpenAPI links: how the answer of one operation feeds the next (the id of a new post into
