@@ -1,4 +1,5 @@
-# Kith: `make run` serves the API, `make test` checks everything, `make bench` measures.
+# Kith: `make run` serves the API, `make test` checks everything, `make bench` measures,
+# `make fuzz` fuzzes at length.
 # All set up .venv first.
 PYTHON ?= python3
 VENV := .venv
@@ -15,7 +16,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 # The full profile is the recorded one: it waits for a quiet machine and rewrites docs/benchmarks.md.
 BENCH_FULL_ARGS := $(if $(filter full,$(BENCH_PROFILE)),--docs --wait-load 0.7 --wait-timeout 1200)
 
-.PHONY: run test lint typecheck pytest migrate install clean bench
+.PHONY: run test lint typecheck pytest migrate install clean bench fuzz
 
 run: $(STAMP)
 	$(BIN)/kith migrate
@@ -36,6 +37,16 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+# The long fuzzing profile (docs/security.md): every schemathesis phase in-process on SQLite
+# and PostgreSQL, then the CLI over HTTP against `kith serve` on PostgreSQL and Redis for
+# FUZZ_HTTP_SECONDS. `make test` runs a bounded profile of the same tests.
+FUZZ_HTTP_SECONDS ?= 600
+fuzz: $(STAMP)
+	KITH_FUZZ_PHASES=examples,coverage,fuzzing KITH_FUZZ_BACKENDS=sqlite,postgres \
+	KITH_FUZZ_MAX_EXAMPLES=100 KITH_FUZZ_STATEFUL_EXAMPLES=50 KITH_FUZZ_STATEFUL_STEPS=40 \
+	KITH_FUZZ_TIMEOUT=7200 KITH_FUZZ_HTTP_SECONDS=$(FUZZ_HTTP_SECONDS) \
+	$(BIN)/pytest tests/fuzz/test_schemathesis.py tests/fuzz/test_http.py -v
 
 migrate: $(STAMP)
 	$(BIN)/kith migrate

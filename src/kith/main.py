@@ -16,6 +16,7 @@ from kith.core.config import Settings, get_settings
 from kith.core.edge import (
     BodySizeLimitMiddleware,
     CompressionMiddleware,
+    NulRefusalMiddleware,
     SecurityHeadersMiddleware,
     TrustedHostMiddleware,
     check_cors,
@@ -90,6 +91,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url="/redoc",
         openapi_url="/openapi.json",
         swagger_ui_parameters={"persistAuthorization": True},
+        # One URL per resource: `/users/me/` is 404, not a redirect whose Location Starlette
+        # would build from the request's Host header (and a 307 makes clients resend bodies,
+        # credentials included, to it).
+        redirect_slashes=False,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -129,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ETagMiddleware)  # inside the cache policy, so a 304 keeps Cache-Control
     app.add_middleware(CachePolicyMiddleware)
     app.add_middleware(CompressionMiddleware)
+    app.add_middleware(NulRefusalMiddleware, public_url=settings.public_url)
     app.add_middleware(
         TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts, public_url=settings.public_url
     )

@@ -137,7 +137,7 @@ async def test_scopes_without_read_are_refused_with_a_reason(client: httpx.Async
 
 
 @pytest.mark.parametrize("delta", [timedelta(seconds=-1), timedelta(days=-400), timedelta(0)])
-async def test_expiry_in_the_past_is_422(
+async def test_expiry_in_the_past_is_400(
     client: httpx.AsyncClient, resources: Resources, delta: timedelta
 ) -> None:
     account = await signup(client, "backdater")
@@ -145,7 +145,7 @@ async def test_expiry_in_the_past_is_422(
     response = await client.post(
         KEYS, json={"name": "old", "expires_at": expires.isoformat()}, headers=account.headers
     )
-    assert_problem(response, 422, "validation_error")
+    assert_problem(response, 400, "expiry_in_past")
     assert field_errors(response) == {"body.expires_at"}
     assert (await list_keys(client, account))["items"] == []
 
@@ -159,7 +159,7 @@ async def test_past_is_judged_by_the_application_clock(
     response = await client.post(
         KEYS, json={"name": "late", "expires_at": in_an_hour.isoformat()}, headers=account.headers
     )
-    assert_problem(response, 422, "validation_error")
+    assert_problem(response, 400, "expiry_in_past")
 
 
 async def test_keys_need_authentication(client: httpx.AsyncClient) -> None:

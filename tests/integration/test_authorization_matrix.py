@@ -48,6 +48,8 @@ def expected(operation: str, actor: str, visibility: str) -> int:
         return 200 if visible else 404
     if operation == "like":
         return 201 if visible else 404
+    if operation == "unlike":
+        return 204 if visible else 404
     if operation == "comment":
         return 201 if visible else 404
     if operation == "edit":
@@ -72,6 +74,7 @@ OPERATIONS = [
     Operation("author_posts", "GET", "/users/{author}/posts"),
     Operation("profile", "GET", "/users/{author}"),
     Operation("like", "POST", "/posts/{post}/like"),
+    Operation("unlike", "DELETE", "/posts/{post}/like"),
     Operation("comment", "POST", "/posts/{post}/comments", {"content": "hello"}),
     Operation("edit", "PATCH", "/posts/{post}", {"content": "changed"}),
     Operation("delete", "DELETE", "/posts/{post}"),  # last: it removes the post

@@ -685,7 +685,11 @@ async def test_avatar_must_be_an_unattached_upload_of_ones_own(
     on_post = await uploaded(client, other, png_bytes(), filename="b.png", content_type="image/png")
     await post_with_media(resources, other, [on_post["id"]])
     before = (await client.get(f"{API}/users/me", headers=other.headers)).json()
-    for media_id in (theirs["id"], on_post["id"], "01234567-89ab-7def-8123-456789abcdef", "x" * 65):
+    for media_id in (theirs["id"], on_post["id"], "01234567-89ab-7def-8123-456789abcdef"):
+        response = await patch_me(client, other, {"avatar_media_id": media_id, "bio": "changed"})
+        assert_problem(response, 400, "media_not_available")
+        assert field_errors(response) == {"body.avatar_media_id"}
+    for media_id in ("", "x" * 65):  # not an id at all
         response = await patch_me(client, other, {"avatar_media_id": media_id, "bio": "changed"})
         assert_problem(response, 422, "validation_error")
         assert field_errors(response) == {"body.avatar_media_id"}

@@ -113,7 +113,7 @@ async def test_media_must_be_own_unattached_uploads(client: httpx.AsyncClient, r
     mine = await upload(resources, ada)
     await create_post(client, ada, media_ids=[mine])
     response = await client.post(f"{API}/posts", json={"media_ids": [mine]}, headers=ada.headers)
-    assert_problem(response, 422)
+    assert_problem(response, 400, "media_not_available")
     assert "body.media_ids" in field_errors(response)
     # The failed request created no post.
     assert len(await walk(client, ada, f"/users/{ada.id}/posts", 10)) == 1
@@ -385,7 +385,7 @@ async def test_edit_may_empty_the_text_only_of_posts_with_images(
     ada = await member(resources, "ada")
     plain = await create_post(client, ada)
     response = await client.patch(f"{API}/posts/{plain['id']}", json={"content": ""}, headers=ada.headers)
-    assert_problem(response, 422)
+    assert_problem(response, 400, "post_needs_content")
     assert "body.content" in field_errors(response)
     illustrated = await create_post(client, ada, media_ids=[await upload(resources, ada)])
     response = await client.patch(

@@ -11,6 +11,7 @@ from kith.admin.schemas import AdminUserUpdate, AdminUserView, AuditLogView
 from kith.auth.dependencies import AdminUser
 from kith.core.errors import problem_responses
 from kith.core.pagination import CursorDep, CursorPage, OffsetDep, OffsetPage
+from kith.core.schemas import NO_NUL
 from kith.db.session import ResourcesDep, SessionDep
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -21,7 +22,9 @@ async def list_users(
     admin: AdminUser,
     session: SessionDep,
     page: OffsetDep,
-    q: Annotated[str | None, Query(max_length=50, description="Username or display-name prefix.")] = None,
+    q: Annotated[
+        str | None, Query(max_length=50, pattern=NO_NUL, description="Username or display-name prefix.")
+    ] = None,
 ) -> object:
     """Every account, suspended ones included, with `total` for paging."""
     found, total = await service.list_users(session, q.strip() if q else None, page)

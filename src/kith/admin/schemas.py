@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Any, Self
 
-from pydantic import model_validator
+from pydantic import ConfigDict, StrictBool, model_validator
 
-from kith.core.schemas import RequestModel, ResponseModel, Timestamp
+from kith.core.schemas import RequestModel, ResponseModel, Timestamp, at_least_one_of
 from kith.db.models import Role
 from kith.users.schemas import PrivateUser
 
@@ -14,8 +14,10 @@ class AdminUserView(PrivateUser):
 
 
 class AdminUserUpdate(RequestModel):
+    model_config = ConfigDict(json_schema_extra=at_least_one_of("role", "suspended"))
+
     role: Role | None = None
-    suspended: bool | None = None
+    suspended: StrictBool | None = None
 
     @model_validator(mode="after")
     def _something(self) -> Self:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from kith.core.jobs import job
 from kith.core.mail import compose
 from kith.core.resources import Resources
+from kith.db.transaction import unit_of_work
 
 
 @job
@@ -44,3 +45,12 @@ async def send_password_reset_email(resources: Resources, *, to: str, name: str,
         "If it was not you, ignore this message; your password is unchanged.\n"
     )
     await resources.mailer.send(compose(settings, to, "Reset your Kith password", body))
+
+
+@job
+async def reset_password_of(resources: Resources, *, email: str) -> None:
+    """Issue and mail a reset token if an account has `email`; queued for every request."""
+    from kith.auth import service  # the service queues this job: import at run time
+
+    async with unit_of_work(resources) as session:
+        await service.issue_password_reset(session, resources, email)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, Response, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Depends, Form, Header, Request, Response, status
 
 from kith.auth import service
 from kith.auth.dependencies import CurrentUser, HashingSlot, SessionPrincipal
 from kith.auth.schemas import (
     LoginRequest,
+    PasswordGrantForm,
     PasswordResetConfirm,
     PasswordResetRequest,
     RefreshRequest,
@@ -82,7 +82,7 @@ async def login(
     dependencies=[rate_limit("login"), HashingSlot],
 )
 async def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[PasswordGrantForm, Form()],
     session: SessionDep,
     resources: ResourcesDep,
     throttle: LoginThrottleDep,

@@ -2,10 +2,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, EmailStr, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from kith.auth.password_policy import password_problem
-from kith.core.schemas import Password, RequestModel, ResponseModel
+from kith.core.schemas import NO_NUL, Password, PasswordInput, RequestModel, ResponseModel, given
 from kith.users.schemas import DisplayNameText
 
 Username = Annotated[
@@ -13,7 +21,15 @@ Username = Annotated[
     StringConstraints(min_length=3, max_length=30, pattern=r"^[A-Za-z0-9_]+$"),
     Field(examples=["ada_l"], description="3–30 characters: letters, digits, underscore."),
 ]
-Email = Annotated[EmailStr, AfterValidator(str.lower), Field(examples=["ada@example.com"])]
+Email = Annotated[
+    EmailStr,
+    AfterValidator(str.lower),
+    Field(
+        examples=["ada@example.com"],
+        description="An address that can receive mail: special-use domains (RFC 6761: `.test`, "
+        "`.invalid`, `.localhost`, `.local`, `.onion`, `.arpa`) are refused.",
+    ),
+]
 
 
 def _check_password(password: str, username: str | None, email: str | None) -> None:
@@ -38,13 +54,13 @@ class RegisterRequest(RequestModel):
 class LoginRequest(RequestModel):
     """Log in with either `email` or `username`, and the password."""
 
+    model_config = ConfigDict(json_schema_extra={"oneOf": [given("email"), given("username")]})
+
     email: Annotated[str, StringConstraints(max_length=254)] | None = Field(
         default=None, examples=["ada@example.com"]
     )
     username: Annotated[str, StringConstraints(max_length=254)] | None = None
-    password: Annotated[str, StringConstraints(strip_whitespace=False, max_length=1024)] = Field(
-        examples=["correct horse battery staple"]
-    )
+    password: PasswordInput = Field(examples=["correct horse battery staple"])
 
     @model_validator(mode="after")
     def _one_identifier(self) -> Self:
@@ -79,3 +95,29 @@ class PasswordResetRequest(RequestModel):
 class PasswordResetConfirm(RequestModel):
     token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
     new_password: Password
+
+
+class PasswordGrantForm(BaseModel):
+    """The OAuth2 password grant (RFC 6749 §4.3) as `POST /auth/token` reads it.
+
+    Unlike FastAPI's `OAuth2PasswordRequestForm`, it refuses fields it does not declare,
+    like every JSON body (no mass assignment), and its description says what the server
+    accepts: fields are never blank (an empty field counts as missing: 422) and, like
+    every string Kith takes, never hold NUL. Nothing is trimmed: the password is taken
+    exactly as typed.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: Annotated[str, StringConstraints(min_length=1, max_length=254, pattern=NO_NUL)] = Field(
+        description="A username or an e-mail address."
+    )
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=NO_NUL)] = Field(
+        json_schema_extra={"format": "password"}
+    )
+    grant_type: Literal["password"] | None = None
+    scope: Annotated[str, StringConstraints(max_length=1024, pattern=NO_NUL)] = ""
+    client_id: Annotated[str, StringConstraints(min_length=1, max_length=254, pattern=NO_NUL)] | None = None
+    client_secret: Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=NO_NUL)] | None = (
+        Field(default=None, json_schema_extra={"format": "password"})
+    )

@@ -269,7 +269,13 @@ async def verify_email(session: AsyncSession, resources: Resources, token: str) 
 
 
 async def request_password_reset(session: AsyncSession, resources: Resources, email: str) -> None:
-    """E-mail a reset token if the account exists; the caller learns nothing either way."""
+    """Queue the reset of `email`. The request does this same work whether or not an account
+    has the address, so neither its answer nor its timing tells; the job looks it up."""
+    enqueue(session, jobs.reset_password_of, email=email)
+
+
+async def issue_password_reset(session: AsyncSession, resources: Resources, email: str) -> None:
+    """E-mail a reset token if an active account has the address (run by a job)."""
     user = await users.find_by_email(session, email)
     if user is None or user.suspended:
         return

@@ -11,6 +11,7 @@ import base64
 import gzip
 import hashlib
 import re
+from urllib.parse import parse_qsl
 
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
@@ -158,6 +159,53 @@ class TrustedHostMiddleware:
             public_url=self.public_url,
             request_id=scope.get("state", {}).get("request_id"),
         )
+        await response(scope, receive, send)
+
+
+class NulRefusalMiddleware:
+    """No URL of Kith holds NUL (U+0000), and PostgreSQL can neither store nor compare it.
+
+    A path with one is 404 and a query parameter with one is 422, before any route can
+    pass the value to a query. (JSON and form bodies refuse it in their validation.)
+    """
+
+    def __init__(self, app: ASGIApp, public_url: str = "") -> None:
+        self.app = app
+        self.public_url = public_url
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = scope.get("state", {}).get("request_id")
+        query: bytes = scope.get("query_string", b"")
+        if "\x00" in scope["path"]:
+            response = problem_response(
+                None, 404, "not_found", "No such resource.", public_url=self.public_url, request_id=request_id
+            )
+        elif b"%00" in query or b"\x00" in query:
+            names = sorted(
+                {name for name, value in parse_qsl(query.decode("latin-1"), True) if "\x00" in value}
+            )
+            response = problem_response(
+                None,
+                422,
+                "validation_error",
+                "The request is not valid.",
+                errors=[
+                    {
+                        "field": f"query.{name}",
+                        "message": "must not contain NUL (U+0000)",
+                        "type": "value_error",
+                    }
+                    for name in names or ["?"]
+                ],
+                public_url=self.public_url,
+                request_id=request_id,
+            )
+        else:
+            await self.app(scope, receive, send)
+            return
         await response(scope, receive, send)
 
 

@@ -16,7 +16,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import Scope
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -192,14 +195,66 @@ async def _domain_error_handler(request: Request, exc: Exception) -> Response:
     return problem_response(request, exc.status, exc.code, exc.detail, headers=exc.headers, errors=exc.errors)
 
 
+# Methods a 405 may list in `Allow`; anything else is never routed.
+_ROUTABLE_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method some route of `app` answers at the request's path.
+
+    Starlette's 405 names only the methods of the first route whose path matched, while
+    FastAPI makes one route per method: `Allow` must list them all (RFC 9110 §15.5.6).
+    """
+    allowed = []
+    for method in _ROUTABLE_METHODS:
+        probe = {**scope, "method": method}
+        if any(route.matches(probe)[0] is Match.FULL for route in app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
+def _malformed_json(request: Request) -> Response:
+    return problem_response(
+        request,
+        422,
+        "malformed_json",
+        "The request body is not valid JSON.",
+        errors=[{"field": "body", "message": "invalid JSON", "type": "json_invalid"}],
+    )
+
+
+def _unreadable_body(request: Request, cause: BaseException | None) -> Response | None:
+    """A body the framework could not parse, which it reports as a bare, undocumented 400."""
+    if isinstance(cause, UnicodeDecodeError | RecursionError):
+        # RFC 8259 JSON is UTF-8, and may be refused past a nesting depth (§9): Python's
+        # parser stops near 1,000 levels. Malformed JSON, like any other.
+        return _malformed_json(request)
+    if isinstance(cause, MultiPartException):
+        # The same answer the upload route gives a broken multipart body.
+        return problem_response(
+            request,
+            422,
+            "malformed_multipart",
+            "The multipart body is not valid.",
+            errors=[{"field": "body", "message": cause.message, "type": "multipart_invalid"}],
+        )
+    return None
+
+
 async def _http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    if status == 400:
+        unreadable = _unreadable_body(request, exc.__cause__ or exc.__context__)
+        if unreadable is not None:
+            return unreadable
     code = _HTTP_CODES.get(status, "http_error")
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).description
     if status == 404:
         detail = "No such resource."
     headers = dict(exc.headers or {})
+    if status == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
     if status == 401:
         headers.setdefault("WWW-Authenticate", "Bearer")
     return problem_response(request, status, code, detail, headers=headers)
@@ -209,13 +264,7 @@ async def _validation_error_handler(request: Request, exc: Exception) -> Respons
     assert isinstance(exc, RequestValidationError)
     errors = validation_errors(exc)
     if any(error["type"] == "json_invalid" for error in errors):
-        return problem_response(
-            request,
-            422,
-            "malformed_json",
-            "The request body is not valid JSON.",
-            errors=[{"field": "body", "message": "invalid JSON", "type": "json_invalid"}],
-        )
+        return _malformed_json(request)
     return problem_response(request, 422, "validation_error", "The request is not valid.", errors=errors)
 
 

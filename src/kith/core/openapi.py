@@ -39,6 +39,166 @@ returns the first answer (`Idempotent-Replayed: true`) and creates nothing.
 """
 
 
+# The header every secured operation takes, described as what it is: a bearer JWT. The
+# OAuth2 scheme FastAPI derives from the dependency stays too (Swagger UI's Authorize
+# button logs in through it), but tools that send or strip credentials (clients,
+# fuzzers) only understand `Authorization: Bearer` from an `http` scheme.
+BEARER_SCHEME = "BearerToken"
+BEARER_DEFINITION = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "`Authorization: Bearer <access token>`, the token from `/auth/login`, "
+    "`/auth/token` or `/auth/refresh`.",
+}
+OAUTH2_SCHEME = "OAuth2PasswordBearer"
+
+
+def _declare_bearer(schema: dict[str, Any]) -> None:
+    schema["components"].setdefault("securitySchemes", {})[BEARER_SCHEME] = BEARER_DEFINITION
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            security = operation.get("security")
+            if security and any(OAUTH2_SCHEME in requirement for requirement in security):
+                position = next(i for i, requirement in enumerate(security) if OAUTH2_SCHEME in requirement)
+                security.insert(position + 1, {BEARER_SCHEME: []})
+
+
+def _not_null(value: dict[str, Any]) -> dict[str, Any]:
+    branches = value.get("anyOf", [])
+    kept = [branch for branch in branches if branch != {"type": "null"}]
+    if len(branches) == 2 and len(kept) == 1:
+        rest = {key: item for key, item in value.items() if key != "anyOf"}
+        return {**kept[0], **rest}
+    return value
+
+
+def _plain_parameters(schema: dict[str, Any]) -> None:
+    """`anyOf: [T, null]` of an optional parameter or form field becomes `T`: a query,
+    header or form value is absent or text on the wire, never null. Keywords beside the
+    `anyOf` (`format`, `description`) move into `T`, where they apply."""
+    components = schema.get("components", {}).get("schemas", {})
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            for parameter in operation.get("parameters", []):
+                parameter["schema"] = _not_null(parameter.get("schema", {}))
+            form = (
+                operation.get("requestBody", {}).get("content", {}).get("application/x-www-form-urlencoded")
+            )
+            reference = form["schema"].get("$ref", "") if form else ""
+            properties = components.get(reference.rsplit("/", 1)[-1], {}).get("properties", {})
+            for name, value in properties.items():
+                properties[name] = _not_null(value)
+
+
+# OpenAPI links: how the answer of one operation feeds the next (the id of a new post into
+# `GET /posts/{post_id}`, a new user into a friend request). Clients and code generators
+# read them; stateful fuzzing follows them (docs/security.md). Keyed by the source
+# operation and its status: (method, path, status) -> {name: (method, path, link)}.
+_P = "/api/v1"
+_ID = "$response.body#/id"
+_POST = {"post_id": _ID}
+_USER = {"user_id": _ID}
+LinkTarget = tuple[str, str, dict[str, Any]]
+LINKS: dict[tuple[str, str, str], dict[str, LinkTarget]] = {
+    ("post", f"{_P}/auth/register", "201"): {
+        "GetUser": ("get", f"{_P}/users/{{user_id}}", {"parameters": _USER}),
+        "ListPostsOfUser": ("get", f"{_P}/users/{{user_id}}/posts", {"parameters": _USER}),
+        "ListFriendsOfUser": ("get", f"{_P}/users/{{user_id}}/friends", {"parameters": _USER}),
+        "SendFriendRequest": ("post", f"{_P}/friend-requests", {"requestBody": {"receiver_id": _ID}}),
+        "BlockUser": ("post", f"{_P}/blocks", {"requestBody": {"user_id": _ID}}),
+        "UnblockUser": ("delete", f"{_P}/blocks/{{user_id}}", {"parameters": _USER}),
+        "Unfriend": ("delete", f"{_P}/friends/{{user_id}}", {"parameters": _USER}),
+        "ReportUser": ("post", f"{_P}/reports", {"requestBody": {"target_type": "user", "target_id": _ID}}),
+        "UpdateUserAsAdmin": ("patch", f"{_P}/admin/users/{{user_id}}", {"parameters": _USER}),
+        "DeleteUserAsAdmin": ("delete", f"{_P}/admin/users/{{user_id}}", {"parameters": _USER}),
+    },
+    ("post", f"{_P}/friend-requests", "201"): {
+        "GetFriendRequest": (
+            "get",
+            f"{_P}/friend-requests/{{request_id}}",
+            {"parameters": {"request_id": _ID}},
+        ),
+        "AnswerFriendRequest": (
+            "patch",
+            f"{_P}/friend-requests/{{request_id}}",
+            {"parameters": {"request_id": _ID}},
+        ),
+        "CancelFriendRequest": (
+            "delete",
+            f"{_P}/friend-requests/{{request_id}}",
+            {"parameters": {"request_id": _ID}},
+        ),
+        "Unfriend": (
+            "delete",
+            f"{_P}/friends/{{user_id}}",
+            {"parameters": {"user_id": "$response.body#/receiver/id"}},
+        ),
+    },
+    ("post", f"{_P}/blocks", "201"): {
+        "UnblockUser": (
+            "delete",
+            f"{_P}/blocks/{{user_id}}",
+            {"parameters": {"user_id": "$response.body#/user/id"}},
+        ),
+    },
+    ("post", f"{_P}/posts", "201"): {
+        "GetPost": ("get", f"{_P}/posts/{{post_id}}", {"parameters": _POST}),
+        "UpdatePost": ("patch", f"{_P}/posts/{{post_id}}", {"parameters": _POST}),
+        "DeletePost": ("delete", f"{_P}/posts/{{post_id}}", {"parameters": _POST}),
+        "LikePost": ("post", f"{_P}/posts/{{post_id}}/like", {"parameters": _POST}),
+        "UnlikePost": ("delete", f"{_P}/posts/{{post_id}}/like", {"parameters": _POST}),
+        "ListLikes": ("get", f"{_P}/posts/{{post_id}}/likes", {"parameters": _POST}),
+        "AddComment": ("post", f"{_P}/posts/{{post_id}}/comments", {"parameters": _POST}),
+        "ListComments": ("get", f"{_P}/posts/{{post_id}}/comments", {"parameters": _POST}),
+        "ReportPost": ("post", f"{_P}/reports", {"requestBody": {"target_type": "post", "target_id": _ID}}),
+        "ListPostsOfAuthor": (
+            "get",
+            f"{_P}/users/{{user_id}}/posts",
+            {"parameters": {"user_id": "$response.body#/author/id"}},
+        ),
+    },
+    ("post", f"{_P}/posts/{{post_id}}/comments", "201"): {
+        "UpdateComment": ("patch", f"{_P}/comments/{{comment_id}}", {"parameters": {"comment_id": _ID}}),
+        "DeleteComment": ("delete", f"{_P}/comments/{{comment_id}}", {"parameters": {"comment_id": _ID}}),
+        "ReportComment": (
+            "post",
+            f"{_P}/reports",
+            {"requestBody": {"target_type": "comment", "target_id": _ID}},
+        ),
+        "ListComments": (
+            "get",
+            f"{_P}/posts/{{post_id}}/comments",
+            {"parameters": {"post_id": "$response.body#/post_id"}},
+        ),
+    },
+    ("post", f"{_P}/media", "201"): {
+        "AttachToPost": ("post", f"{_P}/posts", {"requestBody": {"media_ids": [_ID]}}),
+        "MakeAvatar": ("patch", f"{_P}/users/me", {"requestBody": {"avatar_media_id": _ID}}),
+    },
+    ("post", f"{_P}/users/me/api-keys", "201"): {
+        "DeleteApiKey": ("delete", f"{_P}/users/me/api-keys/{{key_id}}", {"parameters": {"key_id": _ID}}),
+    },
+    ("post", f"{_P}/reports", "201"): {
+        "ActOnReport": (
+            "patch",
+            f"{_P}/moderation/reports/{{report_id}}",
+            {"parameters": {"report_id": _ID}},
+        ),
+    },
+}
+
+
+def _declare_links(schema: dict[str, Any]) -> None:
+    paths = schema.get("paths", {})
+    for (method, path, status), links in LINKS.items():
+        response = paths[path][method]["responses"][status]
+        response["links"] = {
+            name: {"operationId": paths[target_path][target_method]["operationId"], **link}
+            for name, (target_method, target_path, link) in links.items()
+        }
+
+
 def install_openapi(app: FastAPI, *, rate_limited: bool = True) -> None:
     """Serve an OpenAPI document in which every operation lists its error responses."""
 
@@ -73,6 +233,9 @@ def install_openapi(app: FastAPI, *, rate_limited: bool = True) -> None:
         components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         for defn in components["Problem"].pop("$defs", {}).items():
             components.setdefault(defn[0], defn[1])
+        _declare_bearer(schema)
+        _plain_parameters(schema)
+        _declare_links(schema)
         problem_ref = {"$ref": "#/components/schemas/Problem"}
         for path, path_item in schema.get("paths", {}).items():
             for method, operation in path_item.items():

@@ -54,7 +54,7 @@ def decode_cursor(cursor: str) -> str:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
         position = data["after"]
-        if not isinstance(position, str) or not 1 <= len(position) <= 100:
+        if not isinstance(position, str) or not 1 <= len(position) <= 100 or "\x00" in position:
             raise ValueError(position)
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeEncodeError):
         raise Unprocessable(
@@ -83,6 +83,17 @@ def decode_timed_position(position: str) -> tuple[datetime, str]:
     return moment, row_id
 
 
+CursorQuery = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        description="Opaque: `next_cursor` of the previous page; anything else is 422 `invalid_cursor`.",
+        # A format of its own, so tools know that not every string of 200 characters is one.
+        json_schema_extra={"format": "cursor"},
+    ),
+]
+
+
 class CursorParams:
     """`?limit=&cursor=` for one list; builds the page and its `Link` header."""
 
@@ -91,7 +102,7 @@ class CursorParams:
         request: Request,
         response: Response,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = DEFAULT_LIMIT,
-        cursor: Annotated[str | None, Query(max_length=200, description="Opaque cursor.")] = None,
+        cursor: CursorQuery = None,
     ) -> None:
         self.request = request
         self.response = response
@@ -198,7 +209,7 @@ async def cursor_params(
     request: Request,
     response: Response,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=200, description="Opaque cursor.")] = None,
+    cursor: CursorQuery = None,
 ) -> CursorParams:
     return CursorParams(request, response, limit, cursor)
 

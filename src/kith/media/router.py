@@ -32,6 +32,8 @@ _UPLOAD_BODY: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
+                    # Other parts are refused (422), like unknown fields of a JSON body.
+                    "additionalProperties": False,
                     "properties": {
                         "file": {
                             "type": "string",
@@ -39,7 +41,8 @@ _UPLOAD_BODY: dict[str, Any] = {
                             "description": "A JPEG, PNG, GIF or WebP image.",
                         }
                     },
-                }
+                },
+                "encoding": {"file": {"contentType": "image/jpeg, image/png, image/gif, image/webp"}},
             }
         },
     }

@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kith.core.errors import Unprocessable
+from kith.core.errors import BadRequest, Unprocessable
 from kith.core.jobs import enqueue
 from kith.core.resources import Resources
 from kith.db.models import Media, Post, User
@@ -80,8 +80,8 @@ async def set_avatar(session: AsyncSession, resources: Resources, user: User, me
     """Make one of the user's own unattached uploads their avatar, or remove the avatar (`None`).
 
     The chosen upload counts as attached, so the clean-up keeps it; the avatar it replaces
-    becomes unattached and is removed by the next clean-up. 422 on `body.avatar_media_id`
-    for an id that is not such an upload.
+    becomes unattached and is removed by the next clean-up. 400 `media_not_available` on
+    `body.avatar_media_id` for an id that is not such an upload.
     """
     chosen: Media | None = None
     if media_id is not None:
@@ -89,15 +89,7 @@ async def set_avatar(session: AsyncSession, resources: Resources, user: User, me
         if chosen is not None and chosen.storage_key == user.avatar_key:
             return  # already the avatar
         if chosen is None or chosen.attached_at is not None:
-            error = Unprocessable("The request is not valid.")
-            error.errors = [
-                {
-                    "field": "body.avatar_media_id",
-                    "message": "unknown, already attached, or not your upload",
-                    "type": "value_error",
-                }
-            ]
-            raise error
+            raise media_not_available("body.avatar_media_id", "unknown, already attached, or not your upload")
     if user.avatar_key is not None:
         await repository.release_avatar(session, user.id, user.avatar_key)
     if chosen is None:
@@ -119,15 +111,17 @@ async def attach_to_post(
 ) -> list[Media]:
     """Attach the caller's own, not yet attached uploads to `post`, in the given order.
 
-    Any id that is not such an upload makes the whole request invalid (422 on
-    `body.media_ids`), so a post never silently loses an image.
+    Any id that is not such an upload refuses the whole request (400 `media_not_available`
+    on `body.media_ids`), so a post never silently loses an image.
     """
     if len(set(media_ids)) != len(media_ids):
         raise _invalid_media("media_ids must not repeat an id")
     found = {media.id: media for media in await repository.owned_unattached(session, owner.id, media_ids)}
     missing = [media_id for media_id in media_ids if media_id not in found]
     if missing:
-        raise _invalid_media("unknown, already attached, or not your upload: " + ", ".join(missing))
+        raise media_not_available(
+            "body.media_ids", "unknown, already attached, or not your upload: " + ", ".join(missing)
+        )
     now = resources.clock.now()
     attached = []
     for position, media_id in enumerate(media_ids):
@@ -156,6 +150,19 @@ async def release_post_media(session: AsyncSession, post_id: str) -> None:
     most are by then), the next round removes them.
     """
     await repository.release_post(session, post_id)
+
+
+def media_not_available(field: str, message: str) -> BadRequest:
+    """An upload id that the current state rules out: unknown, someone else's, or attached.
+
+    400 rather than 422: the request is well formed, and whether an id is usable depends
+    on what is stored (contract §1), which no schema can say.
+    """
+    error = BadRequest(
+        "An upload in the request is not one of your uploads free to use.", code="media_not_available"
+    )
+    error.errors = [{"field": field, "message": message, "type": "value_error"}]
+    return error
 
 
 def _invalid_media(message: str) -> Unprocessable:

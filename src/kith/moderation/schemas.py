@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from kith.core.schemas import RequestModel, ResponseModel, Timestamp
+from kith.core.schemas import MULTILINE, TEXT_RULE, RequestModel, ResponseModel, Timestamp
 from kith.db.models import ReportStatus, ReportTarget
 from kith.users.schemas import UserSummary, no_control_characters
 
@@ -17,6 +17,7 @@ ReasonText = Annotated[
     Field(
         description="Why this breaks the rules; 1 to 1000 characters.",
         examples=["Spam: the same link 40 times."],
+        json_schema_extra={TEXT_RULE: MULTILINE},
     ),
 ]
 

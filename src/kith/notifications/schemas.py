@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, StrictBool, model_validator
 
-from kith.core.schemas import RequestModel, ResponseModel, Timestamp
+from kith.core.schemas import RequestModel, ResponseModel, Timestamp, given
 from kith.db.models import NotificationType
 from kith.users.schemas import UserSummary
 
@@ -27,8 +27,17 @@ class UnreadCount(ResponseModel):
 class MarkRead(RequestModel):
     """Either `ids` (up to 100 of the caller's notifications) or `all: true`."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {**given("ids"), "not": given("all")},
+                {**given("all", {"const": True}), "not": given("ids")},
+            ]
+        }
+    )
+
     ids: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=100)] | None = None
-    all: bool | None = None
+    all: StrictBool | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> Self:

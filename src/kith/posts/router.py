@@ -37,7 +37,7 @@ router = APIRouter(tags=["posts"])
     "/posts",
     status_code=status.HTTP_201_CREATED,
     response_model=PostView,
-    responses=problem_responses(401, 403, 422, 429),
+    responses=problem_responses(400, 401, 403, 422, 429),
     dependencies=[rate_limit("posts")],
 )
 @idempotent
@@ -52,8 +52,8 @@ async def create_post(
     """Publish a post. `content`, `media_ids` or both are required (422 on `body.content` otherwise).
 
     `visibility` defaults to `friends`. `media_ids` are up to 4 of the caller's own uploads
-    not yet attached to a post; any other id makes the request invalid (422 on
-    `body.media_ids`). The response's `Location` is the new post's URL.
+    not yet attached to a post; any other id refuses the request (400 `media_not_available`
+    on `body.media_ids`). The response's `Location` is the new post's URL.
     """
     post = await service.create_post(session, resources, user, data)
     response.headers["Location"] = public_url(request, f"/api/v1/posts/{post.post.id}")
@@ -66,14 +66,16 @@ async def get_post(post: ReadablePost, user: CurrentUser, session: SessionDep) -
     return await service.post_view(session, user, post)
 
 
-@router.patch("/posts/{post_id}", response_model=PostView, responses=problem_responses(401, 403, 404, 422))
+@router.patch(
+    "/posts/{post_id}", response_model=PostView, responses=problem_responses(400, 401, 403, 404, 422)
+)
 async def update_post(
     changes: PostUpdate, post: OwnedPost, user: CurrentUser, session: SessionDep, resources: ResourcesDep
 ) -> PostView:
     """Change the text or visibility of one's own post; sets `edited_at`.
 
     Only the author may edit (moderators remove, they do not edit): 404 for anyone else.
-    Emptying the text of a post without images is 422.
+    Emptying the text of a post without images is 400 `post_needs_content`.
     """
     updated = await service.update_post(session, resources, post, changes)
     return await service.post_view(session, user, updated)

@@ -2,9 +2,18 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, model_validator
 
-from kith.core.schemas import RequestModel, ResponseModel, Timestamp
+from kith.core.schemas import (
+    MULTILINE,
+    SPACES,
+    TEXT_RULE,
+    RequestModel,
+    ResponseModel,
+    Timestamp,
+    at_least_one_of,
+    given,
+)
 from kith.db.models import Visibility
 from kith.media.schemas import MediaView
 from kith.users.schemas import UserSummary, no_control_characters
@@ -17,18 +26,37 @@ PostText = Annotated[
     str,
     StringConstraints(max_length=MAX_POST_LENGTH),
     AfterValidator(no_control_characters),
-    Field(description="Up to 5000 characters after trimming.", examples=["Finally finished the bookshelf."]),
+    Field(
+        description="Up to 5000 characters after trimming.",
+        examples=["Finally finished the bookshelf."],
+        json_schema_extra={TEXT_RULE: MULTILINE},
+    ),
 ]
 CommentText = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_COMMENT_LENGTH),
     AfterValidator(no_control_characters),
-    Field(description="1 to 2000 characters after trimming.", examples=["It looks great!"]),
+    Field(
+        description="1 to 2000 characters after trimming.",
+        examples=["It looks great!"],
+        json_schema_extra={TEXT_RULE: MULTILINE},
+    ),
 ]
 MediaId = Annotated[str, StringConstraints(min_length=1, max_length=36)]
 
 
 class PostCreate(RequestModel):
+    """Text, images or both: `content` with something left after trimming, or `media_ids`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                given("content", {"pattern": f"[^{SPACES}]"}),
+                given("media_ids", {"minItems": 1}),
+            ]
+        }
+    )
+
     content: PostText = ""
     visibility: Visibility = Field(
         default=Visibility.friends,
@@ -38,10 +66,13 @@ class PostCreate(RequestModel):
         default_factory=list,
         max_length=MAX_MEDIA_PER_POST,
         description="Up to 4 of your own uploads (from `POST /media`) not yet attached to a post, in order.",
+        json_schema_extra={"uniqueItems": True},
     )
 
 
 class PostUpdate(RequestModel):
+    model_config = ConfigDict(json_schema_extra=at_least_one_of("content", "visibility"))
+
     content: PostText | None = None
     visibility: Visibility | None = None
 

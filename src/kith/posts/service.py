@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.admin import service as admin
-from kith.core.errors import NotFound, Unprocessable
+from kith.core.errors import BadRequest, NotFound, Unprocessable
 from kith.core.pagination import CursorParams
 from kith.core.resources import Resources
 from kith.db.models import Comment, NotificationType, Post, Role, User
@@ -157,11 +157,19 @@ async def create_post(
 async def update_post(
     session: AsyncSession, resources: Resources, target: AuthoredPost, changes: PostUpdate
 ) -> AuthoredPost:
-    """Change the text or the audience of one's own post; stamps `edited_at`."""
+    """Change the text or the audience of one's own post; stamps `edited_at`.
+
+    Emptying the text of a post that has no images is 400 `post_needs_content`.
+    """
     post = target.post
     if changes.content is not None:
         if not changes.content and not (await media.media_of_posts(session, [post.id])).get(post.id):
-            raise _empty_post_error()
+            # A rule of the post's stored state (does it have images?), hence 400, not 422.
+            error = BadRequest("A post without images needs text.", code="post_needs_content")
+            error.errors = [
+                {"field": "body.content", "message": "this post has no images", "type": "value_error"}
+            ]
+            raise error
         post.content = changes.content
     if changes.visibility is not None and changes.visibility != post.visibility:
         post.visibility = changes.visibility

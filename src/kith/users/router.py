@@ -11,6 +11,7 @@ from kith.auth.dependencies import CurrentUser, SessionPrincipal, SessionUser
 from kith.core.errors import problem_responses
 from kith.core.idempotency import idempotent
 from kith.core.pagination import CursorDep, CursorPage, OffsetDep, OffsetPage
+from kith.core.schemas import NO_NUL
 from kith.db.session import ResourcesDep, SessionDep
 from kith.users import service
 from kith.users.schemas import (
@@ -35,14 +36,14 @@ async def get_me(user: CurrentUser) -> object:
     return user
 
 
-@me.patch("", response_model=PrivateUser, responses=problem_responses(401, 403, 422))
+@me.patch("", response_model=PrivateUser, responses=problem_responses(400, 401, 403, 422))
 async def update_me(
     changes: ProfileUpdate, user: CurrentUser, session: SessionDep, resources: ResourcesDep
 ) -> object:
     """Change the display name, bio or avatar. Fields left out stay as they are.
 
     `avatar_media_id` takes the `id` of one of your own uploads (`POST /media`) that is
-    not attached to a post (422 otherwise); `null` removes the avatar.
+    not attached to a post (400 `media_not_available` otherwise); `null` removes the avatar.
     """
     return await service.update_profile(session, resources, user, changes)
 
@@ -77,7 +78,7 @@ async def list_api_keys(user: SessionUser, session: SessionDep, page: CursorDep)
     "/api-keys",
     status_code=status.HTTP_201_CREATED,
     response_model=CreatedApiKey,
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(400, 401, 403, 422),
 )
 @idempotent
 async def create_api_key(
@@ -86,6 +87,7 @@ async def create_api_key(
     """Create a personal API key, sent as `X-API-Key`. The key is shown once, in this response.
 
     A `["read"]` key gets 403 on every write. No API key can manage credentials or use admin routes.
+    An `expires_at` that has already passed is 400 `expiry_in_past`.
     """
     key, secret = await service.create_api_key(session, resources, user, data)
     # The view's `scopes` is read from the ORM's `scope_list`; the dict it dumps says `scopes`.
@@ -106,7 +108,9 @@ async def search_users(
     user: CurrentUser,
     session: SessionDep,
     page: OffsetDep,
-    q: Annotated[str | None, Query(max_length=50, description="Username or display-name prefix.")] = None,
+    q: Annotated[
+        str | None, Query(max_length=50, pattern=NO_NUL, description="Username or display-name prefix.")
+    ] = None,
 ) -> object:
     """Find users by the start of their username or display name, alphabetically.
 

@@ -1,12 +1,21 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, computed_field, model_validator
 
-from kith.core.schemas import Password, RequestModel, ResponseModel, Timestamp
+from kith.core.schemas import (
+    LINE,
+    MULTILINE,
+    TEXT_RULE,
+    Password,
+    PasswordInput,
+    RequestModel,
+    ResponseModel,
+    Timestamp,
+    TimestampInput,
+)
 from kith.core.urls import media_url
 from kith.db.models import Role, User
 from kith.social.relations import Relationship
@@ -31,13 +40,27 @@ DisplayNameText = Annotated[
     StringConstraints(min_length=1, max_length=50),
     AfterValidator(no_control_characters),
     AfterValidator(single_line),
-    Field(examples=["Ada Lovelace"]),
+    Field(examples=["Ada Lovelace"], json_schema_extra={TEXT_RULE: LINE}),
 ]
 BioText = Annotated[
     str,
     StringConstraints(max_length=500),
     AfterValidator(no_control_characters),
-    Field(examples=["Mathematician. Writes notes longer than the paper they annotate."]),
+    Field(
+        examples=["Mathematician. Writes notes longer than the paper they annotate."],
+        json_schema_extra={TEXT_RULE: MULTILINE},
+    ),
+]
+# API key names are listed like display names, and follow the same rules.
+KeyName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100),
+    AfterValidator(no_control_characters),
+    AfterValidator(single_line),
+    Field(
+        examples=["backup script"],
+        json_schema_extra={TEXT_RULE: LINE},
+    ),
 ]
 
 
@@ -91,34 +114,33 @@ class PrivateUser(PublicUser):
 class ProfileUpdate(RequestModel):
     display_name: DisplayNameText | None = None
     bio: BioText | None = None
-    avatar_media_id: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+    avatar_media_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
         default=None,
         description="The `id` of one of your own uploads not attached to a post; `null` removes the avatar.",
     )
 
 
 class PasswordChange(RequestModel):
-    current_password: Annotated[str, StringConstraints(strip_whitespace=False, max_length=1024)]
+    current_password: PasswordInput
     new_password: Password
 
 
 class AccountDeletion(RequestModel):
-    password: Annotated[str, StringConstraints(strip_whitespace=False, max_length=1024)]
+    password: PasswordInput
 
 
 Scope = Literal["read", "write"]
 
 
 class ApiKeyCreate(RequestModel):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(single_line)] = (
-        Field(examples=["backup script"])
-    )
+    name: KeyName
     scopes: list[Scope] = Field(
         default_factory=lambda: list[Scope](["read"]),
         description='`["read"]` or `["read", "write"]`.',
         examples=[["read"]],
+        json_schema_extra={"contains": {"const": "read"}},
     )
-    expires_at: datetime | None = Field(default=None, description="Optional expiry (RFC 3339).")
+    expires_at: TimestampInput | None = Field(default=None, description="Optional expiry (RFC 3339).")
 
     @model_validator(mode="after")
     def _valid_scopes(self) -> Self:

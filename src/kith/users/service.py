@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kith.core.errors import Forbidden, NotFound, Unprocessable
+from kith.core.errors import BadRequest, Forbidden, NotFound
 from kith.core.pagination import CursorParams, OffsetParams
 from kith.core.resources import Resources
 from kith.core.security import hash_token, new_token
@@ -99,7 +99,8 @@ async def create_api_key(
 ) -> tuple[ApiKey, str]:
     """Make a key; the secret is returned once and only its hash is kept."""
     if data.expires_at is not None and data.expires_at <= resources.clock.now():
-        error = Unprocessable("The request is not valid.")
+        # Judged against the clock, which no schema knows: 400, not 422.
+        error = BadRequest("The expiry has already passed.", code="expiry_in_past")
         error.errors = [
             {"field": "body.expires_at", "message": "must be in the future", "type": "value_error"}
         ]

@@ -1,0 +1,92 @@
+"""OWASP API9:2023 Improper Inventory Management.
+
+The inventory is the OpenAPI description, and it is complete: every route the app
+serves is in it except a short, explained list, and everything in it is served. One
+version of the API exists, under `/api/v1`; nothing answers elsewhere. `/metrics`, the
+one operational route with internals, is closed unless a token is configured, and then
+open only to that token.
+"""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from kith import __version__
+from kith.core.config import Settings
+from kith.core.resources import Resources
+from kith.main import create_app
+from tests.helpers import API, assert_problem
+from tests.posting import member
+from tests.security.inventory import served_routes
+
+# Served but not API operations, so not in the OpenAPI description.
+NOT_IN_OPENAPI = {
+    ("GET", "/openapi.json"): "the description itself",
+    ("GET", "/docs"): "Swagger UI",
+    ("GET", "/docs/oauth2-redirect"): "Swagger UI's OAuth2 helper page",
+    ("GET", "/redoc"): "ReDoc",
+    ("GET", "/problems/{code}"): "the pages that problem `type` URIs point to",
+    ("GET", "/metrics"): "Prometheus scrapes, behind KITH_METRICS_TOKEN",
+    ("WS", f"{API}/stream"): "OpenAPI 3.1 cannot describe WebSockets; documented in the API guide",
+}
+
+
+def test_every_served_route_is_in_the_openapi_description_and_back(app: FastAPI) -> None:
+    served = {(route.method, route.path) for route in served_routes(app)}
+    described = {(method.upper(), path) for path, item in app.openapi()["paths"].items() for method in item}
+    assert served - set(NOT_IN_OPENAPI) == described
+    assert set(NOT_IN_OPENAPI) <= served
+
+
+def test_one_api_version_under_one_prefix(app: FastAPI) -> None:
+    document = app.openapi()
+    assert document["info"]["version"] == __version__
+    operational = {"/healthz", "/readyz"}
+    for path in document["paths"]:
+        assert path.startswith(f"{API}/") or path in operational, path
+
+
+async def test_nothing_answers_outside_the_inventory(client: httpx.AsyncClient, resources: Resources) -> None:
+    ada = await member(resources, "ada")
+    for path in (
+        "/api/v2/users/me",
+        "/api/users/me",
+        "/api/v1/users/me/",
+        "/v1/users/me",
+        "/admin",
+        "/debug",
+    ):
+        response = await client.get(path, headers=ada.headers)
+        assert_problem(response, 404, "not_found")
+    for method in ("PUT", "TRACE", "CONNECT"):
+        assert_problem(await client.request(method, f"{API}/users/me", headers=ada.headers), 405)
+
+
+async def test_metrics_are_closed_without_their_token(client: httpx.AsyncClient, settings: Settings) -> None:
+    assert_problem(await client.get("/metrics"), 404)
+    configured = create_app(
+        settings.model_copy(update={"metrics_token": SecretStr("s3cret-metrics-token-0123456789")})
+    )
+    async with configured.router.lifespan_context(configured):
+        transport = httpx.ASGITransport(app=configured)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            for headers in (
+                {},
+                {"Authorization": "Bearer wrong"},
+                {"Authorization": "Bearer s3cret-metrics-token-012345678"},
+                {"Authorization": "s3cret-metrics-token-0123456789"},
+                {"X-API-Key": "s3cret-metrics-token-0123456789"},
+            ):
+                assert_problem(await http.get("/metrics", headers=headers), 404)
+            # A token in the URL would end up in logs: not accepted there either.
+            assert_problem(
+                await http.get("/metrics", params={"token": "s3cret-metrics-token-0123456789"}), 404
+            )
+            scraped = await http.get(
+                "/metrics", headers={"Authorization": "Bearer s3cret-metrics-token-0123456789"}
+            )
+            assert scraped.status_code == 200
+            assert "kith_http_requests_total" in scraped.text
+            assert scraped.headers["cache-control"] == "no-store"
