@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import shutil
 import socket
 import threading
@@ -97,6 +98,16 @@ class Mailbox:
     def to(self, address: str) -> list[Message]:
         with self.lock:
             return [m for m in self.messages if m["To"] == address]
+
+    def token(self, address: str, subject: str) -> str:
+        """The token in the link of the latest e-mail to `address` with this subject (jobs
+        send a new account's e-mails in no fixed order, so never pick one by position)."""
+        messages = [m for m in self.to(address) if m["Subject"] == subject]
+        assert messages, f"no {subject!r} e-mail to {address}"
+        body = self.text_of(messages[-1])
+        match = re.search(r"token=([A-Za-z0-9_\-]+)", body)
+        assert match, body
+        return match.group(1)
 
 
 @pytest.fixture(scope="session")

@@ -15,15 +15,6 @@ from tests.conftest import Mailbox
 from tests.helpers import API, PASSWORD, assert_problem, field_errors, login, register, signup, staff
 
 
-def token_from(mailbox: Mailbox, address: str, subject: str) -> str:
-    messages = [m for m in mailbox.to(address) if m["Subject"] == subject]
-    assert messages, f"no {subject!r} e-mail to {address}"
-    body = Mailbox.text_of(messages[-1])
-    match = re.search(r"token=([A-Za-z0-9_\-]+)", body)
-    assert match, body
-    return match.group(1)
-
-
 # --- registration -------------------------------------------------------------------
 
 
@@ -267,7 +258,7 @@ async def test_verify_email_with_mailed_token(
 ) -> None:
     account = await signup(client, "verity")
     await resources.jobs.wait_idle()
-    token = token_from(mailbox, account.email, "Confirm your e-mail address")
+    token = mailbox.token(account.email, "Confirm your e-mail address")
     assert (await client.post(f"{API}/auth/verify-email", json={"token": token})).status_code == 204
     me = (await client.get(f"{API}/users/me", headers=account.headers)).json()
     assert me["email_verified"] is True
@@ -283,10 +274,10 @@ async def test_resend_replaces_the_old_link(
 ) -> None:
     account = await signup(client, "resender")
     await resources.jobs.wait_idle()
-    old = token_from(mailbox, account.email, "Confirm your e-mail address")
+    old = mailbox.token(account.email, "Confirm your e-mail address")
     assert (await client.post(f"{API}/auth/verify-email/resend", headers=account.headers)).status_code == 202
     await resources.jobs.wait_idle()
-    new = token_from(mailbox, account.email, "Confirm your e-mail address")
+    new = mailbox.token(account.email, "Confirm your e-mail address")
     assert new != old
     assert_problem(await client.post(f"{API}/auth/verify-email", json={"token": old}), 400, "invalid_token")
     assert (await client.post(f"{API}/auth/verify-email", json={"token": new})).status_code == 204
@@ -297,7 +288,7 @@ async def test_verification_token_expires_after_7_days(
 ) -> None:
     account = await signup(client, "latecomer")
     await resources.jobs.wait_idle()
-    token = token_from(mailbox, account.email, "Confirm your e-mail address")
+    token = mailbox.token(account.email, "Confirm your e-mail address")
     resources.clock.advance(days=7, seconds=1)
     assert_problem(await client.post(f"{API}/auth/verify-email", json={"token": token}), 400, "invalid_token")
 
@@ -312,7 +303,7 @@ async def test_password_reset_flow_ends_all_sessions(
     response = await client.post(f"{API}/auth/password-reset", json={"email": "FORGETFUL@example.com"})
     assert response.status_code == 202
     await resources.jobs.wait_idle()
-    token = token_from(mailbox, account.email, "Reset your Kith password")
+    token = mailbox.token(account.email, "Reset your Kith password")
     confirm = await client.post(
         f"{API}/auth/password-reset/confirm", json={"token": token, "new_password": "a brand new secret"}
     )
@@ -341,7 +332,7 @@ async def test_password_reset_token_expires_after_an_hour(
     account = await signup(client, "slowpoke")
     await client.post(f"{API}/auth/password-reset", json={"email": account.email})
     await resources.jobs.wait_idle()
-    token = token_from(mailbox, account.email, "Reset your Kith password")
+    token = mailbox.token(account.email, "Reset your Kith password")
     resources.clock.advance(minutes=61)
     response = await client.post(
         f"{API}/auth/password-reset/confirm", json={"token": token, "new_password": "a brand new secret"}
@@ -355,7 +346,7 @@ async def test_password_reset_confirm_applies_password_rules(
     account = await signup(client, "ruleful")
     await client.post(f"{API}/auth/password-reset", json={"email": account.email})
     await resources.jobs.wait_idle()
-    token = token_from(mailbox, account.email, "Reset your Kith password")
+    token = mailbox.token(account.email, "Reset your Kith password")
     same_as_name = await client.post(
         f"{API}/auth/password-reset/confirm", json={"token": token, "new_password": "RuleFul_"[:-1]}
     )
