@@ -16,7 +16,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 # The full profile is the recorded one: it waits for a quiet machine and rewrites docs/benchmarks.md.
 BENCH_FULL_ARGS := $(if $(filter full,$(BENCH_PROFILE)),--docs --wait-load 0.7 --wait-timeout 1200)
 
-.PHONY: run test lint typecheck pytest migrate install clean bench fuzz
+.PHONY: run test lint typecheck pytest migrate install clean bench fuzz test-resilience
 
 run: $(STAMP)
 	$(BIN)/kith migrate
@@ -37,6 +37,10 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+# The fault tests alone (docs/reliability.md); `make test` runs them too.
+test-resilience: $(STAMP)
+	$(BIN)/pytest tests/resilience -v
 
 # The long fuzzing profile (docs/security.md): every schemathesis phase in-process on SQLite
 # and PostgreSQL, then the CLI over HTTP against `kith serve` on PostgreSQL and Redis for
