@@ -1,14 +1,26 @@
-"""E-mails of the account flows, sent in the background after the request commits."""
+"""E-mails of the account flows, sent in the background after the request commits.
+
+An SMTP server that is down or refuses a message delays the e-mail: each is retried for
+`KITH_EMAIL_RETRY_HOURS` (24) with backoff capped at `KITH_JOB_RETRY_MAX_SECONDS`. The
+tokens in a late e-mail keep the lifetime they got when they were issued.
+"""
 
 from __future__ import annotations
 
-from kith.core.jobs import job
+from datetime import timedelta
+
+from kith.core.config import Settings
+from kith.core.jobs import job, job_retrying_for
 from kith.core.mail import compose
 from kith.core.resources import Resources
 from kith.db.transaction import unit_of_work
 
 
-@job
+def _retry_window(settings: Settings) -> timedelta:
+    return timedelta(hours=settings.email_retry_hours)
+
+
+@job_retrying_for(_retry_window)
 async def send_verification_email(resources: Resources, *, to: str, name: str, token: str) -> None:
     settings = resources.settings
     link = f"{settings.public_url}/verify-email?token={token}"
@@ -23,7 +35,7 @@ async def send_verification_email(resources: Resources, *, to: str, name: str, t
     await resources.mailer.send(compose(settings, to, "Confirm your e-mail address", body))
 
 
-@job
+@job_retrying_for(_retry_window)
 async def send_welcome_email(resources: Resources, *, to: str, name: str) -> None:
     body = (
         f"Hello {name},\n\nWelcome to Kith. Find your friends, share what you are up to, and keep in touch.\n"
@@ -31,7 +43,7 @@ async def send_welcome_email(resources: Resources, *, to: str, name: str) -> Non
     await resources.mailer.send(compose(resources.settings, to, "Welcome to Kith", body))
 
 
-@job
+@job_retrying_for(_retry_window)
 async def send_password_reset_email(resources: Resources, *, to: str, name: str, token: str) -> None:
     settings = resources.settings
     link = f"{settings.public_url}/reset-password?token={token}"

@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_tls: bool = False
     smtp_timeout_seconds: float = 10.0
+    # An e-mail that cannot be delivered is retried (capped backoff) for this long.
+    email_retry_hours: float = Field(default=24, gt=0)
 
     # News feed (the Redis timeline path; the SQL path needs no settings).
     feed_timeline_size: int = Field(default=400, ge=50)
