@@ -2,11 +2,13 @@
 
 The SMTP server is a real aiosmtpd server of the test's own, on a port where nothing
 listens until the test starts it. Registration (201) and the reset request (202) answer
-as usual while every delivery attempt is refused; the app clock is moved forward to
-stand for the length of the outage (the retries are scheduled against it, so nothing
-waits in real time), and each e-mail must still arrive exactly once when the server
-comes up, with tokens that work. An e-mail is given up only after
-`KITH_EMAIL_RETRY_HOURS`; the tokens' lifetimes count from when they were issued.
+as usual; each e-mail is tried once, refused, and kept in `outgoing_emails`. The app
+clock stands for the length of the outage: the periodic resend (`resend_kept_emails`,
+called here as the periodic runner would) honours each e-mail's backoff against it, so
+nothing waits in real time. The e-mails survive a restart of the app, arrive exactly
+once when the server is back (even with two resends racing), and their tokens work;
+token lifetimes count from when the tokens were issued; an e-mail is given up after
+`KITH_EMAIL_RETRY_HOURS`.
 """
 
 from __future__ import annotations
@@ -15,17 +17,21 @@ import asyncio
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from fastapi import FastAPI
 from prometheus_client import REGISTRY
+from sqlalchemy import func, select
 
 from kith.core.config import Settings
+from kith.core.outbox import GAVE_UP_LABEL, resend_kept_emails
 from kith.core.resources import Resources
+from kith.db.models import OutgoingEmail
+from kith.db.transaction import unit_of_work
 from kith.main import create_app
 from tests.conftest import Mailbox
 from tests.helpers import API, PASSWORD, assert_problem, login, register
@@ -35,17 +41,15 @@ WELCOME = "Welcome to Kith"
 VERIFY = "Confirm your e-mail address"
 RESET = "Reset your Kith password"
 NEW_PASSWORD = "a brand new passphrase"
-VERIFY_JOB = "kith.auth.jobs.send_verification_email"
 
 
 @dataclass
 class Outage:
-    """An SMTP server that is down until `restore()`, and the attempts Kith made to reach it."""
+    """An SMTP server that is down until `restore()`, and every attempt Kith made to reach it."""
 
-    mailbox: Mailbox
     port: int
-    attempts: Counter[str]
-    changed: asyncio.Condition
+    mailbox: Mailbox = field(default_factory=Mailbox)
+    attempts: Counter[str] = field(default_factory=Counter)
     controller: Controller | None = None
 
     def restore(self) -> None:
@@ -57,12 +61,8 @@ class Outage:
             self.controller.stop()
             self.controller = None
 
-    async def failed_at_least(self, count: int, *subjects: str) -> None:
-        """Wait until each of `subjects` has had `count` delivery attempts (bounded)."""
-        async with self.changed:
-            await asyncio.wait_for(
-                self.changed.wait_for(lambda: all(self.attempts[s] >= count for s in subjects)), timeout=30
-            )
+    def delivered(self, address: str) -> Counter[str]:
+        return Counter(str(message["Subject"]) for message in self.mailbox.to(address))
 
 
 @pytest.fixture
@@ -70,145 +70,162 @@ def outage() -> Iterator[Outage]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    down = Outage(mailbox=Mailbox(), port=port, attempts=Counter(), changed=asyncio.Condition())
+    down = Outage(port=port)
     try:
         yield down
     finally:
         down.stop()
 
 
-@pytest.fixture
-async def smtp_down_app(settings: Settings, outage: Outage) -> AsyncIterator[FastAPI]:
+@dataclass
+class Instance:
+    resources: Resources
+    client: httpx.AsyncClient
+
+
+@asynccontextmanager
+async def kith(settings: Settings, outage: Outage) -> AsyncIterator[Instance]:
+    """One run of the app (a restart is leaving this and entering it again), its clock frozen."""
     application = create_app(settings.model_copy(update={"smtp_port": outage.port}))
     async with application.router.lifespan_context(application):
         resources: Resources = application.state.resources
+        resources.clock.freeze()
         send = resources.mailer.send
 
         async def counted(message: EmailMessage) -> None:
-            try:
-                await send(message)
-            finally:
-                async with outage.changed:
-                    outage.attempts[str(message["Subject"])] += 1
-                    outage.changed.notify_all()
+            outage.attempts[str(message["Subject"])] += 1
+            await send(message)
 
         resources.mailer.send = counted  # type: ignore[method-assign]
-        yield application
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield Instance(resources, client)
+        await asyncio.wait_for(resources.jobs.wait_idle(), timeout=30)
 
 
-@pytest.fixture
-async def down_client(smtp_down_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=smtp_down_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        yield http
+async def kept(resources: Resources) -> int:
+    async with unit_of_work(resources, write=False) as session:
+        return int(await session.scalar(select(func.count()).select_from(OutgoingEmail)) or 0)
 
 
-def _subjects(mailbox: Mailbox, address: str) -> Counter[str]:
-    return Counter(str(message["Subject"]) for message in mailbox.to(address))
-
-
-def _gave_up(job: str) -> float:
-    return REGISTRY.get_sample_value("kith_jobs_failed_total", {"job": job}) or 0.0
-
-
-async def _settle(resources: Resources) -> None:
+async def settle(resources: Resources) -> None:
     await asyncio.wait_for(resources.jobs.wait_idle(), timeout=30)
 
 
+async def request_reset(client: httpx.AsyncClient, address: str) -> httpx.Response:
+    return await client.post(f"{API}/auth/password-reset", json={"email": address})
+
+
+async def reset_password(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await client.post(
+        f"{API}/auth/password-reset/confirm", json={"token": token, "new_password": NEW_PASSWORD}
+    )
+
+
+async def verify(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await client.post(f"{API}/auth/verify-email", json={"token": token})
+
+
 @pytest.mark.timeout(90)
-async def test_mail_sent_during_an_outage_arrives_once_when_smtp_is_back(
-    smtp_down_app: FastAPI, down_client: httpx.AsyncClient, outage: Outage, settings: Settings
+async def test_mail_kept_during_an_outage_is_delivered_once_after_a_restart(
+    settings: Settings, outage: Outage
 ) -> None:
-    resources: Resources = smtp_down_app.state.resources
-    clock = resources.clock
-    clock.freeze()
     address = "late@example.com"
-    assert (await register(down_client, "late")).status_code == 201
-    response = await down_client.post(f"{API}/auth/password-reset", json={"email": address})
-    assert response.status_code == 202
-
-    # Every attempt is refused; past the attempts other jobs get, the e-mails keep trying.
-    await outage.failed_at_least(2, WELCOME, VERIFY, RESET)
-    clock.advance(minutes=55)  # the outage lasts most of an hour
-    await outage.failed_at_least(settings.job_max_attempts + 2, WELCOME, VERIFY, RESET)
-    assert outage.mailbox.messages == []
-
+    async with kith(settings, outage) as first:
+        assert (await register(first.client, "late")).status_code == 201
+        assert (await request_reset(first.client, address)).status_code == 202
+        await settle(first.resources)
+        # Each e-mail was tried once, refused, and kept; nothing retries in memory.
+        assert outage.attempts == Counter({WELCOME: 1, VERIFY: 1, RESET: 1})
+        assert await kept(first.resources) == 3
+    # The process is gone; SMTP comes back most of an hour later, seen by a new process.
     outage.restore()
-    await _settle(resources)
-    assert _subjects(outage.mailbox, address) == Counter({WELCOME: 1, VERIFY: 1, RESET: 1})
-    assert len(outage.mailbox.messages) == 3
+    async with kith(settings, outage) as second:
+        second.resources.clock.advance(minutes=55)
+        # Two resend rounds at once (two workers when Redis is down): each e-mail goes once.
+        rounds = await asyncio.gather(
+            resend_kept_emails(second.resources), resend_kept_emails(second.resources)
+        )
+        assert sum(rounds) == 3
+        assert await resend_kept_emails(second.resources) == 0
+        assert outage.delivered(address) == Counter({WELCOME: 1, VERIFY: 1, RESET: 1})
+        assert len(outage.mailbox.messages) == 3
+        assert await kept(second.resources) == 0
 
-    # The late tokens work: the reset token (60 min) and the verification token (7 days)
-    # were issued 55 minutes ago, when the requests were made.
-    reset_token = outage.mailbox.token(address, RESET)
-    confirm = await down_client.post(
-        f"{API}/auth/password-reset/confirm", json={"token": reset_token, "new_password": NEW_PASSWORD}
-    )
-    assert confirm.status_code == 204, confirm.text
-    await login(down_client, "late", NEW_PASSWORD)
-    verify = await down_client.post(
-        f"{API}/auth/verify-email", json={"token": outage.mailbox.token(address, VERIFY)}
-    )
-    assert verify.status_code == 204, verify.text
-    await _settle(resources)
-    assert len(outage.mailbox.messages) == 3, "no e-mail is sent twice"
+        # The late tokens work: both were issued 55 minutes ago (reset tokens live 60).
+        assert (await reset_password(second.client, outage.mailbox.token(address, RESET))).status_code == 204
+        await login(second.client, "late", NEW_PASSWORD)
+        assert (await verify(second.client, outage.mailbox.token(address, VERIFY))).status_code == 204
+        await settle(second.resources)
+        assert len(outage.mailbox.messages) == 3, "no e-mail is sent twice"
     assert await violations(settings.database_url, settings.media_root) == []
 
 
 @pytest.mark.timeout(90)
-async def test_token_lifetimes_count_from_issue_not_from_delivery(
-    smtp_down_app: FastAPI, down_client: httpx.AsyncClient, outage: Outage, settings: Settings
+async def test_kept_mail_backs_off_and_tokens_live_from_their_issue(
+    settings: Settings, outage: Outage
 ) -> None:
-    resources: Resources = smtp_down_app.state.resources
-    clock = resources.clock
-    clock.freeze()
     address = "slow@example.com"
-    assert (await register(down_client, "slow")).status_code == 201
-    response = await down_client.post(f"{API}/auth/password-reset", json={"email": address})
-    assert response.status_code == 202
-    await outage.failed_at_least(2, VERIFY, RESET)
-    # Two hours down: longer than a reset token lives, far shorter than a verification token.
-    clock.advance(hours=2)
-    await outage.failed_at_least(settings.job_max_attempts + 2, VERIFY, RESET)
+    async with kith(settings, outage) as app:
+        clock = app.resources.clock
+        assert (await register(app.client, "slow")).status_code == 201
+        assert (
+            await app.client.post(f"{API}/auth/password-reset", json={"email": address})
+        ).status_code == 202
+        await settle(app.resources)
+        assert outage.attempts == Counter({WELCOME: 1, VERIFY: 1, RESET: 1})
 
-    outage.restore()
-    await _settle(resources)
-    assert _subjects(outage.mailbox, address) == Counter({WELCOME: 1, VERIFY: 1, RESET: 1})
-    late_reset = await down_client.post(
-        f"{API}/auth/password-reset/confirm",
-        json={"token": outage.mailbox.token(address, RESET), "new_password": NEW_PASSWORD},
-    )
-    assert_problem(late_reset, 400, "invalid_token")
-    await login(down_client, "slow", PASSWORD)  # the password is unchanged
-    verify = await down_client.post(
-        f"{API}/auth/verify-email", json={"token": outage.mailbox.token(address, VERIFY)}
-    )
-    assert verify.status_code == 204, verify.text
+        # Not due yet: the round tries nothing. Due: one more attempt each, still refused.
+        assert await resend_kept_emails(app.resources) == 0
+        assert sum(outage.attempts.values()) == 3
+        clock.advance(seconds=settings.job_retry_base_seconds)
+        assert await resend_kept_emails(app.resources) == 0
+        assert outage.attempts == Counter({WELCOME: 2, VERIFY: 2, RESET: 2})
+        assert await resend_kept_emails(app.resources) == 0  # the delay doubled: not due again
+        assert sum(outage.attempts.values()) == 6
+        assert await kept(app.resources) == 3
 
-    # Asking again, with SMTP up, gives a fresh token that works.
-    response = await down_client.post(f"{API}/auth/password-reset", json={"email": address})
-    assert response.status_code == 202
-    await _settle(resources)
-    assert _subjects(outage.mailbox, address)[RESET] == 2
-    confirm = await down_client.post(
-        f"{API}/auth/password-reset/confirm",
-        json={"token": outage.mailbox.token(address, RESET), "new_password": NEW_PASSWORD},
-    )
-    assert confirm.status_code == 204, confirm.text
+        # Two hours down: longer than a reset token lives, far shorter than a verification token.
+        clock.advance(hours=2)
+        outage.restore()
+        assert await resend_kept_emails(app.resources) == 3
+        assert outage.delivered(address) == Counter({WELCOME: 1, VERIFY: 1, RESET: 1})
+        assert_problem(
+            await reset_password(app.client, outage.mailbox.token(address, RESET)), 400, "invalid_token"
+        )
+        await login(app.client, "slow", PASSWORD)  # the password is unchanged
+        assert (await verify(app.client, outage.mailbox.token(address, VERIFY))).status_code == 204
+
+        # Asking again, with SMTP up, gives a fresh token that works.
+        assert (
+            await app.client.post(f"{API}/auth/password-reset", json={"email": address})
+        ).status_code == 202
+        await settle(app.resources)
+        assert outage.delivered(address)[RESET] == 2
+        assert (await reset_password(app.client, outage.mailbox.token(address, RESET))).status_code == 204
+        assert await kept(app.resources) == 0
+    assert await violations(settings.database_url, settings.media_root) == []
+
+
+def _given_up() -> float:
+    return REGISTRY.get_sample_value("kith_jobs_failed_total", {"job": GAVE_UP_LABEL}) or 0.0
 
 
 @pytest.mark.timeout(60)
-async def test_mail_is_given_up_after_the_retry_window(
-    smtp_down_app: FastAPI, down_client: httpx.AsyncClient, outage: Outage, settings: Settings
-) -> None:
-    resources: Resources = smtp_down_app.state.resources
-    clock = resources.clock
-    clock.freeze()
-    failed_before = _gave_up(VERIFY_JOB)
-    assert (await register(down_client, "gone")).status_code == 201
-    await outage.failed_at_least(2, WELCOME, VERIFY)
-    clock.advance(hours=settings.email_retry_hours, seconds=1)
-    await _settle(resources)  # returns only because the jobs gave up
-    assert _gave_up(VERIFY_JOB) == failed_before + 1
-    outage.restore()
-    assert outage.mailbox.messages == []
+async def test_kept_mail_is_given_up_after_the_retry_window(settings: Settings, outage: Outage) -> None:
+    before = _given_up()
+    async with kith(settings, outage) as app:
+        assert (await register(app.client, "gone")).status_code == 201
+        await settle(app.resources)
+        assert await kept(app.resources) == 2
+        app.resources.clock.advance(hours=settings.email_retry_hours, seconds=-1)
+        # Still down a second before the window closes: one more refused attempt each, both kept.
+        assert await resend_kept_emails(app.resources) == 0
+        assert await kept(app.resources) == 2
+        app.resources.clock.advance(seconds=2)
+        outage.restore()
+        assert await resend_kept_emails(app.resources) == 0
+        assert await kept(app.resources) == 0
+        assert _given_up() == before + 2
+        assert outage.mailbox.messages == []
+        assert outage.attempts == Counter({WELCOME: 2, VERIFY: 2})

@@ -5,10 +5,7 @@ dependency hands the queued jobs to the `JobRunner` after the commit, and drops 
 on rollback. The runner sends them through taskiq: an in-process broker on the
 embedded default, a Redis stream consumed by `kith worker` when Redis is configured.
 A failing job is retried with exponential backoff and logged; it never touches the
-request that queued it. A job registered with `@job_retrying_for(window)` (the e-mails)
-is retried, with capped backoff, for as long as `window(settings)` from its first attempt
-on the app clock, rather than `KITH_JOB_MAX_ATTEMPTS` times: an SMTP outage of an hour
-delays an e-mail by an hour, it does not lose it.
+request that queued it.
 """
 
 from __future__ import annotations
@@ -17,7 +14,6 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -25,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from taskiq import AsyncBroker, InMemoryBroker
 from taskiq_redis import RedisStreamBroker
 
-from kith.core.config import ConfigurationError, Settings
+from kith.core.config import ConfigurationError
 from kith.core.metrics import JOBS_DISPATCHED, JOBS_FAILED
 
 if TYPE_CHECKING:
@@ -37,30 +33,12 @@ JobFunction = Callable[..., Awaitable[None]]
 _SESSION_KEY = "kith_pending_jobs"
 _TASK_NAME = "kith.run_job"
 _registry: dict[str, JobFunction] = {}
-# Jobs retried for a span of time rather than a number of attempts: name -> span.
-_retry_windows: dict[str, Callable[[Settings], timedelta]] = {}
-# 2 ** this is the largest backoff factor: enough to reach any cap, far from a float overflow.
-_MAX_BACKOFF_EXPONENT = 30
 
 
 def job(func: JobFunction) -> JobFunction:
     """Register a coroutine function `func(resources, **kwargs)` as a background job."""
     _registry[job_name(func)] = func
     return func
-
-
-def job_retrying_for(window: Callable[[Settings], timedelta]) -> Callable[[JobFunction], JobFunction]:
-    """`@job`, retried until `window(settings)` has passed since its first attempt (app clock).
-
-    The delay between attempts still doubles from `KITH_JOB_RETRY_BASE_SECONDS` up to
-    `KITH_JOB_RETRY_MAX_SECONDS`; `KITH_JOB_MAX_ATTEMPTS` does not apply.
-    """
-
-    def register(func: JobFunction) -> JobFunction:
-        _retry_windows[job_name(func)] = window
-        return job(func)
-
-    return register
 
 
 def job_name(func: JobFunction) -> str:
@@ -168,8 +146,7 @@ class JobRunner:
                 await self._fallback_task.kiq(queued.name, queued.kwargs)
 
     def backoff_seconds(self, attempt: int) -> float:
-        exponent = min(attempt - 1, _MAX_BACKOFF_EXPONENT)
-        delay = min(self.retry_base_seconds * 2.0**exponent, self.retry_max_seconds)
+        delay = min(self.retry_base_seconds * 2.0 ** (attempt - 1), self.retry_max_seconds)
         return delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
 
     async def _execute(self, name: str, kwargs: dict[str, Any]) -> None:
@@ -177,17 +154,11 @@ class JobRunner:
         if func is None:
             log.error("job_unknown", job=name)
             return
-        window = _retry_windows.get(name)
-        clock = self._resources.clock
-        give_up_at = clock.now() + window(self._resources.settings) if window is not None else None
-        attempt = 0
-        while True:
-            attempt += 1
+        for attempt in range(1, self.max_attempts + 1):
             try:
                 await func(self._resources, **kwargs)
             except Exception as exc:
-                exhausted = attempt >= self.max_attempts if give_up_at is None else clock.now() >= give_up_at
-                if exhausted:
+                if attempt == self.max_attempts:
                     JOBS_FAILED.labels(name).inc()
                     log.error("job_gave_up", job=name, attempt=attempt, error=type(exc).__name__)
                     return
