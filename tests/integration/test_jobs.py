@@ -84,7 +84,8 @@ async def test_unregistered_function_cannot_be_queued(resources: Resources) -> N
 
 
 async def test_smtp_down_does_not_break_registration(settings: Settings, mailbox: Mailbox) -> None:
-    # Port 1: no SMTP server. The request succeeds; the job retries and gives up, logged.
+    # Port 1: no SMTP server. The request succeeds; the e-mails are kept for later
+    # (kith.core.outbox; tests/resilience/test_smtp_outage.py delivers them).
     application = create_app(settings.model_copy(update={"smtp_port": 1}))
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application)

@@ -1,9 +1,15 @@
-"""E-mails of the account flows, sent in the background after the request commits."""
+"""E-mails of the account flows, sent in the background after the request commits.
+
+An e-mail the SMTP server does not take is kept in the database and sent again later
+(`kith.core.outbox`), for up to `KITH_EMAIL_RETRY_HOURS`, across restarts. The tokens
+in a late e-mail keep the lifetime they got when they were issued.
+"""
 
 from __future__ import annotations
 
 from kith.core.jobs import job
 from kith.core.mail import compose
+from kith.core.outbox import send_or_keep
 from kith.core.resources import Resources
 from kith.db.transaction import unit_of_work
 
@@ -20,7 +26,7 @@ async def send_verification_email(resources: Resources, *, to: str, name: str, t
         f"The link expires in {settings.email_verification_ttl_hours // 24} days. "
         "If you did not create an account, ignore this message.\n"
     )
-    await resources.mailer.send(compose(settings, to, "Confirm your e-mail address", body))
+    await send_or_keep(resources, compose(settings, to, "Confirm your e-mail address", body))
 
 
 @job
@@ -28,7 +34,7 @@ async def send_welcome_email(resources: Resources, *, to: str, name: str) -> Non
     body = (
         f"Hello {name},\n\nWelcome to Kith. Find your friends, share what you are up to, and keep in touch.\n"
     )
-    await resources.mailer.send(compose(resources.settings, to, "Welcome to Kith", body))
+    await send_or_keep(resources, compose(resources.settings, to, "Welcome to Kith", body))
 
 
 @job
@@ -44,7 +50,7 @@ async def send_password_reset_email(resources: Resources, *, to: str, name: str,
         f"It expires in {settings.password_reset_ttl_minutes} minutes and works once. "
         "If it was not you, ignore this message; your password is unchanged.\n"
     )
-    await resources.mailer.send(compose(settings, to, "Reset your Kith password", body))
+    await send_or_keep(resources, compose(settings, to, "Reset your Kith password", body))
 
 
 @job

@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_tls: bool = False
     smtp_timeout_seconds: float = 10.0
+    # An e-mail the SMTP server does not take is kept and retried for this long,
+    # by a periodic task that runs this often (`kith.core.outbox`).
+    email_retry_hours: float = Field(default=24, gt=0)
+    email_retry_interval_seconds: float = Field(default=60, gt=0)
 
     # News feed (the Redis timeline path; the SQL path needs no settings).
     feed_timeline_size: int = Field(default=400, ge=50)

@@ -47,6 +47,7 @@ PROBLEM_CODES: dict[str, str] = {
     "rate_limited": "Too many requests; wait for `Retry-After` seconds.",
     "internal_error": "An unexpected error; quote the request id when reporting it.",
     "service_unavailable": "A dependency is down; try again shortly.",
+    "storage_full": "The media storage is full; nothing was stored. Retry after `Retry-After` seconds.",
 }
 
 router = APIRouter(include_in_schema=False)

@@ -63,7 +63,7 @@ _FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
     "/media",
     status_code=status.HTTP_201_CREATED,
     response_model=MediaView,
-    responses=problem_responses(401, 403, 413, 415, 422, 429),
+    responses=problem_responses(401, 403, 413, 415, 422, 429, 503),
     openapi_extra=_UPLOAD_BODY,
     dependencies=[rate_limit("media_uploads")],
 )
@@ -78,7 +78,8 @@ async def upload_media(
     arrive and 413 `payload_too_large` comes as soon as the count passes the cap, before
     the rest of the body is read. Images above `KITH_MEDIA_MAX_PIXELS` (33 megapixels)
     are refused with 422 `image_too_large`, read from the header before any pixel is
-    decoded; a damaged image is 422 `invalid_image`.
+    decoded; a damaged image is 422 `invalid_image`. When the server's storage is full the
+    answer is 503 `storage_full` with `Retry-After`, and nothing of the upload is kept.
 
     The image is re-encoded, which drops EXIF (GPS included) and all other metadata
     after applying its EXIF orientation; JPEG at quality 85; animated GIF, WebP and

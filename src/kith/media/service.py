@@ -18,7 +18,7 @@ from kith.core.resources import Resources
 from kith.db.models import Media, Post, User
 from kith.db.transaction import on_rollback
 from kith.media import images, jobs, repository
-from kith.media.storage import new_key, scratch_dir
+from kith.media.storage import is_disk_full, new_key, scratch_dir, storage_full
 
 
 @dataclass(frozen=True)
@@ -37,15 +37,20 @@ async def store_image(resources: Resources, upload: Path) -> StoredImage:
 
     415 for anything but JPEG, PNG, GIF or WebP (judged by content), 422 `image_too_large`
     above the pixel cap (read from the header, before decoding), 422 `invalid_image`
-    when the pixels cannot be decoded.
+    when the pixels cannot be decoded, 503 `storage_full` when the disk has no room for
+    the re-encoded copy or the stored file (neither is left behind).
     """
     scratch = anyio.Path(scratch_dir(resources.settings))
-    await scratch.mkdir(parents=True, exist_ok=True)
     output = Path(scratch / f"{secrets.token_hex(16)}.encoded")
     try:
+        await scratch.mkdir(parents=True, exist_ok=True)
         encoded = await images.reencode_off_loop(upload, output, resources.settings.media_max_pixels)
         key = new_key(encoded.extension)
         await resources.media.save(key, output)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise storage_full() from None
+        raise
     finally:
         await anyio.Path(output).unlink(missing_ok=True)
     return StoredImage(

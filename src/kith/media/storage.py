@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+
+from kith.core.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
     from kith.core.config import Settings
@@ -37,8 +40,28 @@ _TEMP_PREFIX = ".tmp-"
 SCRATCH_DIR = ".incoming"
 
 
+# Seconds a client is asked to wait after 503 `storage_full`: room is made by an operator
+# or by the clean-up of stale uploads, not within a second.
+STORAGE_FULL_RETRY_AFTER = 60
+
+
 class InvalidKey(ValueError):
     """A storage key that `KEY_PATTERN` refuses."""
+
+
+def is_disk_full(exc: OSError) -> bool:
+    """Whether `exc` says the filesystem (or the process's quota on it) has no room left."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def storage_full() -> ServiceUnavailable:
+    """503 `storage_full`: the media directory has no room for the upload; nothing was kept."""
+    return ServiceUnavailable(
+        "The server has no room to store the upload right now; try again later.",
+        code="storage_full",
+        # The rest of a body that was still streaming is never read.
+        headers={"Retry-After": str(STORAGE_FULL_RETRY_AFTER), "Connection": "close"},
+    )
 
 
 def new_key(extension: str) -> str:

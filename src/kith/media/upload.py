@@ -24,6 +24,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from kith.core.errors import BadRequest, DomainError, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from kith.media.storage import is_disk_full, storage_full
 
 FILE_FIELD = "file"
 # Room for the boundaries and part headers around the file in a multipart body.
@@ -125,7 +126,8 @@ async def receive_file(request: Request, scratch_dir: Path, max_bytes: int) -> A
 
     415 when the body is not `multipart/form-data`, 413 `payload_too_large` as soon as
     the file passes `max_bytes`, 422 when the body is malformed or has no `file` part
-    or other fields beside it.
+    or other fields beside it, 503 `storage_full` (with `Retry-After`) when the disk
+    fills up under the scratch file.
     """
     content_type, options = parse_options_header(request.headers.get("content-type"))
     if content_type != b"multipart/form-data":
@@ -138,7 +140,6 @@ async def receive_file(request: Request, scratch_dir: Path, max_bytes: int) -> A
     if declared.isdigit() and int(declared) > body_cap:
         raise too_large(max_bytes)
 
-    await asyncio.to_thread(scratch_dir.mkdir, parents=True, exist_ok=True)
     path = scratch_dir / f"{secrets.token_hex(16)}.upload"
     reader = _PartReader(max_bytes=max_bytes)
     parser = MultipartParser(
@@ -154,7 +155,13 @@ async def receive_file(request: Request, scratch_dir: Path, max_bytes: int) -> A
         },
     )
     try:
-        await _stream_into(request, path, parser, reader, body_cap)
+        try:
+            await asyncio.to_thread(scratch_dir.mkdir, parents=True, exist_ok=True)
+            await _stream_into(request, path, parser, reader, body_cap)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise storage_full() from None
+            raise
         if not reader.ended:
             raise malformed("the body ends before its closing boundary")
         if reader.file_parts == 0:

@@ -7,6 +7,7 @@ from kith.db.models.idempotency_key import IdempotencyKey
 from kith.db.models.media import Media
 from kith.db.models.notification import Notification, NotificationType
 from kith.db.models.one_time_token import OneTimeToken, TokenPurpose
+from kith.db.models.outgoing_email import OutgoingEmail
 from kith.db.models.post import Comment, Like, Post, Visibility
 from kith.db.models.report import Report, ReportStatus, ReportTarget, open_report_key
 from kith.db.models.social import Block, FriendRequest, FriendRequestStatus, Friendship, pair_key
@@ -27,6 +28,7 @@ __all__ = [
     "Notification",
     "NotificationType",
     "OneTimeToken",
+    "OutgoingEmail",
     "Post",
     "RefreshToken",
     "Report",
