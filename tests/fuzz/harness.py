@@ -33,7 +33,7 @@ import asyncpg
 import httpx
 
 from kith.auth import service as auth
-from kith.core.config import Settings
+from kith.core.config import RATE_LIMIT_SETTINGS, Settings
 from kith.core.resources import Resources
 from kith.db.migrate import upgrade
 from kith.db.models import Role
@@ -45,18 +45,6 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 BIN = Path(sys.executable).parent
 # High enough that a fuzzing run never meets them, low enough that they are real limits.
 RAISED_LIMIT = "1000000/hour"
-LIMIT_SETTINGS = (
-    "rate_limit_general",
-    "rate_limit_login",
-    "rate_limit_login_failures",
-    "rate_limit_login_failures_account",
-    "rate_limit_register",
-    "rate_limit_password_reset",
-    "rate_limit_posts",
-    "rate_limit_comments",
-    "rate_limit_friend_requests",
-    "rate_limit_media_uploads",
-)
 PG_HOST = os.environ.get("KITH_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("KITH_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("KITH_TEST_PG_USER", "postgres")
@@ -75,7 +63,7 @@ class FuzzAccount:
 
 def raised_limits() -> dict[str, Any]:
     """Settings that keep rate limits on, at a level no fuzzing run reaches."""
-    return {"rate_limits_enabled": True, **dict.fromkeys(LIMIT_SETTINGS, RAISED_LIMIT)}
+    return {"rate_limits_enabled": True, **dict.fromkeys(RATE_LIMIT_SETTINGS, RAISED_LIMIT)}
 
 
 def fuzz_settings(database_url: str, var_dir: Path, **overrides: Any) -> Settings:
@@ -155,7 +143,7 @@ def server_environment(settings: Settings, port: int) -> dict[str, str]:
             "KITH_RATE_LIMITS_ENABLED": "true",
         }
     )
-    for name in LIMIT_SETTINGS:
+    for name in RATE_LIMIT_SETTINGS:
         env[f"KITH_{name.upper()}"] = getattr(settings, name)
     if settings.redis_url:
         env["KITH_REDIS_URL"] = settings.redis_url

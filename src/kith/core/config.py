@@ -35,6 +35,21 @@ class ConfigurationError(RuntimeError):
     """Raised at start-up when the settings cannot run safely."""
 
 
+# Every rate-limit setting: a limit such as "300/5 minutes", or empty for none.
+RATE_LIMIT_SETTINGS = (
+    "rate_limit_general",
+    "rate_limit_login",
+    "rate_limit_login_failures",
+    "rate_limit_login_failures_account",
+    "rate_limit_register",
+    "rate_limit_password_reset",
+    "rate_limit_posts",
+    "rate_limit_comments",
+    "rate_limit_friend_requests",
+    "rate_limit_media_uploads",
+)
+
+
 class Settings(BaseSettings):
     """Everything Kith reads from its environment."""
 
@@ -154,18 +169,7 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator(
-        "rate_limit_general",
-        "rate_limit_login",
-        "rate_limit_login_failures",
-        "rate_limit_login_failures_account",
-        "rate_limit_register",
-        "rate_limit_password_reset",
-        "rate_limit_posts",
-        "rate_limit_comments",
-        "rate_limit_friend_requests",
-        "rate_limit_media_uploads",
-    )
+    @field_validator(*RATE_LIMIT_SETTINGS)
     @classmethod
     def _valid_limit(cls, value: str) -> str:
         value = value.strip()
