@@ -159,9 +159,9 @@ async def test_sigterm_under_load_answers_every_started_write_and_closes_sockets
     with running(env) as restarted:
         async with httpx.AsyncClient(base_url=restarted.base, timeout=30) as client:
             for headers, key in cut:
-                body = {"content": key, "visibility": "public"}
+                again = {"content": key, "visibility": "public"}
                 retry = await client.post(
-                    f"{API}/posts", json=body, headers={**headers, "Idempotency-Key": key}
+                    f"{API}/posts", json=again, headers={**headers, "Idempotency-Key": key}
                 )
                 assert retry.status_code == 201, retry.text
                 if key in answered:
