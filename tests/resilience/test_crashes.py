@@ -96,7 +96,7 @@ class Crashes:
         self, client: httpx.AsyncClient, path: str, headers: dict[str, str], body: Any, key: str | None
     ) -> httpx.Response:
         """POST until answered; a request cut by a kill is retried with the same key."""
-        cut = False
+        cut = aged = False
         while True:
             await self.up.wait()
             request_headers = headers if key is None else {**headers, "Idempotency-Key": key}
@@ -105,14 +105,17 @@ class Crashes:
                 response = await client.post(f"{self.server.base}{path}", json=body, headers=request_headers)
             except httpx.TransportError:
                 self.tally.cut += 1
-                cut = True
+                cut, aged = True, False
                 continue
             if response.status_code == 409 and response.json().get("code") == "idempotency_in_progress":
                 # Only this writer uses the key, and its last attempt died with the worker.
                 assert cut, response.text
+                # Once 60 s old, the mark is taken over by the next attempt.
+                assert not aged, "a mark left by a killed worker was not taken over after 60 s"
                 self.tally.stale_marks += 1
                 assert key is not None
                 await self.age_mark(key)
+                aged = True
                 continue
             assert response.status_code in (200, 201), response.text
             if response.headers.get("Idempotent-Replayed") == "true":
