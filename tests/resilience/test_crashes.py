@@ -179,16 +179,26 @@ class Crashes:
         async with httpx.AsyncClient(base_url=self.server.base, timeout=30) as client:
             accounts = [await account(client, f"writer{n}") for n in range(WRITERS)]
         writers = [asyncio.create_task(self.writer(n, headers)) for n, headers in enumerate(accounts)]
+        killer = asyncio.create_task(self.kills())
+        tasks = [killer, *writers]
         try:
-            for _ in range(KILLS):
-                await self.kill()
+            # The kills are done, or a writer failed (writers end only when told to): a
+            # failure ends the test at once rather than leaving the killer waiting.
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                if task.done():
+                    task.result()
             self.stop.set()
             await asyncio.gather(*writers)
         finally:
-            for task in writers:
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*writers, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
         return self.tally
+
+    async def kills(self) -> None:
+        for _ in range(KILLS):
+            await self.kill()
 
     async def close(self) -> None:
         await asyncio.to_thread(self.server.stop)

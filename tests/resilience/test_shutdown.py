@@ -127,7 +127,13 @@ async def test_sigterm_under_load_answers_every_started_write_and_closes_sockets
                     n += 1
 
             steady_tasks = [asyncio.create_task(steady(n)) for n in range(STEADY_WRITERS)]
-            await busy.wait()  # the steady writers are writing too
+            # The steady writers are writing too (or one failed: its error ends the test).
+            busy_wait = asyncio.create_task(busy.wait())
+            await asyncio.wait([busy_wait, *steady_tasks], return_when=asyncio.FIRST_COMPLETED)
+            busy_wait.cancel()
+            for task in steady_tasks:
+                if task.done():
+                    task.result()
 
             server.process.send_signal(signal.SIGTERM)
             signalled = time.monotonic()
