@@ -153,8 +153,9 @@ class Crashes:
             goal = self.tally.answered + ANSWERS_BETWEEN_KILLS
             await self.answered.wait_for(lambda: self.tally.answered >= goal)
         await asyncio.sleep(random.uniform(0, 0.03))  # a random moment among the requests
-        victims = self.server.workers()
-        victim = random.choice(victims)
+        # The worker holding the most writers' connections (so the kill cuts requests).
+        held = self.server.connections_by_worker()
+        victim = max(held, key=lambda pid: (len(held[pid]), random.random()))
         if self.workers == 1:
             self.up.clear()
             os.kill(victim, signal.SIGKILL)
