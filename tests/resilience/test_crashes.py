@@ -17,6 +17,7 @@ takes the mark over. The counts are reported by the test's output line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -171,7 +172,9 @@ class Crashes:
         """Wait for the supervisor to start a worker in the killed one's place."""
         deadline = datetime.now(UTC) + timedelta(seconds=30)
         while True:
-            workers = self.server.workers()
+            workers: list[int] = []
+            with contextlib.suppress(OSError):  # a process that ends while /proc is read
+                workers = self.server.workers()
             if len(workers) == self.workers and victim not in workers:
                 self.server.wait_ready()
                 return
