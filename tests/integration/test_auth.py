@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 
 import httpx
@@ -13,7 +12,6 @@ from kith.core.resources import Resources
 from kith.db.models import Role
 from tests.conftest import Mailbox
 from tests.helpers import API, PASSWORD, assert_problem, field_errors, login, register, signup, staff
-
 
 # --- registration -------------------------------------------------------------------
 
