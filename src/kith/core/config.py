@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     # trusted: a dead one fails its request and the whole pool is replaced).
     database_ping_after_idle_seconds: float = Field(default=1.0, ge=0)
     database_echo: bool = False
+    # How long a request waits for a pooled PostgreSQL connection when all are busy before
+    # it is answered 503, and how long opening a new connection may take.
+    database_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    database_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    # `Retry-After` of the 503 answered while the database (or Redis) cannot be reached.
+    unavailable_retry_after_seconds: int = Field(default=5, ge=1)
     redis_url: str | None = None
     secret_key: SecretStr | None = None
     public_url: str = "http://127.0.0.1:8000"
