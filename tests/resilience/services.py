@@ -7,6 +7,7 @@ when its context manager exits, whatever happened inside.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -14,7 +15,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,13 @@ def private_redis() -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.remove()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, interval: float = 0.1) -> None:
+    """Poll a state outside this process (a server's readiness, Redis) until `check()`
+    holds: there is no event to await for it. Fails after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(interval)

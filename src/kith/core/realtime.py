@@ -114,6 +114,9 @@ class RedisHub(RealtimeHub):
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        # Set when the pub/sub connection may have lost its channels (it failed, or a
+        # subscribe did): the reader then subscribes to every local user's channel again.
+        self._stale = False
 
     async def start(self) -> None:
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
@@ -150,6 +153,7 @@ class RedisHub(RealtimeHub):
                     await self._pubsub.unsubscribe(CHANNEL_PREFIX + user_id)
             except Exception as exc:
                 # Resubscribed by the reader once Redis answers again.
+                self._stale = True
                 log.warning("realtime_subscribe_failed", error=type(exc).__name__)
 
     async def publish(self, user_id: str, event: Event) -> None:
@@ -165,6 +169,10 @@ class RedisHub(RealtimeHub):
         delay = 0.1
         while True:
             try:
+                if self._stale:
+                    await self._resubscribe()
+                    self._stale = False
+                    log.info("realtime_resubscribed", channels=len(self._subscriptions))
                 if not self._pubsub.subscribed:
                     await asyncio.sleep(0.05)
                     continue
@@ -173,22 +181,30 @@ class RedisHub(RealtimeHub):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                # Redis went away, or is not back yet: try again with a growing pause,
+                # until a fresh connection holds every channel this process needs.
                 log.warning("realtime_reader_error", error=type(exc).__name__, retry_in_s=delay)
+                self._stale = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-                await self._resubscribe()
                 continue
             if message is not None:
                 self._handle(message)
 
     async def _resubscribe(self) -> None:
-        assert self._pubsub is not None
-        channels = [CHANNEL_PREFIX + user_id for user_id in self._subscriptions]
-        with contextlib.suppress(Exception):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        if channels:
-            with contextlib.suppress(Exception):
+        """Replace the pub/sub connection by one subscribed to every local user's channel.
+
+        Raises when Redis does not answer, so that the reader tries again later: a
+        failed subscribe must not leave a connection that looks fine but hears nothing.
+        """
+        async with self._lock:
+            old = self._pubsub
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    await old.aclose()  # type: ignore[no-untyped-call]
+            self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            channels = [CHANNEL_PREFIX + user_id for user_id in self._subscriptions]
+            if channels:
                 await self._pubsub.subscribe(*channels)
 
     def _handle(self, message: dict[str, Any]) -> None:

@@ -1,0 +1,189 @@
+"""Redis failing under running `kith serve` processes: killed and restarted, and frozen.
+
+Each test runs its own redis-server (tests/resilience/services.py), which it kills or
+SIGSTOPs; PostgreSQL is the shared server, in this session's own database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+from redis.asyncio import Redis
+
+from tests.conftest import empty_postgres
+from tests.helpers import API
+from tests.processes import PASSWORD, Server, account, base_env, migrate
+from tests.resilience.invariants import missing_posts, violations
+from tests.resilience.services import PrivateRedis, eventually, private_redis, require_services
+
+REGISTER_LIMIT = 6
+LOGIN_LIMIT = 5
+GENERAL_LIMIT = 50
+
+
+@pytest.fixture
+def redis_server() -> Iterator[PrivateRedis]:
+    require_services()
+    with private_redis() as server:
+        yield server
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue("postgres_url")
+    asyncio.run(empty_postgres(url))
+    return url
+
+
+async def _wait_ready(base: str, redis: str, timeout: float = 20) -> None:
+    """Until `base`'s /readyz reports Redis as `redis` ("ok" or "failed")."""
+    async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+
+        async def reported() -> bool:
+            return bool((await client.get("/readyz")).json()["checks"]["redis"] == redis)
+
+        await eventually(reported, timeout)
+
+
+async def _subscribers(redis_url: str, channel: str) -> int:
+    client = Redis.from_url(redis_url, socket_timeout=2)
+    try:
+        counts = await client.pubsub_numsub(channel)
+    finally:
+        await client.aclose()
+    return int(counts[0][1])
+
+
+async def _next_notification(
+    ws: websockets.ClientConnection, post_id: str, timeout: float
+) -> dict[str, object]:
+    """The next `notification` event about `post_id` (skipping unread counts)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            event: dict[str, object] = json.loads(await ws.recv())
+            data = event.get("data")
+            if event["event"] == "notification" and isinstance(data, dict) and data.get("post_id") == post_id:
+                return event
+
+
+async def _register(client: httpx.AsyncClient, name: str) -> int:
+    body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+    return (await client.post(f"{API}/auth/register", json=body)).status_code
+
+
+async def _login(client: httpx.AsyncClient, name: str) -> httpx.Response:
+    return await client.post(f"{API}/auth/login", json={"username": name, "password": PASSWORD})
+
+
+@pytest.mark.timeout(120)
+async def test_redis_killed_and_restarted(
+    redis_server: PrivateRedis, database_url: str, tmp_path: Path
+) -> None:
+    env = base_env(
+        tmp_path,
+        KITH_DATABASE_URL=database_url,
+        KITH_REDIS_URL=redis_server.url,
+        KITH_JOB_BACKEND="memory",
+        KITH_RATE_LIMIT_GENERAL=f"{GENERAL_LIMIT}/minute",
+        KITH_RATE_LIMIT_LOGIN=f"{LOGIN_LIMIT}/minute",
+        KITH_RATE_LIMIT_REGISTER=f"{REGISTER_LIMIT}/hour",
+    )
+    migrate(env)
+    first, second = Server(env), Server(env)
+    try:
+        first.wait_ready(redis=True)
+        second.wait_ready(redis=True)
+        async with (
+            httpx.AsyncClient(base_url=first.base, timeout=30) as one,
+            httpx.AsyncClient(base_url=second.base, timeout=30) as two,
+        ):
+            author = await account(one, "author")
+            fan = await account(one, "fan")
+            probe = await account(one, "probe")
+            author_id = (await one.get(f"{API}/users/me", headers=author)).json()["id"]
+            posts = []
+            for n in range(3):
+                created = await one.post(
+                    f"{API}/posts", json={"content": f"post {n}", "visibility": "public"}, headers=author
+                )
+                assert created.status_code == 201
+                posts.append(created.json()["id"])
+
+            # The author's socket lives on the second process; likes are served by the first.
+            url = f"{second.ws_base}{API}/stream"
+            async with websockets.connect(url, additional_headers=author) as ws:
+                assert json.loads(await ws.recv())["event"] == "unread_count"
+                assert (await one.post(f"{API}/posts/{posts[0]}/like", headers=fan)).status_code == 201
+                await _next_notification(ws, posts[0], timeout=5)
+
+                # Redis dies.
+                redis_server.kill()
+                for base in (first.base, second.base):
+                    await _wait_ready(base, "failed")
+                ready = await one.get("/readyz")
+                assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+
+                # The API keeps answering, and the notification is stored.
+                assert (await one.post(f"{API}/posts/{posts[1]}/like", headers=fan)).status_code == 201
+                listed = await two.get(f"{API}/notifications", headers=author)
+                assert listed.status_code == 200
+                liked = {item["post_id"] for item in listed.json()["items"] if item["type"] == "post_liked"}
+                assert liked == {posts[0], posts[1]}
+                during = await one.post(
+                    f"{API}/posts", json={"content": "while Redis is down"}, headers=author
+                )
+                assert during.status_code == 201
+                posts.append(during.json()["id"])
+                assert (await two.get(f"{API}/feed", headers=fan)).status_code == 200
+
+                # The general limit fails open: more requests than it allows all pass.
+                general = [
+                    (await one.get(f"{API}/users/me", headers=probe)).status_code
+                    for _ in range(GENERAL_LIMIT + 10)
+                ]
+                assert set(general) == {200}
+
+                # Registration and login fall back to per-process counting: a process
+                # refuses past the limit, the other still has its own budget.
+                registered = [await _register(one, f"down{n}") for n in range(REGISTER_LIMIT + 1)]
+                assert registered == [201] * REGISTER_LIMIT + [429]
+                assert await _register(two, "downother") == 201
+                logins = [await _login(one, "probe") for _ in range(LOGIN_LIMIT + 1)]
+                assert [r.status_code for r in logins] == [200] * LOGIN_LIMIT + [429]
+                assert int(logins[-1].headers["retry-after"]) >= 1
+                assert (await _login(two, "probe")).status_code == 200
+
+                # Redis comes back (empty: it keeps nothing on disk).
+                redis_server.start()
+                for base in (first.base, second.base):
+                    await _wait_ready(base, "ok")
+                # The second process subscribes to the author's channel again by itself...
+                channel = f"kith:user:{author_id}"
+
+                async def subscribed() -> bool:
+                    return await _subscribers(redis_server.url, channel) >= 1
+
+                await eventually(subscribed, timeout=20)
+                # ...and the socket opened before the outage gets live events again.
+                assert (await one.post(f"{API}/posts/{posts[2]}/like", headers=fan)).status_code == 201
+                await _next_notification(ws, posts[2], timeout=5)
+
+            # Limits count in Redis again: the general limit bites once more. The limiter
+            # leaves Redis alone for KITH_RATE_LIMIT_REDIS_RETRY_SECONDS after a failure.
+            async with asyncio.timeout(30):
+                statuses: list[int] = []
+                while 429 not in statuses:
+                    statuses.append((await two.get(f"{API}/users/me", headers=probe)).status_code)
+            assert set(statuses) == {200, 429}
+    finally:
+        first.stop()
+        second.stop()
+
+    assert await missing_posts(database_url, posts) == []
+    assert await violations(database_url, tmp_path / "var" / "media") == []
