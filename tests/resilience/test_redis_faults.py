@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,13 +19,15 @@ from redis.asyncio import Redis
 
 from tests.conftest import empty_postgres
 from tests.helpers import API
-from tests.processes import PASSWORD, Server, account, base_env, migrate
+from tests.processes import PASSWORD, Server, account, base_env, migrate, running
 from tests.resilience.invariants import missing_posts, violations
+from tests.resilience.load import p99
 from tests.resilience.services import PrivateRedis, eventually, private_redis, require_services
 
 REGISTER_LIMIT = 6
 LOGIN_LIMIT = 5
 GENERAL_LIMIT = 50
+REDIS_RETRY = 1.0
 
 
 @pytest.fixture
@@ -93,6 +96,7 @@ async def test_redis_killed_and_restarted(
         KITH_RATE_LIMIT_GENERAL=f"{GENERAL_LIMIT}/minute",
         KITH_RATE_LIMIT_LOGIN=f"{LOGIN_LIMIT}/minute",
         KITH_RATE_LIMIT_REGISTER=f"{REGISTER_LIMIT}/hour",
+        KITH_REDIS_RETRY_SECONDS=str(REDIS_RETRY),
     )
     migrate(env)
     first, second = Server(env), Server(env)
@@ -161,6 +165,7 @@ async def test_redis_killed_and_restarted(
 
                 # Redis comes back (empty: it keeps nothing on disk).
                 redis_server.start()
+                restarted = time.monotonic()
                 for base in (first.base, second.base):
                     await _wait_ready(base, "ok")
                 # The second process subscribes to the author's channel again by itself...
@@ -170,7 +175,11 @@ async def test_redis_killed_and_restarted(
                     return await _subscribers(redis_server.url, channel) >= 1
 
                 await eventually(subscribed, timeout=20)
-                # ...and the socket opened before the outage gets live events again.
+                # ...and, once the first process tries Redis again (its breaker stays open
+                # KITH_REDIS_RETRY_SECONDS after its last failure, before the restart: no
+                # event marks the end of that wait), the socket opened before the outage
+                # gets live events again.
+                await asyncio.sleep(max(0.0, REDIS_RETRY - (time.monotonic() - restarted)))
                 assert (await one.post(f"{API}/posts/{posts[2]}/like", headers=fan)).status_code == 201
                 await _next_notification(ws, posts[2], timeout=5)
 
@@ -186,4 +195,110 @@ async def test_redis_killed_and_restarted(
         second.stop()
 
     assert await missing_posts(database_url, posts) == []
+    assert await violations(database_url, tmp_path / "var" / "media") == []
+
+
+REDIS_TIMEOUT = 0.5  # KITH_RATE_LIMIT_REDIS_TIMEOUT_SECONDS, its default
+CLIENT_TIMEOUT = 2.0  # socket timeout of the Redis client for cache, health and live events
+# Scheduling noise on a 2-core machine shared with other test runs: a single request's
+# latency was seen to vary by up to ~0.1 s; the allowance is twice that and a bit.
+MARGIN = 0.25
+SAMPLES = 200
+
+
+async def _timed(
+    client: httpx.AsyncClient, method: str, path: str, **kw: object
+) -> tuple[httpx.Response, float]:
+    began = time.perf_counter()
+    response = await client.request(method, path, **kw)  # type: ignore[arg-type]
+    return response, time.perf_counter() - began
+
+
+async def _me_latencies(client: httpx.AsyncClient, headers: dict[str, str]) -> list[float]:
+    latencies = []
+    for _ in range(SAMPLES):
+        response, seconds = await _timed(client, "GET", f"{API}/users/me", headers=headers)
+        assert response.status_code == 200
+        latencies.append(seconds)
+    return latencies
+
+
+@pytest.mark.timeout(120)
+async def test_redis_frozen(redis_server: PrivateRedis, database_url: str, tmp_path: Path) -> None:
+    env = base_env(
+        tmp_path,
+        KITH_DATABASE_URL=database_url,
+        KITH_REDIS_URL=redis_server.url,
+        KITH_JOB_BACKEND="redis",
+        KITH_RATE_LIMIT_GENERAL="100000/minute",
+        KITH_RATE_LIMIT_REDIS_TIMEOUT_SECONDS=str(REDIS_TIMEOUT),
+        KITH_REDIS_RETRY_SECONDS="30",  # longer than the whole freeze
+    )
+    migrate(env)
+    with running(env, redis=True) as server:
+        async with httpx.AsyncClient(base_url=server.base, timeout=30) as client:
+            author = await account(client, "author")
+            fan = await account(client, "fan")
+            created = await client.post(
+                f"{API}/posts", json={"content": "hi", "visibility": "public"}, headers=author
+            )
+            post_id = created.json()["id"]
+            assert (
+                await client.get(f"{API}/feed", headers=author)
+            ).status_code == 200  # the timeline is warm
+            before = await _me_latencies(client, author)
+
+            redis_server.freeze()
+            try:
+                during = await _me_latencies(client, author)
+                timings = {}
+                ready, timings["readyz"] = await _timed(client, "GET", "/readyz")
+                feed, timings["feed"] = await _timed(client, "GET", f"{API}/feed", headers=author)
+                # The feed's failure opened the breaker (KITH_REDIS_RETRY_SECONDS): what
+                # follows skips Redis at once instead of waiting for its timeout again.
+                again, timings["feed again"] = await _timed(client, "GET", f"{API}/feed", headers=author)
+                post, timings["post"] = await _timed(
+                    client, "POST", f"{API}/posts", json={"content": "frozen"}, headers=author
+                )
+                like, timings["like"] = await _timed(
+                    client, "POST", f"{API}/posts/{post_id}/like", headers=fan
+                )
+                listed, timings["notifications"] = await _timed(
+                    client, "GET", f"{API}/notifications", headers=author
+                )
+            finally:
+                redis_server.thaw()
+
+            url = f"{server.ws_base}{API}/stream"
+            async with websockets.connect(url, additional_headers=author) as ws:
+                assert json.loads(await ws.recv())["event"] == "unread_count"
+                second = await client.post(
+                    f"{API}/posts", json={"content": "after", "visibility": "public"}, headers=author
+                )
+                assert (
+                    await client.post(f"{API}/posts/{second.json()['id']}/like", headers=fan)
+                ).status_code == 201
+                await _next_notification(ws, second.json()["id"], timeout=5)
+
+    before_p99, during_p99 = p99(before), p99(during)
+    print(
+        f"\nGET /users/me over {SAMPLES} requests: p99 {before_p99 * 1000:.1f} ms before the freeze,",
+        f"{during_p99 * 1000:.1f} ms during it (max {max(during) * 1000:.1f} ms);",
+        "during the freeze: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings.items()),
+    )
+    # A frozen Redis costs a request at most the limiter's timeout, and only now and then.
+    assert during_p99 - before_p99 < REDIS_TIMEOUT + MARGIN
+    assert max(during) - before_p99 < REDIS_TIMEOUT + MARGIN
+    # Every other use of Redis gives up after its own timeout: nothing hangs.
+    assert ready.status_code == 200 and ready.json()["checks"]["redis"] == "failed"
+    assert timings["readyz"] < CLIENT_TIMEOUT + MARGIN
+    assert feed.status_code == 200 and timings["feed"] < CLIENT_TIMEOUT + MARGIN
+    # These may still pay the limiter's own short timeout, never Redis's 2 s or the
+    # job queue's 5 s (without the breaker: 2.0 s, 5.0 s and 4.5 s).
+    assert again.status_code == 200 and timings["feed again"] < REDIS_TIMEOUT + MARGIN
+    assert post.status_code == 201 and timings["post"] < REDIS_TIMEOUT + MARGIN
+    assert like.status_code == 201 and timings["like"] < REDIS_TIMEOUT + MARGIN
+    assert listed.status_code == 200 and timings["notifications"] < MARGIN
+    assert any(item["post_id"] == post_id for item in listed.json()["items"])
+    assert await missing_posts(database_url, [post_id, post.json()["id"]]) == []
     assert await violations(database_url, tmp_path / "var" / "media") == []

@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     # After Redis fails, limits use their fallback for this long before trying Redis again.
     rate_limit_redis_retry_seconds: float = Field(default=5.0, ge=0)
     rate_limit_redis_timeout_seconds: float = Field(default=0.5, gt=0)
+    # After a Redis call fails, live events, job queueing and the feed cache leave Redis
+    # alone this long (local delivery, in-process jobs, SQL) before trying it again.
+    redis_retry_seconds: float = Field(default=5.0, ge=0)
     # Prefix of the counters' Redis keys (several deployments can share one Redis).
     rate_limit_key_prefix: str = "kith:limits"
 

@@ -23,6 +23,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kith.core.breaker import Breaker
+
 log = structlog.get_logger("kith.realtime")
 
 Event = dict[str, Any]
@@ -108,9 +110,10 @@ InProcessHub = RealtimeHub
 class RedisHub(RealtimeHub):
     """Fan-out through Redis pub/sub: one connection per process, a channel per user."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, breaker: Breaker | None = None) -> None:
         super().__init__()
         self._redis = redis
+        self._breaker = breaker or Breaker(0.0)
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -157,10 +160,14 @@ class RedisHub(RealtimeHub):
                 log.warning("realtime_subscribe_failed", error=type(exc).__name__)
 
     async def publish(self, user_id: str, event: Event) -> None:
+        if self._breaker.open:
+            self.deliver_locally(user_id, event)  # Redis failed a moment ago
+            return
         try:
             await self._redis.publish(CHANNEL_PREFIX + user_id, orjson.dumps(event))
         except Exception as exc:
             # Redis is down: at least this process's sockets get the event.
+            self._breaker.failed()
             log.warning("realtime_redis_unavailable", error=type(exc).__name__)
             self.deliver_locally(user_id, event)
 
@@ -220,5 +227,5 @@ class RedisHub(RealtimeHub):
         self.deliver_locally(channel.removeprefix(CHANNEL_PREFIX), event)
 
 
-def create_hub(redis: Redis | None) -> RealtimeHub:
-    return RedisHub(redis) if redis is not None else InProcessHub()
+def create_hub(redis: Redis | None, breaker: Breaker | None = None) -> RealtimeHub:
+    return RedisHub(redis, breaker) if redis is not None else InProcessHub()
