@@ -11,6 +11,7 @@ import redis.exceptions
 from sqlalchemy import exc as sa_exc
 from starlette.types import Receive, Scope, Send
 
+from kith.core.breaker import Breaker
 from kith.core.middleware import RequestContextMiddleware
 from kith.core.outages import is_dependency_outage
 
@@ -102,3 +103,22 @@ async def test_a_constraint_violation_stays_a_500() -> None:
     assert response.status_code == 500
     assert response.json()["code"] == "internal_error"
     assert "retry-after" not in response.headers
+
+
+def _open(breaker: Breaker) -> bool:
+    return breaker.open  # a call: mypy would narrow the property across the asserts
+
+
+def test_a_breaker_opens_for_its_window_after_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr("kith.core.breaker.time.monotonic", lambda: now[0])
+    breaker = Breaker(5.0)
+    assert not _open(breaker)
+    breaker.failed()
+    now[0] += 4.9
+    assert _open(breaker)
+    now[0] += 0.2
+    assert not _open(breaker)  # tried again after the window
+    breaker.failed()
+    breaker.succeeded()
+    assert not _open(breaker)
