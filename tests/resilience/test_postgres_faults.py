@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Iterator
+import socket
+import time
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -17,10 +19,10 @@ import httpx
 import pytest
 
 from tests.helpers import API
-from tests.processes import account, base_env, migrate, running
+from tests.processes import Server, account, base_env, migrate, running
 from tests.resilience.invariants import missing_posts, violations
 from tests.resilience.load import Answer, Load, leaks
-from tests.resilience.services import PrivatePostgres, private_postgres, require_services
+from tests.resilience.services import PrivatePostgres, eventually, private_postgres, require_services
 
 SUCCESS = {200, 201}
 TEST_APPLICATION = "kith-fault-test"
@@ -218,3 +220,51 @@ async def test_pool_exhaustion_is_a_503_and_leaks_no_connection(pg: PrivatePostg
         f"\npool exhaustion: {len(flood)} concurrent requests,",
         f"{len(held)} served, {len(refused)} answered 503",
     )
+
+
+@pytest.mark.timeout(60)
+async def test_a_database_that_never_answers_is_a_503_within_the_connect_timeout(tmp_path: Path) -> None:
+    """A PostgreSQL host that accepts TCP connections and then says nothing (hung, or
+    a dead host behind a load balancer): asyncpg would wait 60 s by default."""
+    require_services()
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)  # the kernel completes handshakes; nothing ever reads or answers
+    port = silent.getsockname()[1]
+    env = base_env(
+        tmp_path,
+        KITH_DATABASE_URL=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/kith",
+        KITH_RATE_LIMITS_ENABLED="false",
+        KITH_DATABASE_CONNECT_TIMEOUT_SECONDS="1",
+    )
+    server = Server(env)
+    try:
+        async with httpx.AsyncClient(base_url=server.base, timeout=10) as client:
+
+            async def live() -> bool:
+                try:
+                    return (await client.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(live, timeout=30)
+            ready, ready_seconds = await _timed(client.get("/readyz"))
+            login, login_seconds = await _timed(
+                client.post(f"{API}/auth/login", json={"username": "someone", "password": "whatever pw"})
+            )
+    finally:
+        server.stop()
+        silent.close()
+    print(f"\nsilent database: /readyz {ready_seconds:.2f} s, login {login_seconds:.2f} s")
+    assert ready.status_code == 503 and ready.json()["checks"]["database"] == "failed"
+    answer = Answer("login", "", "", login.status_code, login.json().get("code"),
+                    login.headers.get("retry-after"), login.text, login_seconds, None)  # fmt: skip
+    _assert_unavailable(answer)
+    # The connect timeout (1 s) and scheduling noise, never asyncpg's own 60 s.
+    assert ready_seconds < 2.5 and login_seconds < 2.5
+
+
+async def _timed(request: Awaitable[httpx.Response]) -> tuple[httpx.Response, float]:
+    began = time.perf_counter()
+    response = await request
+    return response, time.perf_counter() - began
