@@ -139,7 +139,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts, public_url=settings.public_url
     )
     app.add_middleware(MetricsMiddleware)
-    app.add_middleware(RequestContextMiddleware, public_url=settings.public_url)
+    app.add_middleware(
+        RequestContextMiddleware,
+        public_url=settings.public_url,
+        retry_after_seconds=settings.unavailable_retry_after_seconds,
+    )
     # Outermost, so the 500 that RequestContextMiddleware renders gets the headers too.
     app.add_middleware(SecurityHeadersMiddleware, hsts_max_age_seconds=settings.hsts_max_age_seconds)
     return app

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     # trusted: a dead one fails its request and the whole pool is replaced).
     database_ping_after_idle_seconds: float = Field(default=1.0, ge=0)
     database_echo: bool = False
+    # How long a request waits for a pooled PostgreSQL connection when all are busy before
+    # it is answered 503, and how long opening a new connection may take.
+    database_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    database_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    # `Retry-After` of the 503 answered while the database (or Redis) cannot be reached.
+    unavailable_retry_after_seconds: int = Field(default=5, ge=1)
     redis_url: str | None = None
     secret_key: SecretStr | None = None
     public_url: str = "http://127.0.0.1:8000"
@@ -159,6 +165,9 @@ class Settings(BaseSettings):
     # After Redis fails, limits use their fallback for this long before trying Redis again.
     rate_limit_redis_retry_seconds: float = Field(default=5.0, ge=0)
     rate_limit_redis_timeout_seconds: float = Field(default=0.5, gt=0)
+    # After a Redis call fails, live events, job queueing and the feed cache leave Redis
+    # alone this long (local delivery, in-process jobs, SQL) before trying it again.
+    redis_retry_seconds: float = Field(default=5.0, ge=0)
     # Prefix of the counters' Redis keys (several deployments can share one Redis).
     rate_limit_key_prefix: str = "kith:limits"
 

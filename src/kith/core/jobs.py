@@ -136,12 +136,19 @@ class JobRunner:
                     await asyncio.sleep(0)
 
     async def dispatch(self, jobs: list[QueuedJob]) -> None:
+        breaker = None if self.in_process else self._resources.redis_breaker
         for queued in jobs:
             JOBS_DISPATCHED.labels(queued.name).inc()
+            if breaker is not None and breaker.open:
+                # Redis failed a moment ago: run the job here at once, not after a timeout.
+                await self._fallback_task.kiq(queued.name, queued.kwargs)
+                continue
             try:
                 await self._task.kiq(queued.name, queued.kwargs)
             except Exception as exc:
                 # The request already committed: run the job here rather than lose it.
+                if breaker is not None:
+                    breaker.failed()
                 log.warning("job_queue_unavailable", job=queued.name, error=type(exc).__name__)
                 await self._fallback_task.kiq(queued.name, queued.kwargs)
 

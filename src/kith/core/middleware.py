@@ -9,7 +9,8 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kith.core.errors import problem_response
+from kith.core.errors import ServiceUnavailable, problem_response
+from kith.core.outages import is_dependency_outage
 from kith.core.urls import public_base_url
 
 log = structlog.get_logger("kith.request")
@@ -43,12 +44,15 @@ class RequestContextMiddleware:
     """Gives every request an id, logs it once, and never lets an exception escape.
 
     An unexpected exception is logged here with its traceback (server side only) and
-    answered with a 500 problem document that names nothing internal.
+    answered with a 500 problem document that names nothing internal. One that says a
+    dependency is down (`kith.core.outages`) is answered 503 `service_unavailable` with
+    `Retry-After` instead, and logged as one warning without traceback or message.
     """
 
-    def __init__(self, app: ASGIApp, public_url: str = "") -> None:
+    def __init__(self, app: ASGIApp, public_url: str = "", retry_after_seconds: int = 5) -> None:
         self.app = app
         self.public_url = public_url
+        self.retry_after_seconds = retry_after_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -73,14 +77,25 @@ class RequestContextMiddleware:
         url_token = public_base_url.set(self.public_url)
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
-            log.exception("unhandled_exception", path=scope.get("path"))
+        except Exception as error:
+            if is_dependency_outage(error):
+                # Expected while the database or Redis is away: no traceback, no message
+                # (a driver's message may quote the SQL it was running).
+                log.warning("dependency_unavailable", path=scope.get("path"), error=type(error).__name__)
+                unavailable = ServiceUnavailable(headers={"Retry-After": str(self.retry_after_seconds)})
+                status_code, code, detail = unavailable.status, unavailable.code, unavailable.detail
+                headers = unavailable.headers
+            else:
+                log.exception("unhandled_exception", path=scope.get("path"))
+                status_code, code, headers = 500, "internal_error", {}
+                detail = "Something went wrong on our side. Quote the request id if you report it."
             if scope["type"] == "http" and not response_started:
                 response = problem_response(
                     None,
-                    500,
-                    "internal_error",
-                    "Something went wrong on our side. Quote the request id if you report it.",
+                    status_code,
+                    code,
+                    detail,
+                    headers=headers,
                     public_url=self.public_url,
                     request_id=request_id,
                 )

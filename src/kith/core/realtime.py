@@ -23,6 +23,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kith.core.breaker import Breaker
+
 log = structlog.get_logger("kith.realtime")
 
 Event = dict[str, Any]
@@ -108,12 +110,16 @@ InProcessHub = RealtimeHub
 class RedisHub(RealtimeHub):
     """Fan-out through Redis pub/sub: one connection per process, a channel per user."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, breaker: Breaker | None = None) -> None:
         super().__init__()
         self._redis = redis
+        self._breaker = breaker or Breaker(0.0)
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        # Set when the pub/sub connection may have lost its channels (it failed, or a
+        # subscribe did): the reader then subscribes to every local user's channel again.
+        self._stale = False
 
     async def start(self) -> None:
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
@@ -150,13 +156,18 @@ class RedisHub(RealtimeHub):
                     await self._pubsub.unsubscribe(CHANNEL_PREFIX + user_id)
             except Exception as exc:
                 # Resubscribed by the reader once Redis answers again.
+                self._stale = True
                 log.warning("realtime_subscribe_failed", error=type(exc).__name__)
 
     async def publish(self, user_id: str, event: Event) -> None:
+        if self._breaker.open:
+            self.deliver_locally(user_id, event)  # Redis failed a moment ago
+            return
         try:
             await self._redis.publish(CHANNEL_PREFIX + user_id, orjson.dumps(event))
         except Exception as exc:
             # Redis is down: at least this process's sockets get the event.
+            self._breaker.failed()
             log.warning("realtime_redis_unavailable", error=type(exc).__name__)
             self.deliver_locally(user_id, event)
 
@@ -165,6 +176,10 @@ class RedisHub(RealtimeHub):
         delay = 0.1
         while True:
             try:
+                if self._stale:
+                    await self._resubscribe()
+                    self._stale = False
+                    log.info("realtime_resubscribed", channels=len(self._subscriptions))
                 if not self._pubsub.subscribed:
                     await asyncio.sleep(0.05)
                     continue
@@ -173,22 +188,30 @@ class RedisHub(RealtimeHub):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                # Redis went away, or is not back yet: try again with a growing pause,
+                # until a fresh connection holds every channel this process needs.
                 log.warning("realtime_reader_error", error=type(exc).__name__, retry_in_s=delay)
+                self._stale = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-                await self._resubscribe()
                 continue
             if message is not None:
                 self._handle(message)
 
     async def _resubscribe(self) -> None:
-        assert self._pubsub is not None
-        channels = [CHANNEL_PREFIX + user_id for user_id in self._subscriptions]
-        with contextlib.suppress(Exception):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        if channels:
-            with contextlib.suppress(Exception):
+        """Replace the pub/sub connection by one subscribed to every local user's channel.
+
+        Raises when Redis does not answer, so that the reader tries again later: a
+        failed subscribe must not leave a connection that looks fine but hears nothing.
+        """
+        async with self._lock:
+            old = self._pubsub
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    await old.aclose()  # type: ignore[no-untyped-call]
+            self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            channels = [CHANNEL_PREFIX + user_id for user_id in self._subscriptions]
+            if channels:
                 await self._pubsub.subscribe(*channels)
 
     def _handle(self, message: dict[str, Any]) -> None:
@@ -204,5 +227,5 @@ class RedisHub(RealtimeHub):
         self.deliver_locally(channel.removeprefix(CHANNEL_PREFIX), event)
 
 
-def create_hub(redis: Redis | None) -> RealtimeHub:
-    return RedisHub(redis) if redis is not None else InProcessHub()
+def create_hub(redis: Redis | None, breaker: Breaker | None = None) -> RealtimeHub:
+    return RedisHub(redis, breaker) if redis is not None else InProcessHub()

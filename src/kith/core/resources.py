@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from kith.core.breaker import Breaker
 from kith.core.clock import Clock
 from kith.core.config import Settings
 from kith.core.jobs import JobRunner
@@ -29,6 +30,8 @@ class Resources:
     redis: Redis | None
     media: MediaStorage
     clock: Clock = field(default_factory=Clock)
+    # Shared by every use of `redis` but the health check (the limiter has its own).
+    redis_breaker: Breaker = field(init=False)
     jobs: JobRunner = field(init=False)
     limiter: Limiter = field(init=False)
     realtime: RealtimeHub = field(init=False)
@@ -50,10 +53,11 @@ class Resources:
             else None,
             media=LocalMediaStorage(settings.media_root),
         )
+        resources.redis_breaker = Breaker(settings.redis_retry_seconds)
         resources.limiter = Limiter(settings)
         resources.jobs = JobRunner.for_settings(resources)
         await resources.jobs.startup()
-        resources.realtime = create_hub(resources.redis)
+        resources.realtime = create_hub(resources.redis, resources.redis_breaker)
         await resources.realtime.start()
         return resources
 

@@ -29,7 +29,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         echo=settings.database_echo,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_timeout=10,
+        # Past this wait the pool raises TimeoutError: a 503 (kith.core.outages), not a hang.
+        pool_timeout=settings.database_pool_timeout_seconds,
+        # asyncpg's own default is 60 s: an unreachable host would hold a request that long.
+        connect_args={"timeout": settings.database_connect_timeout_seconds},
     )
     _ping_idle_connections(engine, settings.database_ping_after_idle_seconds)
     return engine

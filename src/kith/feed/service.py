@@ -30,10 +30,12 @@ async def feed_page(
     wanted = params.limit + 1
     store = jobs.timelines(resources)
     items: list[AuthoredPost] | None = None
-    if store is not None:
+    # While Redis is failing, the page comes from SQL at once: the same items.
+    if store is not None and not resources.redis_breaker.open:
         try:
             items = await _from_timeline(session, store, reader, params.after, wanted)
         except RedisError as exc:
+            resources.redis_breaker.failed()
             log.warning("feed_timeline_unavailable", error=type(exc).__name__)
     if items is None:
         items = await repository.page(session, reader, params.after, wanted)
