@@ -40,8 +40,11 @@ def _postgres_bin() -> Path | None:
 
 
 def _as_postgres(*command: str, timeout: float = 60) -> None:
+    """Run a PostgreSQL server command: as `postgres` when we are root (the server refuses
+    to run as root), else as ourselves, who then own the private cluster."""
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     result = subprocess.run(
-        ["runuser", "-u", "postgres", "--", *command],
+        [*prefix, *command],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -60,7 +63,8 @@ class PrivatePostgres:
         self.root = Path(tempfile.mkdtemp(prefix="kith-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
-        shutil.chown(self.root, user="postgres")
+        if os.geteuid() == 0:
+            shutil.chown(self.root, user="postgres")
         _as_postgres(
             str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
             "--no-sync",
