@@ -314,7 +314,11 @@ async def test_list_requests_by_direction_and_status(client: httpx.AsyncClient) 
     assert await request_ids(client, ada, direction="incoming", status="pending") == [to_ada["id"]]
     assert await request_ids(client, ada, direction="outgoing") == [from_ada["id"]]
     assert await request_ids(client, ada, status="rejected") == [rejected["id"]]
-    assert await request_ids(client, ada, direction="outgoing", status="cancelled") == [cancelled["id"]]
+    # A cancelled request is gone, and `cancelled` is no status to ask for.
+    assert cancelled["id"] not in await request_ids(client, ada, direction="outgoing")
+    response = await client.get(f"{API}/friend-requests", params={"status": "cancelled"}, headers=ada.headers)
+    assert_problem(response, 422, "validation_error")
+    assert field_errors(response) == {"query.status"}
     assert await request_ids(client, ada, status="accepted") == [accepted["id"]]
     assert await request_ids(client, ada, direction="outgoing", status="accepted") == []
     # Only the caller's own requests.
@@ -413,7 +417,7 @@ async def test_answering_twice_is_409(client: httpx.AsyncClient) -> None:
     cyd = await signup(client, "cyd")
     cancelled = await sent(client, cyd, bob)
     await cancel(client, cyd, cancelled["id"])
-    assert_problem(await answer(client, bob, cancelled["id"], "accept"), 409, "not_pending")
+    assert_problem(await answer(client, bob, cancelled["id"], "accept"), 404, "friend_request_not_found")
     assert await friend_ids(client, bob, bob.id) == [ada.id]
 
 
@@ -446,8 +450,12 @@ async def test_sender_cancels_pending_request(client: httpx.AsyncClient) -> None
     assert response.content == b""
     assert await request_ids(client, bob) == []
     assert await request_ids(client, ada, direction="outgoing") == []
-    cancelled = await requests(client, ada, direction="outgoing", status="cancelled")
-    assert cancelled["items"] == [{**request, "status": "cancelled"}]
+    # Gone for both sides, as DELETE promises: read, answered or cancelled again, it is 404.
+    for account in (ada, bob):
+        response = await client.get(f"{API}/friend-requests/{request['id']}", headers=account.headers)
+        assert_problem(response, 404, "friend_request_not_found")
+    assert_problem(await answer(client, bob, request["id"], "accept"), 404, "friend_request_not_found")
+    assert_problem(await cancel(client, ada, request["id"]), 404, "friend_request_not_found")
     assert (await profile(client, bob, ada.id))["relationship"] == "none"
     # Nothing stands in the way of a new request, either way.
     assert (await send(client, bob, ada.id)).status_code == 201
@@ -470,7 +478,10 @@ async def test_cancel_needs_a_pending_request(client: httpx.AsyncClient) -> None
     cyd = await signup(client, "cyd")
     request = await sent(client, ada, bob)
     assert (await cancel(client, ada, request["id"])).status_code == 204
-    assert_problem(await cancel(client, ada, request["id"]), 409, "not_pending")
+    assert_problem(await cancel(client, ada, request["id"]), 404, "friend_request_not_found")
+    rejected = await sent(client, bob, cyd)
+    await answer(client, cyd, rejected["id"], "reject")
+    assert_problem(await cancel(client, bob, rejected["id"]), 409, "not_pending")
     accepted = await sent(client, ada, cyd)
     await answer(client, cyd, accepted["id"], "accept")
     assert_problem(await cancel(client, ada, accepted["id"]), 409, "not_pending")
@@ -707,7 +718,7 @@ async def test_block_removes_pending_requests_both_ways(client: httpx.AsyncClien
     await block(client, bob, ada.id)
     for account in (ada, bob):
         for direction in ("incoming", "outgoing"):
-            for status in ("pending", "cancelled"):
+            for status in ("pending", "accepted", "rejected"):
                 ids = await request_ids(client, account, direction=direction, status=status)
                 assert request["id"] not in ids
     response = await client.get(f"{API}/friend-requests/{request['id']}", headers=ada.headers)

@@ -49,10 +49,6 @@ async def delete_unread_likes(session: AsyncSession, actor_id: str, post_id: str
     )
 
 
-async def delete_for_friend_request(session: AsyncSession, friend_request_id: str) -> None:
-    await session.execute(delete(Notification).where(Notification.friend_request_id == friend_request_id))
-
-
 async def mark_read(session: AsyncSession, user_id: str, ids: Sequence[str] | None, now: datetime) -> None:
     statement = update(Notification).where(Notification.user_id == user_id, Notification.read_at.is_(None))
     if ids is not None:

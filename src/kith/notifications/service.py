@@ -61,11 +61,6 @@ async def withdraw_like(session: AsyncSession, actor_id: str, post_id: str) -> N
     await repository.delete_unread_likes(session, actor_id, post_id)
 
 
-async def withdraw_friend_request(session: AsyncSession, friend_request_id: str) -> None:
-    """A cancelled request takes back its notification."""
-    await repository.delete_for_friend_request(session, friend_request_id)
-
-
 async def list_notifications(
     session: AsyncSession, user: User, params: CursorParams, *, unread_only: bool
 ) -> tuple[list[NotificationView], str | None]:

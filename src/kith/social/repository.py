@@ -108,6 +108,18 @@ async def resolve_request(
     return True
 
 
+async def delete_pending_request(session: AsyncSession, request_id: str) -> bool:
+    """Delete a request if it is still pending (one conditional DELETE, so a concurrent
+    answer and a cancel cannot both win); False when it no longer was. Its notification
+    goes with it (foreign key cascade)."""
+    result = await session.execute(
+        delete(FriendRequest)
+        .where(FriendRequest.id == request_id, FriendRequest.status == FriendRequestStatus.pending)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def delete_pending_between(session: AsyncSession, first_user_id: str, second_user_id: str) -> None:
     await session.execute(
         delete(FriendRequest)

@@ -94,7 +94,7 @@ async def list_friend_requests(
     """The caller's friend requests, newest first.
 
     Incoming (sent to the caller, the default) or outgoing (sent by the caller), in one
-    status: `pending` (the default), `accepted`, `rejected` or `cancelled`. Requests
+    status: `pending` (the default), `accepted` or `rejected`. Requests
     with someone in a block with the caller are left out while the block lasts.
     """
     rows, next_cursor = await service.list_requests(
@@ -128,7 +128,7 @@ async def answer_friend_request(
 
     Accepting makes the two friends. A rejected sender may ask again after 24 hours.
     404 `friend_request_not_found` for anyone but the receiver; 409 `not_pending` when
-    it was already answered or cancelled.
+    it was already answered (a cancelled request is gone: 404).
     """
     friend_request = await service.respond(
         session, resources, user, request_id, accept=data.action == "accept"
@@ -141,15 +141,14 @@ async def answer_friend_request(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404, 409),
 )
-async def cancel_friend_request(
-    request_id: str, user: CurrentUser, session: SessionDep, resources: ResourcesDep
-) -> None:
-    """Withdraw a pending request the caller sent; it stays listed as `cancelled`.
+async def cancel_friend_request(request_id: str, user: CurrentUser, session: SessionDep) -> None:
+    """Withdraw a pending request the caller sent. It is deleted: afterwards it is 404 for
+    both sides and listed nowhere, and its notification to the receiver is gone.
 
-    404 `friend_request_not_found` for anyone but the sender; 409 `not_pending` when it
-    was already answered or cancelled.
+    404 `friend_request_not_found` for anyone but the sender, and once it is cancelled;
+    409 `not_pending` when it was already answered.
     """
-    await service.cancel(session, resources, user, request_id)
+    await service.cancel(session, user, request_id)
 
 
 # --- friendships --------------------------------------------------------------------

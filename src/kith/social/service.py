@@ -57,7 +57,7 @@ def _request_not_found() -> NotFound:
 
 
 def _not_pending() -> Conflict:
-    return Conflict("The friend request has already been answered or cancelled.", code="not_pending")
+    return Conflict("The friend request has already been answered.", code="not_pending")
 
 
 # --- relationships, for profiles and visibility ---------------------------------------
@@ -207,16 +207,16 @@ async def respond(
     return request
 
 
-async def cancel(session: AsyncSession, resources: Resources, sender: User, request_id: str) -> None:
-    """Withdraw a pending request the sender made. The row stays, as `cancelled`."""
+async def cancel(session: AsyncSession, sender: User, request_id: str) -> None:
+    """Withdraw a pending request the sender made: it is deleted, with its notification,
+    so it is gone for both sides (404 afterwards), as `DELETE` promises."""
     request = await repository.get_request(session, request_id)
     if request is None or request.sender_id != sender.id:
         raise _request_not_found()
-    if request.status != FriendRequestStatus.pending or not await repository.resolve_request(
-        session, request, FriendRequestStatus.cancelled, resources.clock.now()
+    if request.status != FriendRequestStatus.pending or not await repository.delete_pending_request(
+        session, request.id
     ):
         raise _not_pending()
-    await notifications.withdraw_friend_request(session, request.id)
 
 
 async def list_requests(
@@ -261,8 +261,7 @@ async def block(session: AsyncSession, resources: Resources, blocker: User, targ
     """Block `target`; returns when. Hides each from the other from now on.
 
     Any friendship between the two ends, and any pending request between them, in
-    either direction, is deleted rather than marked `cancelled`: a request that turned
-    `cancelled` without its sender cancelling it would give the block away, and its
+    either direction, is deleted (as if its sender had cancelled it), and its
     notification goes with it. Answered requests stay, so a recent rejection still
     counts after an unblock.
     """

@@ -13,7 +13,6 @@ class FriendRequestStatus(StrEnum):
     pending = "pending"
     accepted = "accepted"
     rejected = "rejected"
-    cancelled = "cancelled"
 
 
 def pair_key(first_user_id: str, second_user_id: str) -> str:
