@@ -285,6 +285,20 @@ async def test_email_fields_name_the_domains_they_refuse(client: httpx.AsyncClie
         assert_problem(response, 422, "validation_error")
 
 
+async def test_email_fields_name_the_reserved_label_form_they_refuse(client: httpx.AsyncClient) -> None:
+    """`format: email` allowed `!QJ@d7--td.com` (`--` as a label's third and fourth
+    characters, reserved for Punycode), which the server refuses: a schema-valid
+    registration was a 422. The description now says so; a real A-label still passes."""
+    description = _served_document()["components"]["schemas"]["RegisterRequest"]["properties"]["email"][
+        "description"
+    ]
+    assert "`--` as its third and fourth characters" in description
+    response = await client.post(f"{API}/auth/password-reset", json={"email": "ada@d7--td.com"})
+    assert_problem(response, 422, "validation_error")
+    response = await client.post(f"{API}/auth/password-reset", json={"email": "ada@xn--bcher-kva.com"})
+    assert response.status_code == 202, response.text
+
+
 def test_passwords_under_the_policy_have_format_password() -> None:
     """A generated password `00000000` matched the schema of `POST /auth/register` and was a 422
     (a common password): the fields under the policy now say so, with `format: password`."""

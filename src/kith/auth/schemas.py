@@ -27,7 +27,8 @@ Email = Annotated[
     Field(
         examples=["ada@example.com"],
         description="An address that can receive mail: special-use domains (RFC 6761: `.test`, "
-        "`.invalid`, `.localhost`, `.local`, `.onion`, `.arpa`) are refused.",
+        "`.invalid`, `.localhost`, `.local`, `.onion`, `.arpa`) are refused, and so is a domain "
+        "label with `--` as its third and fourth characters that is not valid Punycode (RFC 5891).",
     ),
 ]
 
