@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
+from PIL import ImageFile
 
 from kith.auth import service as auth
 from kith.core.resources import Resources
@@ -81,3 +83,16 @@ def assert_problem(response: httpx.Response, status: int, code: str | None = Non
 
 def field_errors(response: httpx.Response) -> set[str]:
     return {error["field"] for error in response.json().get("errors", [])}
+
+
+def record_pixel_decoding(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """A list that receives every image Pillow decodes pixels of (`ImageFile.load`) from now on."""
+    decoded: list[object] = []
+    load = ImageFile.ImageFile.load
+
+    def recording_load(image: ImageFile.ImageFile) -> object:
+        decoded.append(image)
+        return load(image)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", recording_load)
+    return decoded

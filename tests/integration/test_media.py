@@ -15,7 +15,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from PIL import Image, ImageFile, PngImagePlugin
+from PIL import Image, PngImagePlugin
 
 from kith.core.config import Settings
 from kith.core.errors import Conflict
@@ -26,7 +26,7 @@ from kith.main import create_app
 from kith.media import jobs as media_jobs
 from kith.media import service as media_service
 from kith.media.storage import new_key
-from tests.helpers import API, PASSWORD, Account, assert_problem, field_errors, signup
+from tests.helpers import API, PASSWORD, Account, assert_problem, field_errors, record_pixel_decoding, signup
 
 # Small, so the cap tests stay fast; the default (10 MiB) is checked in the unit tests.
 MAX_BYTES = 64 * 1024
@@ -267,14 +267,7 @@ async def test_too_many_pixels_refused_from_the_header_without_decoding(
     data = png_header_only(*dimensions)
     assert len(data) < 200
     # Decoding 900 Mpx (2.7 GB of RGB) would take many seconds: no pixel may be decoded.
-    decoded: list[object] = []
-    load = ImageFile.ImageFile.load
-
-    def recording_load(image: ImageFile.ImageFile) -> object:
-        decoded.append(image)
-        return load(image)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", recording_load)
+    decoded = record_pixel_decoding(monkeypatch)
     response = await upload(client, account, data, filename="tiny.png", content_type="image/png")
     assert_problem(response, 422, "image_too_large")
     assert field_errors(response) == {"body.file"}

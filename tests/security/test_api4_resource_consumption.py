@@ -21,12 +21,12 @@ from typing import Any
 
 import httpx
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image
 
 from kith.core.config import Settings
 from kith.core.resources import Resources
 from kith.main import create_app
-from tests.helpers import API, PASSWORD, Account, assert_problem
+from tests.helpers import API, PASSWORD, Account, assert_problem, record_pixel_decoding
 from tests.integration.test_rate_limits import count_password_checks, limited_app
 from tests.posting import create_post, member, upload
 
@@ -170,14 +170,7 @@ async def test_pixels_at_n_and_n_plus_one_and_an_image_bomb(
             # 12,000 x 12,000 grey pixels: 144 MB decoded, under 200 KB on the wire.
             bomb = _png_bomb(12_000, 12_000)
             assert len(bomb) < 200_000
-            decoded: list[object] = []
-            load = ImageFile.ImageFile.load
-
-            def recording_load(image: ImageFile.ImageFile) -> object:
-                decoded.append(image)
-                return load(image)
-
-            monkeypatch.setattr(ImageFile.ImageFile, "load", recording_load)
+            decoded = record_pixel_decoding(monkeypatch)
             assert_problem(await send(bomb), 422, "image_too_large")
             assert decoded == []  # refused from the header: not one pixel decoded
 
