@@ -41,6 +41,7 @@ from sqlalchemy import select
 from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kith.core.breaker import Breaker
 from kith.core.caller import Caller, identify_caller
 from kith.core.config import Settings
 from kith.core.errors import DomainError, problem_response
@@ -165,7 +166,6 @@ class Limiter:
 
     def __init__(self, settings: Settings) -> None:
         self.enabled = settings.rate_limits_enabled
-        self._retry_seconds = settings.rate_limit_redis_retry_seconds
         self._moderator_factor = settings.rate_limit_moderator_factor
         self._items: dict[str, limits.RateLimitItem] = {}
         for rule in RULES.values():
@@ -189,7 +189,8 @@ class Limiter:
                 connection_pool=self._pool,  # type: ignore[arg-type]  # typed too narrowly upstream
             )
             self._shared = self._strategies(storage)
-        self._redis_down_until = 0.0
+        # Its own breaker: the limiter's Redis calls have their own, shorter timeout.
+        self._breaker = Breaker(settings.rate_limit_redis_retry_seconds)
         self.roles = _RoleCache()
 
     async def close(self) -> None:
@@ -218,11 +219,11 @@ class Limiter:
 
     async def _run(self, rule: Rule, attempt: Callable[[RateLimiter], Awaitable[Outcome]]) -> Outcome | None:
         if self._shared is not None:
-            if time.monotonic() >= self._redis_down_until:
+            if not self._breaker.open:
                 try:
                     return await attempt(self._shared[rule.strategy])
                 except (StorageError, RedisError, OSError, TimeoutError) as exc:
-                    self._redis_down_until = time.monotonic() + self._retry_seconds
+                    self._breaker.failed()
                     log.warning("rate_limit_redis_unavailable", limit=rule.name, error=type(exc).__name__)
             if not rule.falls_back:
                 return None  # fail open
