@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
 from kith.auth import service as auth
@@ -38,6 +37,7 @@ from kith.core.resources import Resources
 from kith.db.migrate import upgrade
 from kith.db.models import Role
 from kith.db.transaction import unit_of_work
+from tests.conftest import REDIS_URL, postgres_database
 from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,10 +45,6 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 BIN = Path(sys.executable).parent
 # High enough that a fuzzing run never meets them, low enough that they are real limits.
 RAISED_LIMIT = "1000000/hour"
-PG_HOST = os.environ.get("KITH_TEST_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("KITH_TEST_PG_PORT", "5432"))
-PG_USER = os.environ.get("KITH_TEST_PG_USER", "postgres")
-DEFAULT_REDIS_URL = os.environ.get("KITH_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 @dataclass(frozen=True)
@@ -106,27 +102,6 @@ async def create_accounts(settings: Settings) -> dict[str, FuzzAccount]:
 def account_environment(accounts: dict[str, FuzzAccount]) -> dict[str, str]:
     """What `tests/fuzz/hooks.py` reads to log in."""
     return {"KITH_FUZZ_USER": accounts["user"].encoded(), "KITH_FUZZ_ADMIN": accounts["admin"].encoded()}
-
-
-async def _pg_admin(sql: str) -> None:
-    connection = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-@contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database, dropped afterwards."""
-    name = f"kith_fuzz_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-        upgrade(url)
-        yield url
-    finally:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def server_environment(settings: Settings, port: int) -> dict[str, str]:
@@ -223,7 +198,7 @@ def prepared_server(
     """A migrated database with the two accounts, served by `kith serve`."""
     with contextlib.ExitStack() as stack:
         if postgres:
-            database_url = stack.enter_context(postgres_database())
+            database_url = stack.enter_context(postgres_database("kith_fuzz"))
         else:
             database_url = f"sqlite+aiosqlite:///{var_dir / 'kith.db'}"
             upgrade(database_url)
@@ -246,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
-    parser.add_argument("--redis", action="store_true", help=f"Redis at {DEFAULT_REDIS_URL}")
+    parser.add_argument("--redis", action="store_true", help=f"Redis at {REDIS_URL}")
     parser.add_argument("--max-examples", type=int, default=200, help="cases per operation and phase")
     parser.add_argument("--max-time", type=int, default=None, help="seconds; fuzz until spent")
     parser.add_argument("extra", nargs="*", help="more `schemathesis run` options, after --")
@@ -256,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         options += ["--max-time", str(args.max_time)]
     with tempfile.TemporaryDirectory(prefix="kith-fuzz-") as directory:
         var_dir = Path(directory)
-        redis_url = DEFAULT_REDIS_URL if args.redis else None
+        redis_url = REDIS_URL if args.redis else None
         with prepared_server(var_dir, postgres=args.postgres, redis_url=redis_url) as (base_url, accounts):
             print(f"Fuzzing {base_url} as {accounts['user'].username} and {accounts['admin'].username}")
             env = {**os.environ, **account_environment(accounts), "PYTHONPATH": str(ROOT)}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, postgres_available, redis_available
+from tests.conftest import IN_CI, REDIS_URL, postgres_available, redis_available
 from tests.fuzz import harness
 
 SECONDS = int(os.environ.get("KITH_FUZZ_HTTP_SECONDS", "45"))
@@ -24,7 +24,7 @@ PHASES = os.environ.get("KITH_FUZZ_HTTP_PHASES", "examples,coverage,fuzzing,stat
 @pytest.mark.timeout(SECONDS + 240)
 def test_schemathesis_over_http(tmp_path: Path) -> None:
     postgres = postgres_available() or IN_CI
-    redis_url = harness.DEFAULT_REDIS_URL if redis_available() or IN_CI else None
+    redis_url = REDIS_URL if redis_available() or IN_CI else None
     with harness.prepared_server(tmp_path, postgres=postgres, redis_url=redis_url) as (base_url, accounts):
         result = harness.run_schemathesis(
             base_url,

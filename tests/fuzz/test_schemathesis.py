@@ -26,7 +26,7 @@ from schemathesis.python import asgi
 
 import tests.fuzz.hooks  # noqa: F401 - registers the formats, the login and the hooks
 from kith.main import create_app
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, postgres_database
 from tests.fuzz import harness
 
 MAX_EXAMPLES = int(os.environ.get("KITH_FUZZ_MAX_EXAMPLES", "5"))
@@ -52,7 +52,7 @@ def fuzzed_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     var_dir = tmp_path_factory.mktemp("fuzz")
     with ExitStack() as stack:
         if request.param == "postgres":
-            database_url = stack.enter_context(harness.postgres_database())
+            database_url = stack.enter_context(postgres_database("kith_fuzz"))
         else:
             template: Path = request.getfixturevalue("sqlite_template")
             shutil.copy(template, var_dir / "kith.db")
