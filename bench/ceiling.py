@@ -1,4 +1,5 @@
-"""The ceiling: a bare FastAPI endpoint that returns 20 post objects from memory.
+"""The ceilings: a bare FastAPI endpoint that returns 20 post objects from memory, and the
+same endpoint making Kith's database round trips first.
 
 It runs in the same server setup as Kith (same server, workers and pinning) and answers
 the feed's path with the feed's response model, but without middleware, authentication
@@ -10,9 +11,14 @@ that the scenario reaches.
 
 from __future__ import annotations
 
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from kith.core.pagination import CursorPage
 from kith.db.models import Visibility
@@ -54,6 +60,109 @@ def create_app() -> FastAPI:
 
     @app.get("/api/v1/feed", response_model=CursorPage[PostView])
     async def feed() -> CursorPage[PostView]:
+        return page
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+# --- the ceiling with Kith's database round trips -------------------------------------------
+
+ROUND_TRIP_STATEMENTS = ("session", "feed", "liked", "media")
+
+
+def driver_statement(statement: Any, values: dict[str, Any], dialect: Any) -> tuple[str, list[Any]]:
+    """A SQLAlchemy statement with values, as the SQL text and arguments asyncpg is sent."""
+    state = statement.compile(dialect=dialect).construct_expanded_state(values)
+    params, processors = state.parameters, state.processors
+    return state.statement, [
+        processors[name](params[name]) if name in processors else params[name]
+        for name in state.positiontup or []
+    ]
+
+
+async def kith_statements(url: str, reader_name: str) -> list[tuple[str, list[Any]]]:
+    """Kith's feed statements for one reader, compiled with that reader's values.
+
+    The session check (on a session opened for the reader), the feed's first page, which of
+    the page's posts the reader liked, and their media: the four statements Kith runs for
+    `GET /feed`, as the same SQL text with the same arguments.
+    """
+    from sqlalchemy import select
+
+    from bench.prepare import mint_tokens
+    from kith.auth.repository import _ACTIVE_SESSION_USER
+    from kith.core.config import Settings
+    from kith.core.resources import Resources
+    from kith.db.models import User
+    from kith.db.transaction import unit_of_work
+    from kith.feed.repository import _FIRST_PAGE
+    from kith.media.repository import _OF_POSTS
+    from kith.posts.repository import _LIKED_AMONG
+
+    settings = Settings(database_url=url, secret_key=secrets.token_urlsafe(48), _env_file=None)
+    resources = await Resources.open(settings)
+    try:
+        async with unit_of_work(resources, write=False) as session:
+            reader = await session.scalar(select(User.id).where(User.username == reader_name))
+            if reader is None:
+                raise RuntimeError(f"no user {reader_name!r} in {url}")
+            now = resources.clock.now()
+            dialect = session.get_bind().dialect
+            page = await session.execute(_FIRST_PAGE, {"reader_id": reader, "limit": PAGE_SIZE + 1})
+            post_ids = [row[0].id for row in page][:PAGE_SIZE]
+        claims = resources.tokens.verify((await mint_tokens(settings, [reader]))[0])
+    finally:
+        await resources.close()
+    return [
+        driver_statement(
+            _ACTIVE_SESSION_USER, {"session_id": claims.session_id, "user_id": reader, "now": now}, dialect
+        ),
+        driver_statement(_FIRST_PAGE, {"reader_id": reader, "limit": PAGE_SIZE + 1}, dialect),
+        driver_statement(_LIKED_AMONG, {"user_id": reader, "post_ids": post_ids}, dialect),
+        driver_statement(_OF_POSTS, {"post_ids": post_ids}, dialect),
+    ]
+
+
+def create_round_trip_app() -> FastAPI:
+    """The ceiling plus Kith's database round trips, made straight with asyncpg.
+
+    `GET /api/v1/feed` runs Kith's feed statements (all four, or only the feed query with
+    `BENCH_CEILING_STATEMENTS=feed`) on one pooled connection, as Kith's reads do (no
+    transaction), then answers the plain ceiling's page. No ORM, middleware or
+    authentication: what is left of the ceiling once a request makes these round trips.
+
+        BENCH_CEILING_DATABASE_URL=postgresql+asyncpg://... uvicorn bench.ceiling:create_round_trip_app --factory
+    """
+    import asyncpg
+
+    url = os.environ["BENCH_CEILING_DATABASE_URL"]
+    chosen = os.environ.get("BENCH_CEILING_STATEMENTS", "all")
+    reader = os.environ.get("BENCH_CEILING_READER", "user1")
+    page = sample_page()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        statements = await kith_statements(url, reader)
+        app.state.statements = statements if chosen == "all" else [statements[1]]
+        app.state.pool = await asyncpg.create_pool(
+            url.replace("postgresql+asyncpg://", "postgresql://"), min_size=1, max_size=10
+        )
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan)
+
+    @app.get("/api/v1/feed", response_model=CursorPage[PostView])
+    async def feed(request: Request) -> CursorPage[PostView]:
+        async with request.app.state.pool.acquire() as connection:
+            for sql, args in request.app.state.statements:
+                await connection.fetch(sql, *args)
         return page
 
     @app.get("/healthz")

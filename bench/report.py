@@ -17,6 +17,8 @@ END = "<!-- bench:results:end -->"
 
 LABELS = {
     "ceiling": "Ceiling (bare FastAPI, 20 posts from memory)",
+    "ceiling_db1": "Ceiling + Kith's feed query (asyncpg)",
+    "ceiling_db": "Ceiling + Kith's 4 feed statements (asyncpg)",
     "feed_p1": "Feed, page 1",
     "feed_deep": "Feed, deep page (cursor)",
     "post_view": "Post with comments (post, then comments)",
@@ -214,6 +216,7 @@ def markdown(results: dict[str, Any], images: str) -> str:
                 f"| {item['p99_ms']:.2f} | {item['cpu_ms_per_request']:.2f} "
                 f"| {'' if helper is None else f'{helper:.2f}'} |"
             )
+    lines += ceilings(results)
     lines += ["", "### Targets", "", "| target | measured | verdict |", "|---|---|---|"]
     lines += [f"| {target} | {measured} | {verdict} |" for target, measured, verdict in targets(results)]
     lines += [
@@ -228,6 +231,40 @@ def markdown(results: dict[str, Any], images: str) -> str:
     return "\n".join(lines)
 
 
+def ceilings(results: dict[str, Any]) -> list[str]:
+    """Feed page 1 beside the ceiling with and without Kith's feed round trips."""
+    rows = []
+    for config in results["configs"]:
+        found = {
+            key: _find(results, config, key) for key in ("ceiling", "ceiling_db1", "ceiling_db", "feed_p1")
+        }
+        plain, one, four, feed = found.values()
+        if not (plain and one and four and feed):
+            continue
+        rows.append(
+            f"| {config} | {plain['rps']:,.0f} ({plain['cpu_ms_per_request']:.2f}) "
+            f"| {one['rps']:,.0f} ({one['cpu_ms_per_request']:.2f}): {_ratio(one['rps'] / plain['rps'])} "
+            f"| {four['rps']:,.0f} ({four['cpu_ms_per_request']:.2f}): {_ratio(four['rps'] / plain['rps'])} "
+            f"| {feed['rps']:,.0f} ({feed['cpu_ms_per_request']:.2f}): {_ratio(feed['rps'] / plain['rps'])} "
+            f"| {_ratio(feed['rps'] / four['rps'])} |"
+        )
+    if not rows:
+        return []
+    return [
+        "",
+        "### The feed against the ceiling with Kith's round trips",
+        "",
+        "Requests per second (server CPU ms per request) and share of the plain ceiling. The round-trip "
+        "ceilings are the plain ceiling that first runs Kith's own feed statements through asyncpg "
+        "(`bench/ceiling.py`): only the feed query, or all four (session check, feed query, likes, media).",
+        "",
+        "| configuration | ceiling | + feed query | + 4 feed statements | Kith feed page 1 "
+        "| Kith of the 4-statement ceiling |",
+        "|---|---:|---:|---:|---:|---:|",
+        *rows,
+    ]
+
+
 def plots(results: dict[str, Any], out: Path) -> None:
     import matplotlib
 
@@ -235,7 +272,11 @@ def plots(results: dict[str, Any], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     configs = [key for key in results["configs"] if key != SMALL]
-    scenarios = [key for key in LABELS if key != "ceiling" and any(_find(results, c, key) for c in configs)]
+    scenarios = [
+        key
+        for key in LABELS
+        if not key.startswith("ceiling") and any(_find(results, c, key) for c in configs)
+    ]
     width = 0.8 / max(len(configs), 1)
 
     figure, axis = plt.subplots(figsize=(11, 5))

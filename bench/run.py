@@ -29,9 +29,10 @@ from typing import Any
 
 import redis
 
-from bench import prepare, report
+from bench import prepare, profiling, report
 from bench import wrk as load
 from bench.procs import Server, cpu_of, peak_rss_mb, reset_peak_rss
+from bench.report import LABELS
 from bench.seed import DataSetSpec, ensure
 from kith.core.config import Settings
 
@@ -101,6 +102,9 @@ SCENARIOS = [
     Scenario("login", "Login", frozenset({200})),
 ]
 BY_KEY = {scenario.key: scenario for scenario in SCENARIOS}
+# The ceiling making Kith's feed round trips (bench/ceiling.py), PostgreSQL configurations only:
+# key -> which of Kith's feed statements it runs.
+ROUND_TRIP_CEILINGS = {"ceiling_db1": "feed", "ceiling_db": "all"}
 
 
 @dataclass(frozen=True)
@@ -269,12 +273,13 @@ class Runner:
             self.profile = replace(self.profile, duration_s=args.duration)
         self.server = args.server
         self.configs = [config for config in CONFIGS if not args.configs or config.key in args.configs]
-        self.scenarios = set(args.scenarios or BY_KEY)
+        self.scenarios = set(args.scenarios or [*BY_KEY, *ROUND_TRIP_CEILINGS])
         self.out = Path(args.out) if args.out else ROOT / "bench" / "results" / self.profile.name
         self.work = ROOT / "var" / "bench" / "run"
         self.secret = secrets.token_urlsafe(48)
         self.rng = random.Random(time.time_ns())
         self.port = 18_600
+        self.py_spy = bool(args.py_spy)
         self.results = RunResults(
             profile=self.profile.name,
             server=self.server,
@@ -318,6 +323,13 @@ class Runner:
             reset_peak_rss(pid)
         helpers = server.extra_pids()
         cpu_before, helper_before = cpu_of(pids), cpu_of(helpers)
+        spy = (
+            profiling.start(
+                pids[0], self.out / "profiles" / f"{config.key}-{scenario.key}", self.profile.duration_s
+            )
+            if self.py_spy and scenario.key != "ceiling"
+            else None
+        )
         result = load.finish(
             load.start(
                 url,
@@ -331,6 +343,8 @@ class Runner:
             timeout=self.profile.duration_s + 60,
         )
         cpu = cpu_of(pids) - cpu_before
+        if spy is not None:
+            profiling.finish(spy)
         helper_cpu = None
         if helpers:
             if helper_drain:
@@ -364,9 +378,11 @@ class Runner:
         self.port += 1
         return self.port
 
-    def start_server(self, config: Config, app: str, url: str) -> Server:
+    def start_server(
+        self, config: Config, app: str, url: str, extra_env: dict[str, str] | None = None
+    ) -> Server:
         var_dir = ROOT / "var" / "bench" / "servers" / config.key
-        env = server_env(url, config, self.secret, var_dir)
+        env = server_env(url, config, self.secret, var_dir) | (extra_env or {})
         port = self.next_port()
         server = Server(
             name=f"{app} ({config.key})",
@@ -409,6 +425,8 @@ class Runner:
         finally:
             ceiling.stop()
         self.results.measurements.append(ceiling_result)
+        if config.database == "postgres":
+            self.round_trip_ceilings(config, url, ceiling_result.rps)
 
         log(f"{config.label}: Kith")
         server = self.start_server(config, "kith.main:create_app", url)
@@ -444,6 +462,25 @@ class Runner:
                 self.write_growth(server, config, settings, ceiling_result.rps)
         finally:
             server.stop()
+
+    def round_trip_ceilings(self, config: Config, url: str, ceiling_rps: float) -> None:
+        """The ceiling making Kith's feed round trips: only the feed query, then all four."""
+        for key, statements in ROUND_TRIP_CEILINGS.items():
+            if key not in self.scenarios:
+                continue
+            log(f"{config.label}: {LABELS[key]}")
+            server = self.start_server(
+                config,
+                "bench.ceiling:create_round_trip_app",
+                url,
+                {"BENCH_CEILING_DATABASE_URL": url, "BENCH_CEILING_STATEMENTS": statements},
+            )
+            try:
+                item = self.measure(server, config, Scenario(key, LABELS[key], frozenset({200})), None)
+            finally:
+                server.stop()
+            item.ratio_to_ceiling = round(item.rps / ceiling_rps, 3)
+            self.results.measurements.append(item)
 
     def login_flood(self, server: Server, config: Config, data_file: Path) -> None:
         """Feed p99 at a steady rate, alone and while logins hammer the same server."""
@@ -647,7 +684,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     parser.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn")
     parser.add_argument("--configs", nargs="*", choices=[config.key for config in CONFIGS])
-    parser.add_argument("--scenarios", nargs="*", choices=sorted(BY_KEY))
+    parser.add_argument("--scenarios", nargs="*", choices=sorted([*BY_KEY, *ROUND_TRIP_CEILINGS]))
     parser.add_argument("--duration", type=float, help="Seconds per scenario (overrides the profile).")
     parser.add_argument("--out", help="Results directory (default bench/results/<profile>).")
     parser.add_argument(
@@ -660,6 +697,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Wait (up to --wait-timeout) for the 1-minute load average to drop below this.",
     )
     parser.add_argument("--wait-timeout", type=float, default=1200.0)
+    parser.add_argument(
+        "--py-spy",
+        action="store_true",
+        help="Sample the server with py-spy during each timed run: a flame graph and a table of the "
+        "hottest functions per scenario in <out>/profiles/ (the sampling costs the server some CPU).",
+    )
 
 
 def main(args: argparse.Namespace) -> None:

@@ -181,7 +181,7 @@ local function mixed()
 end
 
 function request()
-  if scenario == "feed_p1" or scenario == "ceiling" then
+  if scenario == "feed_p1" or scenario:sub(1, 7) == "ceiling" then
     return feed_first()
   elseif scenario == "feed_deep" then
     return feed_deep()

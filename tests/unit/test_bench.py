@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
-from bench import ceiling, report, wrk
+from bench import ceiling, profiling, report, wrk
 from bench.prepare import LoadData
-from bench.run import BY_KEY, CONFIGS, PROFILES
+from bench.run import BY_KEY, CONFIGS, PROFILES, ROUND_TRIP_CEILINGS
+from tests.helpers import signup
 
 SAMPLE = (
     "Running 3s test @ http://127.0.0.1:18601\n"
@@ -63,4 +65,61 @@ def test_profiles_and_configurations_are_consistent() -> None:
     assert PROFILES["full"].growth_posts == 100_000
     for config in CONFIGS:
         assert set(config.scenarios) <= set(BY_KEY)
-    assert set(report.LABELS) - {"ceiling"} == set(BY_KEY)
+    assert set(report.LABELS) - {"ceiling", *ROUND_TRIP_CEILINGS} == set(BY_KEY)
+
+
+async def test_round_trip_ceiling_runs_kiths_feed_statements(
+    client: httpx.AsyncClient, backend: str, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend != "postgres":
+        pytest.skip("the round-trip ceiling drives asyncpg: PostgreSQL only")
+    reader = await signup(client, "user1")
+    friend = await signup(client, "user2")
+    request = await client.post(
+        "/api/v1/friend-requests", json={"receiver_id": friend.id}, headers=reader.headers
+    )
+    await client.patch(
+        f"/api/v1/friend-requests/{request.json()['id']}", json={"action": "accept"}, headers=friend.headers
+    )
+    post = await client.post("/api/v1/posts", json={"content": "from a friend"}, headers=friend.headers)
+    await client.post(f"/api/v1/posts/{post.json()['id']}/like", headers=reader.headers)
+
+    statements = await ceiling.kith_statements(database_url, "user1")
+    connection = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        session, feed, liked, media = [await connection.fetch(sql, *args) for sql, args in statements]
+    finally:
+        await connection.close()
+    # The same answers Kith's own execution gives: the reader's live session, the friend's
+    # post in the feed, the reader's like of it, no media.
+    assert [row["username"] for row in session] == ["user1"]
+    assert [row["content"] for row in feed] == ["from a friend"]
+    assert [row["post_id"] for row in liked] == [post.json()["id"]]
+    assert media == []
+
+    monkeypatch.setenv("BENCH_CEILING_DATABASE_URL", database_url)
+    app = ceiling.create_round_trip_app()
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as bench:
+            response = await bench.get("/api/v1/feed")
+    assert response.status_code == 200
+    assert len(response.json()["items"]) == 20
+
+
+def test_profile_summary_counts_samples_by_function() -> None:
+    # py-spy's raw format; a frame of generated code may carry its source's newline.
+    collapsed = (
+        'process 1:"kith serve";main (kith/cli.py:10);feed (kith/feed/router.py:20);execute (sa/orm.py:5) 6\n'
+        'process 1:"kith serve";main (kith/cli.py:10);feed (kith/feed/router.py:21) 2\n'
+        'process 1:"kith serve";main (kith/cli.py:10);<lambda> (<string>:1\n    return x);'
+        "compile (sa/c.py:3) 2\n"
+    )
+    stacks = profiling.parse(collapsed)
+    assert [count for _, count in stacks] == [6, 2, 2]
+    summary = profiling.summarise(collapsed)
+    own, inclusive = summary.split("## With what it calls")
+    assert "| 60.0% | 6 | `execute (sa/orm.py)` |" in own
+    # Two lines of one function count as one function.
+    assert "| 80.0% | 8 | `feed (kith/feed/router.py)` |" in inclusive
+    assert "| 100.0% | 10 | `main (kith/cli.py)` |" in inclusive
