@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import String, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.db.models import AuthSession, OneTimeToken, RefreshToken, TokenPurpose, User
+
+# Runs on every authenticated request: built once, run with values (see kith.feed.repository).
+_ACTIVE_SESSION_USER = (
+    select(User)
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .where(
+        AuthSession.id == bindparam("session_id", type_=String),
+        User.id == bindparam("user_id", type_=String),
+        AuthSession.revoked_at.is_(None),
+        AuthSession.expires_at > bindparam("now", type_=AuthSession.expires_at.type),
+        User.suspended.is_(False),
+    )
+)
 
 
 async def active_session_user(
@@ -18,15 +31,7 @@ async def active_session_user(
     One indexed query by primary key; it runs on every authenticated request.
     """
     return await session.scalar(
-        select(User)
-        .join(AuthSession, AuthSession.user_id == User.id)
-        .where(
-            AuthSession.id == session_id,
-            User.id == user_id,
-            AuthSession.revoked_at.is_(None),
-            AuthSession.expires_at > now,
-            User.suspended.is_(False),
-        )
+        _ACTIVE_SESSION_USER, {"session_id": session_id, "user_id": user_id, "now": now}
     )
 
 

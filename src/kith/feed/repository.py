@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import ColumnElement, Integer, Select, String, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -22,9 +22,9 @@ from kith.social.relations import blocked_either_way
 author = aliased(User, name="author")
 
 
-def feed_posts(reader: User) -> Select[Post, User]:
+def feed_posts(reader_id: str | ColumnElement[str]) -> Select[Post, User]:
     """Every post in the reader's feed, with its author; callers add order and limits."""
-    friend_ids = select(Friendship.friend_id).where(Friendship.user_id == reader.id)
+    friend_ids = select(Friendship.friend_id).where(Friendship.user_id == reader_id)
     return (
         select(Post, author)
         .join(author, author.id == Post.author_id)
@@ -34,23 +34,37 @@ def feed_posts(reader: User) -> Select[Post, User]:
             # and it scanned every user for every post (126 ms against 0.8 ms a page).
             author.suspended.is_(False),
             or_(
-                Post.author_id == reader.id,
+                Post.author_id == reader_id,
                 and_(
                     Post.author_id.in_(friend_ids),
                     Post.visibility != Visibility.private,
-                    ~blocked_either_way(reader.id, Post.author_id),
+                    ~blocked_either_way(reader_id, Post.author_id),
                 ),
             ),
         )
     )
 
 
+# The feed's statements are built once, with bound parameters, and run with values: building
+# this statement and deriving its cache key cost more CPU than PostgreSQL's answer to it.
+# SQLAlchemy keeps a statement's cache key once computed, so a prebuilt one is keyed once.
+_READER = bindparam("reader_id", type_=String)
+_FEED = feed_posts(_READER)
+_LIMIT = bindparam("limit", type_=Integer)
+_FIRST_PAGE = _FEED.order_by(Post.id.desc()).limit(_LIMIT)
+_PAGE_BEFORE = _FIRST_PAGE.where(Post.id < bindparam("before", type_=String))
+_AMONG = _FEED.where(Post.id.in_(bindparam("post_ids", expanding=True))).order_by(Post.id.desc())
+_NEWEST_IDS = (
+    _FEED.with_only_columns(Post.id).order_by(Post.id.desc()).limit(bindparam("limit", type_=Integer))
+)
+
+
 async def page(session: AsyncSession, reader: User, before: str | None, limit: int) -> list[AuthoredPost]:
     """Up to `limit` feed posts older than the id `before`, newest first (keyset, no OFFSET)."""
-    statement = feed_posts(reader)
+    values: dict[str, object] = {"reader_id": reader.id, "limit": limit}
     if before is not None:
-        statement = statement.where(Post.id < before)
-    rows = await session.execute(statement.order_by(Post.id.desc()).limit(limit))
+        values["before"] = before
+    rows = await session.execute(_FIRST_PAGE if before is None else _PAGE_BEFORE, values)
     return [AuthoredPost(row[0], row[1]) for row in rows]
 
 
@@ -58,14 +72,13 @@ async def among(session: AsyncSession, reader: User, post_ids: Sequence[str]) ->
     """Those of `post_ids` that are (still) in the reader's feed, newest first."""
     if not post_ids:
         return []
-    rows = await session.execute(feed_posts(reader).where(Post.id.in_(post_ids)).order_by(Post.id.desc()))
+    rows = await session.execute(_AMONG, {"reader_id": reader.id, "post_ids": list(post_ids)})
     return [AuthoredPost(row[0], row[1]) for row in rows]
 
 
 async def newest_ids(session: AsyncSession, reader: User, limit: int) -> list[str]:
     """The ids of the newest `limit` feed posts: what a cold timeline is rebuilt from."""
-    statement = feed_posts(reader).with_only_columns(Post.id).order_by(Post.id.desc()).limit(limit)
-    return list((await session.scalars(statement)).all())
+    return list((await session.scalars(_NEWEST_IDS, {"reader_id": reader.id, "limit": limit})).all())
 
 
 async def audience(session: AsyncSession, author_id: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.db.models import Media, User
@@ -18,10 +18,16 @@ async def owned_unattached(session: AsyncSession, owner_id: str, media_ids: Sequ
     return list(rows.all())
 
 
+# Every page of posts runs this: built once, run with values (see kith.feed.repository).
+_OF_POSTS = (
+    select(Media)
+    .where(Media.post_id.in_(bindparam("post_ids", expanding=True)))
+    .order_by(Media.post_id, Media.position)
+)
+
+
 async def of_posts(session: AsyncSession, post_ids: Sequence[str]) -> list[Media]:
-    rows = await session.scalars(
-        select(Media).where(Media.post_id.in_(post_ids)).order_by(Media.post_id, Media.position)
-    )
+    rows = await session.scalars(_OF_POSTS, {"post_ids": list(post_ids)})
     return list(rows.all())
 
 

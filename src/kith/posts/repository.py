@@ -11,14 +11,26 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Select, delete, func, literal, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    bindparam,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from kith.core.pagination import CursorParams
 from kith.db.models import Comment, Like, Post, Role, User
-from kith.posts.visibility import can_read_post
+from kith.posts.visibility import can_read_post, readable_by_user
 from kith.social.relations import blocked_either_way
 
 # Counter updates bypass the identity map: the value a statement returns is the truth.
@@ -69,8 +81,22 @@ def readable_posts(viewer: User) -> Select[Post, User]:
     return select(Post, author).join(author, author.id == Post.author_id).where(can_read_post(viewer))
 
 
+# Likes, comments and post reads load their post with this: built once, run with values
+# (see kith.feed.repository). Staff read every post; anyone else by the one rule.
+_ONE_POST = (
+    select(Post, POST_AUTHOR)
+    .join(POST_AUTHOR, POST_AUTHOR.id == Post.author_id)
+    .where(Post.id == bindparam("post_id", type_=String))
+)
+_READABLE_POST = _ONE_POST.where(readable_by_user(bindparam("viewer_id", type_=String)))
+
+
 async def readable_post(session: AsyncSession, viewer: User, post_id: str) -> AuthoredPost | None:
-    row = (await session.execute(readable_posts(viewer).where(Post.id == post_id))).first()
+    if viewer.role in (Role.moderator, Role.admin):
+        result = await session.execute(_ONE_POST, {"post_id": post_id})
+    else:
+        result = await session.execute(_READABLE_POST, {"post_id": post_id, "viewer_id": viewer.id})
+    row = result.first()
     return AuthoredPost(row[0], row[1]) if row else None
 
 
@@ -107,13 +133,18 @@ async def delete_post(session: AsyncSession, post_id: str) -> None:
 # --- likes ----------------------------------------------------------------------------
 
 
+# Every page of posts runs this: built once, run with values (see kith.feed.repository).
+_LIKED_AMONG = select(Like.post_id).where(
+    Like.user_id == bindparam("user_id", type_=String),
+    Like.post_id.in_(bindparam("post_ids", expanding=True)),
+)
+
+
 async def liked_among(session: AsyncSession, user_id: str, post_ids: Sequence[str]) -> set[str]:
     """Which of `post_ids` the user liked, in one query."""
     if not post_ids:
         return set()
-    rows = await session.scalars(
-        select(Like.post_id).where(Like.user_id == user_id, Like.post_id.in_(post_ids))
-    )
+    rows = await session.scalars(_LIKED_AMONG, {"user_id": user_id, "post_ids": list(post_ids)})
     return set(rows.all())
 
 

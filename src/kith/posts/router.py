@@ -57,7 +57,7 @@ async def create_post(
     """
     post = await service.create_post(session, resources, user, data)
     response.headers["Location"] = public_url(request, f"/api/v1/posts/{post.post.id}")
-    return await service.post_view(session, user, post)
+    return await service.new_post_view(session, post, with_media=bool(data.media_ids))
 
 
 @router.get("/posts/{post_id}", response_model=PostView, responses=problem_responses(401, 404))

@@ -18,7 +18,7 @@ from kith.admin import service as admin
 from kith.core.errors import BadRequest, NotFound, Unprocessable
 from kith.core.pagination import CursorParams
 from kith.core.resources import Resources
-from kith.db.models import Comment, NotificationType, Post, Role, User
+from kith.db.models import Comment, Media, NotificationType, Post, Role, User
 from kith.feed import events as feed
 from kith.media import service as media
 from kith.media.schemas import MediaView
@@ -92,20 +92,33 @@ async def post_views(session: AsyncSession, viewer: User, posts: Sequence[Author
     liked = await repository.liked_among(session, viewer.id, post_ids)
     media_by_post = await media.media_of_posts(session, post_ids)
     return [
-        PostView(
-            id=post.id,
-            author=UserSummary.model_validate(author),
-            content=post.content,
-            visibility=post.visibility,
-            media=[MediaView.model_validate(item) for item in media_by_post.get(post.id, [])],
-            like_count=post.like_count,
-            comment_count=post.comment_count,
-            liked_by_me=post.id in liked,
-            created_at=post.created_at,
-            edited_at=post.edited_at,
-        )
+        _view(post, author, liked=post.id in liked, attached=media_by_post.get(post.id, []))
         for post, author in posts
     ]
+
+
+async def new_post_view(session: AsyncSession, created: AuthoredPost, *, with_media: bool) -> PostView:
+    """A post just published: nobody has liked it yet, and without uploads it has no media,
+    so it costs no query (with uploads, one for its media)."""
+    attached: list[Media] = []
+    if with_media:
+        attached = (await media.media_of_posts(session, [created.post.id]))[created.post.id]
+    return _view(created.post, created.author, liked=False, attached=attached)
+
+
+def _view(post: Post, author: User, *, liked: bool, attached: Sequence[Media]) -> PostView:
+    return PostView(
+        id=post.id,
+        author=UserSummary.model_validate(author),
+        content=post.content,
+        visibility=post.visibility,
+        media=[MediaView.model_validate(item) for item in attached],
+        like_count=post.like_count,
+        comment_count=post.comment_count,
+        liked_by_me=liked,
+        created_at=post.created_at,
+        edited_at=post.edited_at,
+    )
 
 
 async def post_view(session: AsyncSession, viewer: User, post: AuthoredPost) -> PostView:

@@ -17,15 +17,20 @@ def can_read_post(viewer: User) -> ColumnElement[bool]:
     """A WHERE clause on `Post` that keeps only the posts `viewer` may read."""
     if viewer.role in (Role.moderator, Role.admin):
         return true()
+    return readable_by_user(viewer.id)
+
+
+def readable_by_user(viewer_id: str | ColumnElement[str]) -> ColumnElement[bool]:
+    """The rule for a viewer who is not staff; `viewer_id` may be a bound parameter."""
     author_active = exists(select(User.id).where(User.id == Post.author_id, User.suspended.is_(False)))
     return or_(
-        Post.author_id == viewer.id,
+        Post.author_id == viewer_id,
         and_(
             author_active,
-            ~blocked_either_way(viewer.id, Post.author_id),
+            ~blocked_either_way(viewer_id, Post.author_id),
             or_(
                 Post.visibility == Visibility.public,
-                and_(Post.visibility == Visibility.friends, is_friend_of(viewer.id, Post.author_id)),
+                and_(Post.visibility == Visibility.friends, is_friend_of(viewer_id, Post.author_id)),
             ),
         ),
     )

@@ -26,15 +26,18 @@ class Relationship(StrEnum):
     request_received = "request_received"
 
 
-def is_friend_of(viewer_id: str, other: UserColumn) -> ColumnElement[bool]:
+def is_friend_of(viewer_id: str | ColumnElement[str], other: UserColumn) -> ColumnElement[bool]:
     """True where `other` is a friend of the viewer."""
     return exists(
         select(Friendship.user_id).where(Friendship.user_id == viewer_id, Friendship.friend_id == other)
     )
 
 
-def blocked_either_way(viewer_id: str, other: UserColumn) -> ColumnElement[bool]:
-    """True where the viewer blocked `other` or `other` blocked the viewer."""
+def blocked_either_way(viewer_id: str | ColumnElement[str], other: UserColumn) -> ColumnElement[bool]:
+    """True where the viewer blocked `other` or `other` blocked the viewer.
+
+    `viewer_id` may be a bound parameter, for statements built once and run with values.
+    """
     return exists(
         select(Block.blocker_id).where(
             or_(
