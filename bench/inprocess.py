@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import random
 import time
@@ -116,6 +117,18 @@ async def main(args: argparse.Namespace) -> None:
         for index in range(100):  # warm-up
             method, path, body = request(index)
             await call(app, method, path, tokens[index % len(tokens)], body)
+        pauses: list[float] = []
+        started: list[float] = []
+
+        def watch(phase: str, info: dict[str, int]) -> None:
+            # Full collections only: those walk every tracked object and stop the loop longest.
+            if info["generation"] == 2:
+                if phase == "start":
+                    started.append(time.perf_counter())
+                elif started:
+                    pauses.append(time.perf_counter() - started.pop())
+
+        gc.callbacks.append(watch)
         profile = cProfile.Profile() if args.profile else None
         statuses: dict[int, int] = {}
         cpu, wall = time.process_time(), time.perf_counter()
@@ -129,9 +142,13 @@ async def main(args: argparse.Namespace) -> None:
             profile.disable()
             profile.dump_stats(args.profile)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        gc.callbacks.remove(watch)
+        frozen = gc.get_freeze_count()
     print(
         f"{args.scenario}: {args.requests} requests, {cpu / args.requests * 1000:.2f} ms CPU and "
-        f"{wall / args.requests * 1000:.2f} ms wall per request, statuses {statuses}"
+        f"{wall / args.requests * 1000:.2f} ms wall per request, statuses {statuses}; "
+        f"{len(pauses)} full garbage collections, longest {max(pauses, default=0) * 1000:.1f} ms, "
+        f"{frozen:,} objects frozen"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -62,6 +63,19 @@ def api_router() -> APIRouter:
     return api
 
 
+def freeze_startup_objects() -> None:
+    """Move what startup built (modules, the app, mappers, compiled schemas) out of the collector's way.
+
+    These objects live as long as the process, yet every full collection walked them all: about
+    175,000 objects and 115 ms on the benchmark machine, during which the event loop serves
+    nobody. Python runs a full collection every few thousand requests; frozen, it walks only
+    what requests left behind. The lifespan's end unfreezes them, so apps made and dropped in
+    one process (the tests) are collected as before.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the ASGI app. Resources open in the lifespan and close with it."""
     settings = settings or get_settings()
@@ -76,9 +90,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Periodic house-keeping runs here on the embedded default; with Redis, in `kith worker`.
         periodic = PeriodicRunner(resources, tasks=None if settings.redis_url is None else [])
         periodic.start()
+        freeze_startup_objects()
         try:
             yield
         finally:
+            gc.unfreeze()
             await periodic.stop()
             await resources.close()
             process_stopped()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 
 import httpx
@@ -184,3 +185,14 @@ async def test_authenticated_json_is_private_no_cache(client: httpx.AsyncClient)
     assert response.status_code == 200
     assert response.headers["cache-control"] == "private, no-cache"
     assert "cache-control" not in (await client.get("/healthz")).headers
+
+
+async def test_startup_objects_are_frozen_while_the_app_runs(settings: Settings) -> None:
+    # A full garbage collection walks every object startup built unless they are frozen
+    # (115 ms a collection on the benchmark machine, the loop serving nobody meanwhile).
+    application = create_app(settings)
+    assert gc.get_freeze_count() == 0
+    async with application.router.lifespan_context(application):
+        assert gc.get_freeze_count() > 50_000
+    # Unfrozen at shutdown: an app made and dropped in one process is collected as before.
+    assert gc.get_freeze_count() == 0
