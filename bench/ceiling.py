@@ -71,8 +71,6 @@ def create_app() -> FastAPI:
 
 # --- the ceiling with Kith's database round trips -------------------------------------------
 
-ROUND_TRIP_STATEMENTS = ("session", "feed", "liked", "media")
-
 
 def driver_statement(statement: Any, values: dict[str, Any], dialect: Any) -> tuple[str, list[Any]]:
     """A SQLAlchemy statement with values, as the SQL text and arguments asyncpg is sent."""

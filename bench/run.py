@@ -327,7 +327,7 @@ class Runner:
             profiling.start(
                 pids[0], self.out / "profiles" / f"{config.key}-{scenario.key}", self.profile.duration_s
             )
-            if self.py_spy and scenario.key != "ceiling"
+            if self.py_spy and not scenario.key.startswith("ceiling")
             else None
         )
         result = load.finish(
@@ -700,8 +700,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--py-spy",
         action="store_true",
-        help="Sample the server with py-spy during each timed run: a flame graph and a table of the "
-        "hottest functions per scenario in <out>/profiles/ (the sampling costs the server some CPU).",
+        help="Sample Kith's server with py-spy during each timed run: collapsed stacks (for speedscope "
+        "or flamegraph.pl) and a table of the hottest functions per scenario in <out>/profiles/ "
+        "(the sampling costs the server some CPU).",
     )
 
 

@@ -64,15 +64,16 @@ def api_router() -> APIRouter:
 
 
 def freeze_startup_objects() -> None:
-    """Move what startup built (modules, the app, mappers, compiled schemas) out of the collector's way.
+    """Move what startup built (modules, the app, mappers, compiled schemas) out of the
+    collector's way.
 
-    These objects live as long as the process, yet every full collection walked them all: about
-    175,000 objects and 115 ms on the benchmark machine, during which the event loop serves
-    nobody. Python runs a full collection every few thousand requests; frozen, it walks only
-    what requests left behind. The lifespan's end unfreezes them, so apps made and dropped in
-    one process (the tests) are collected as before. No collection first: it cost every app
-    start about 0.35 s (a third of the test suite's time), and what it would free is the
-    little garbage startup left, kept until shutdown.
+    These objects live as long as the process, yet every full collection walked them all:
+    about 175,000 objects, 80-180 ms each in a benchmark server, during which the event loop
+    serves nobody. Frozen, a full collection walks only what requests left behind. The
+    lifespan's end unfreezes them, so apps made and dropped in one process (the tests) are
+    collected as before. No collection first: it cost every app start about 0.35 s (a third
+    of the test suite's time), and what it would free is the little garbage startup left,
+    kept until shutdown.
     """
     gc.freeze()
 

@@ -54,9 +54,7 @@ _LIMIT = bindparam("limit", type_=Integer)
 _FIRST_PAGE = _FEED.order_by(Post.id.desc()).limit(_LIMIT)
 _PAGE_BEFORE = _FIRST_PAGE.where(Post.id < bindparam("before", type_=String))
 _AMONG = _FEED.where(Post.id.in_(bindparam("post_ids", expanding=True))).order_by(Post.id.desc())
-_NEWEST_IDS = (
-    _FEED.with_only_columns(Post.id).order_by(Post.id.desc()).limit(bindparam("limit", type_=Integer))
-)
+_NEWEST_IDS = _FEED.with_only_columns(Post.id).order_by(Post.id.desc()).limit(_LIMIT)
 
 
 async def page(session: AsyncSession, reader: User, before: str | None, limit: int) -> list[AuthoredPost]:

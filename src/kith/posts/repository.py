@@ -75,19 +75,17 @@ def shown_to(viewer: User, person: type[User]) -> ColumnElement[bool]:
     return (person.suspended.is_(False)) & ~blocked_either_way(viewer.id, person.id)
 
 
+_WITH_AUTHOR = select(Post, POST_AUTHOR).join(POST_AUTHOR, POST_AUTHOR.id == Post.author_id)
+
+
 def readable_posts(viewer: User) -> Select[Post, User]:
     """The posts `viewer` may read, each with its author, in one query."""
-    author = POST_AUTHOR
-    return select(Post, author).join(author, author.id == Post.author_id).where(can_read_post(viewer))
+    return _WITH_AUTHOR.where(can_read_post(viewer))
 
 
 # Likes, comments and post reads load their post with this: built once, run with values
 # (see kith.feed.repository). Staff read every post; anyone else by the one rule.
-_ONE_POST = (
-    select(Post, POST_AUTHOR)
-    .join(POST_AUTHOR, POST_AUTHOR.id == Post.author_id)
-    .where(Post.id == bindparam("post_id", type_=String))
-)
+_ONE_POST = _WITH_AUTHOR.where(Post.id == bindparam("post_id", type_=String))
 _READABLE_POST = _ONE_POST.where(readable_by_user(bindparam("viewer_id", type_=String)))
 
 
