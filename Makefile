@@ -1,12 +1,26 @@
 # Kith: `make run` serves the API, `make test` checks everything, `make bench` measures,
 # `make fuzz` fuzzes at length.
-# All set up .venv first.
+# All set up .venv first, from the lock in requirements/ (pinned versions, checked hashes);
+# `make upgrade-lock` moves the lock on purpose and `make upgrade-check` tries the newest
+# allowed versions without touching it (docs/operations.md).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
-# Re-install when the project's dependencies change.
+# Re-install when the lock or the project's metadata changes.
 STAMP := $(VENV)/.installed
+# The lock: one hashed requirements file per install (runtime, tests, benchmarks), written by
+# `make lock` from pyproject.toml; every version in main.txt and dev.txt equals bench.txt's.
+LOCK_DEV := requirements/dev.txt
+LOCK_BENCH := requirements/bench.txt
+UV_COMPILE := $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes
+LOCK_INPUTS := pyproject.toml requirements/build.in
+# Installs a lock file exactly as pinned, then Kith itself, editable, with the locked setuptools.
+define install_locked
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install --require-hashes -r $(1) > $(2) 2>&1 || { cat $(2); exit 1; }
+	@$(PIP) install --no-deps --no-build-isolation -e . >> $(2) 2>&1 || { cat $(2); exit 1; }
+endef
 
 # `make bench BENCH_PROFILE=quick|full [BENCH_SERVER=uvicorn|granian] [BENCH_ARGS=...]`
 BENCH_PROFILE ?= quick
@@ -16,21 +30,22 @@ BENCH_STAMP := $(VENV)/.installed-bench
 # The full profile is the recorded one: it waits for a quiet machine and rewrites docs/benchmarks.md.
 BENCH_FULL_ARGS := $(if $(filter full,$(BENCH_PROFILE)),--docs --wait-load 0.7 --wait-timeout 1200)
 
-.PHONY: run test lint typecheck pytest migrate install clean bench fuzz test-resilience
+.PHONY: run test lint typecheck pytest migrate install clean bench fuzz test-resilience \
+	lock upgrade-lock upgrade-check
 
 run: $(STAMP)
 	$(BIN)/kith migrate
 	$(BIN)/kith serve
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench requirements
+	$(BIN)/ruff format --check src tests bench requirements
 	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench requirements
+	$(BIN)/ruff format --check src tests bench requirements
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -57,21 +72,47 @@ migrate: $(STAMP)
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "Installing Kith and its dependencies into $(VENV) (log: $(VENV)/install.log)..."
-	@$(PIP) install -e '.[dev]' > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+$(STAMP): $(LOCK_DEV) pyproject.toml
+	@echo "Installing Kith and its locked dependencies into $(VENV) (log: $(VENV)/install.log)..."
+	$(call install_locked,$(LOCK_DEV),$(VENV)/install.log)
 	touch $(STAMP)
+
+# Re-resolve the lock from pyproject.toml, keeping every pin that still fits (after adding or
+# changing a dependency). `make upgrade-lock` moves every pin to the newest allowed release.
+LOCK_UPGRADE ?=
+lock: $(STAMP)
+	$(UV_COMPILE) $(LOCK_INPUTS) --extra dev --extra bench $(LOCK_UPGRADE) -o $(LOCK_BENCH)
+	$(UV_COMPILE) $(LOCK_INPUTS) --extra dev -c $(LOCK_BENCH) -o $(LOCK_DEV)
+	$(UV_COMPILE) $(LOCK_INPUTS) -c $(LOCK_BENCH) -o requirements/main.txt
+
+upgrade-lock:
+	$(MAKE) lock LOCK_UPGRADE=--upgrade
+	@echo "Lock upgraded: now run 'make test' (and 'make bench' for a release); see docs/operations.md."
+
+# The newest releases pyproject.toml allows, in a throwaway environment (the lock and .venv
+# stay as they are): lint, types and the fast tests, so a breaking release is found on purpose.
+UPGRADE_VENV := .venv-upgrade-check
+UPGRADE_CHECK_TESTS ?= tests/unit tests/integration -m "not slow"
+upgrade-check: $(STAMP)
+	rm -rf $(UPGRADE_VENV)
+	$(PYTHON) -m venv $(UPGRADE_VENV)
+	$(BIN)/uv pip install --quiet --python $(UPGRADE_VENV)/bin/python --upgrade -e '.[dev]'
+	$(BIN)/python requirements/compare.py $(LOCK_DEV) $(UPGRADE_VENV)/bin/python
+	$(UPGRADE_VENV)/bin/ruff check src tests bench requirements
+	$(UPGRADE_VENV)/bin/ruff format --check src tests bench requirements
+	$(UPGRADE_VENV)/bin/mypy
+	KITH_TEST_BACKENDS=sqlite $(UPGRADE_VENV)/bin/pytest -q -p no:cacheprovider $(UPGRADE_CHECK_TESTS)
+	@echo "The newest allowed versions pass; 'make upgrade-lock' adopts them."
 
 bench: $(BENCH_STAMP)
 	@command -v wrk >/dev/null 2>&1 || { echo "Installing wrk with apt-get..."; \
 		apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
 	$(BIN)/python -m bench run --profile $(BENCH_PROFILE) --server $(BENCH_SERVER) $(BENCH_FULL_ARGS) $(BENCH_ARGS)
 
-$(BENCH_STAMP): $(STAMP)
-	@echo "Installing the benchmark tools into $(VENV) (log: $(VENV)/install-bench.log)..."
-	@$(PIP) install -e '.[dev,bench]' > $(VENV)/install-bench.log 2>&1 || { cat $(VENV)/install-bench.log; exit 1; }
+$(BENCH_STAMP): $(STAMP) $(LOCK_BENCH)
+	@echo "Installing the locked benchmark tools into $(VENV) (log: $(VENV)/install-bench.log)..."
+	$(call install_locked,$(LOCK_BENCH),$(VENV)/install-bench.log)
 	touch $(BENCH_STAMP)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(UPGRADE_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -61,6 +61,10 @@ def redis_available() -> bool:
 
 
 def _backends() -> list[str]:
+    # `make upgrade-check` narrows the run to SQLite; CI always runs every backend.
+    chosen = os.environ.get("KITH_TEST_BACKENDS", "")
+    if chosen and not IN_CI:
+        return [name for name in chosen.split(",") if name in ("sqlite", "postgres")]
     if IN_CI and not postgres_available():
         raise pytest.UsageError("CI=true but PostgreSQL is not reachable on 127.0.0.1:5432")
     if IN_CI and not redis_available():

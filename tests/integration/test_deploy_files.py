@@ -366,6 +366,12 @@ def test_dockerfile_is_multi_stage_slim_non_root_with_a_python_health_check() ->
     runs = " ".join(rest for keyword, rest in runtime if keyword == "RUN")
     assert "from=build" in runs
     assert "pip install --no-index" in runs  # only the wheels built in the first stage
+    # Dependencies come from the lock, every file checked against its hash, in both stages.
+    assert "--require-hashes -r /wheels/requirements.txt" in runs
+    build_runs = " ".join(rest for keyword, rest in built[0] if keyword == "RUN")
+    assert "--require-hashes" in build_runs
+    assert "-r requirements/main.txt" in build_runs
+    assert "--no-build-isolation" in build_runs
     assert "python -m venv /opt/kith" in runs
     assert image_env()["PATH"].startswith("/opt/kith/bin:")
     keywords = [keyword for keyword, _ in runtime]
@@ -382,9 +388,10 @@ def test_dockerfile_is_multi_stage_slim_non_root_with_a_python_health_check() ->
 def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Build the wheel from what the Dockerfile copies and install it into a fresh venv.
 
-    The dependencies come from this test environment (a .pth file points at its
-    site-packages), so the test needs no network beyond the wheel build's own
-    setuptools; `pip check` then proves the wheel's declared dependencies are met.
+    The dependencies come from this test environment, installed from the same lock (a .pth
+    file points at its site-packages), and the wheel is built with its locked setuptools as
+    in the image, so the test needs no network; `pip check` then proves the wheel's
+    declared dependencies are met.
     """
     work = tmp_path_factory.mktemp("image")
     context = work / "context"
@@ -408,7 +415,10 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert not list(context.rglob("*.egg-info"))
     wheels = work / "wheels"
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir", str(wheels), str(context)],
+        [
+            *(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"),
+            *("--wheel-dir", str(wheels), str(context)),
+        ],
         capture_output=True,
         text=True,
         timeout=180,

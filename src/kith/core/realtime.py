@@ -132,7 +132,7 @@ class RedisHub(RealtimeHub):
                 await self._reader
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+                await self._pubsub.aclose()
 
     async def subscribe(self, user_id: str) -> Subscription:
         first = user_id not in self._subscriptions
@@ -208,7 +208,7 @@ class RedisHub(RealtimeHub):
             old = self._pubsub
             if old is not None:
                 with contextlib.suppress(Exception):
-                    await old.aclose()  # type: ignore[no-untyped-call]
+                    await old.aclose()
             self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             channels = [CHANNEL_PREFIX + user_id for user_id in self._subscriptions]
             if channels:
