@@ -94,12 +94,12 @@ async def kith_statements(url: str, reader_name: str) -> list[tuple[str, list[An
     from bench.prepare import mint_tokens
     from kith.auth.repository import _ACTIVE_SESSION_USER
     from kith.core.config import Settings
-    from kith.core.resources import Resources
     from kith.db.models import User
-    from kith.db.transaction import unit_of_work
     from kith.feed.repository import _FIRST_PAGE
     from kith.media.repository import _OF_POSTS
     from kith.posts.repository import _LIKED_AMONG
+    from kith.runtime.resources import Resources
+    from kith.runtime.transaction import unit_of_work
 
     settings = Settings(database_url=url, secret_key=secrets.token_urlsafe(48), _env_file=None)
     resources = await Resources.open(settings)

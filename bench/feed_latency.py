@@ -27,8 +27,8 @@ from sqlalchemy import func, select
 from kith.auth import service as auth
 from kith.core.config import Settings
 from kith.db.models import Post, User
-from kith.db.transaction import unit_of_work
 from kith.main import create_app
+from kith.runtime.transaction import unit_of_work
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -23,10 +23,10 @@ from sqlalchemy import select
 
 from bench.prepare import mint_tokens
 from kith.core.config import Settings
-from kith.core.resources import Resources
 from kith.db.models import Post, User, Visibility
-from kith.db.transaction import unit_of_work
 from kith.main import create_app
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 
 
 async def call(app: Any, method: str, path: str, token: str, body: dict[str, Any] | None = None) -> int:

@@ -19,9 +19,9 @@ from sqlalchemy import or_, select
 
 from kith.auth import service as auth
 from kith.core.config import Settings
-from kith.core.resources import Resources
 from kith.db.models import FriendRequest, Friendship, User
-from kith.db.transaction import unit_of_work
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 
 
 def _chunks(items: Sequence[str], size: int) -> list[Sequence[str]]:

@@ -30,10 +30,10 @@ from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 
 from kith.core.config import Settings
-from kith.core.resources import Resources
 from kith.db.base import Base
 from kith.db.migrate import upgrade
 from kith.main import create_app
+from kith.runtime.resources import Resources
 
 logging.getLogger("mail.log").setLevel(logging.WARNING)
 

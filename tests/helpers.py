@@ -10,9 +10,9 @@ import pytest
 from PIL import ImageFile
 
 from kith.auth import service as auth
-from kith.core.resources import Resources
 from kith.db.models import Role
-from kith.db.transaction import unit_of_work
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 
 PASSWORD = "correct horse battery"
 API = "/api/v1"

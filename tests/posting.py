@@ -13,9 +13,9 @@ import httpx
 from sqlalchemy import func, select
 
 from kith.auth import service as auth
-from kith.core.resources import Resources
 from kith.db.models import Block, Comment, Friendship, Like, Media, Post, Role, User
-from kith.db.transaction import unit_of_work
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 from tests.helpers import API, PASSWORD, Account
 
 _password_hash: str | None = None

@@ -141,9 +141,9 @@ async def _create_admin(settings: Settings, username: str, email: str, password:
 
     from kith.auth import service as auth
     from kith.core.errors import DomainError
-    from kith.core.resources import Resources
     from kith.db.models import Role
-    from kith.db.transaction import unit_of_work
+    from kith.runtime.resources import Resources
+    from kith.runtime.transaction import unit_of_work
 
     resources = await Resources.open(settings)
     try:
@@ -193,8 +193,8 @@ async def _run_worker(settings: Settings, concurrency: int) -> None:
     from taskiq.api import run_receiver_task
 
     import kith.main  # noqa: F401 - imports every domain, which registers their jobs
-    from kith.core.periodic import PeriodicRunner
-    from kith.core.resources import Resources
+    from kith.runtime.periodic import PeriodicRunner
+    from kith.runtime.resources import Resources
 
     resources = await Resources.open(settings)
     periodic = PeriodicRunner(resources)

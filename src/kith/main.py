@@ -12,9 +12,15 @@ from fastapi.middleware.cors import CORSMiddleware
 from kith import __version__
 from kith.admin.router import router as admin_router
 from kith.auth.router import router as auth_router
-from kith.core.caching import ETagMiddleware
 from kith.core.config import Settings, get_settings
-from kith.core.edge import (
+from kith.core.errors import install_error_handlers
+from kith.core.logging import configure_logging
+from kith.core.metrics import process_stopped
+from kith.core.urls import API_PREFIX
+from kith.feed.router import router as feed_router
+from kith.http.cache_policy import CachePolicyMiddleware
+from kith.http.caching import ETagMiddleware
+from kith.http.edge import (
     BodySizeLimitMiddleware,
     CompressionMiddleware,
     NulRefusalMiddleware,
@@ -22,29 +28,23 @@ from kith.core.edge import (
     TrustedHostMiddleware,
     check_cors,
 )
-from kith.core.errors import install_error_handlers
-from kith.core.health import router as health_router
-from kith.core.http import CachePolicyMiddleware
-from kith.core.logging import configure_logging
-from kith.core.metrics import MetricsMiddleware, process_stopped
-from kith.core.metrics import router as metrics_router
-from kith.core.middleware import RequestContextMiddleware
-from kith.core.openapi import install_openapi
-from kith.core.periodic import PeriodicRunner
-from kith.core.problems import router as problems_router
-from kith.core.ratelimit import RateLimitMiddleware
-from kith.core.resources import Resources
-from kith.feed.router import router as feed_router
+from kith.http.health import router as health_router
+from kith.http.metrics import MetricsMiddleware
+from kith.http.metrics import router as metrics_router
+from kith.http.middleware import RequestContextMiddleware
+from kith.http.openapi import install_openapi
+from kith.http.problems import router as problems_router
+from kith.http.ratelimit import RateLimitMiddleware
 from kith.media.router import router as media_router
 from kith.moderation.router import router as moderation_router
 from kith.notifications.router import router as notifications_router
 from kith.notifications.stream import router as stream_router
 from kith.posts.router import router as posts_router
+from kith.runtime.periodic import PeriodicRunner
+from kith.runtime.resources import Resources
 from kith.social.router import router as social_router
 from kith.users.router import me as me_router
 from kith.users.router import router as users_router
-
-API_PREFIX = "/api/v1"
 
 
 def api_router() -> APIRouter:

@@ -33,10 +33,10 @@ import httpx
 
 from kith.auth import service as auth
 from kith.core.config import RATE_LIMIT_SETTINGS, Settings
-from kith.core.resources import Resources
 from kith.db.migrate import upgrade
 from kith.db.models import Role
-from kith.db.transaction import unit_of_work
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 from tests.conftest import REDIS_URL, postgres_database
 from tests.live import free_port
 

@@ -47,8 +47,8 @@ from schemathesis.openapi.checks import UseAfterFree
 from schemathesis.python import asgi
 
 from kith.auth.password_policy import common_passwords
-from kith.core.idempotency import MAX_KEY_LENGTH
 from kith.core.pagination import encode_cursor, encode_timed_position
+from kith.http.idempotency import MAX_KEY_LENGTH
 
 KithCase = schemathesis.Case[Any]
 USER_ENV = "KITH_FUZZ_USER"

@@ -23,11 +23,11 @@ from pydantic import BaseModel, ValidationError
 from kith.admin.schemas import AdminUserUpdate
 from kith.auth.schemas import LoginRequest, RefreshRequest, RegisterRequest
 from kith.core.config import Settings
-from kith.core.resources import Resources
 from kith.main import create_app
 from kith.moderation.schemas import ReportCreate
 from kith.notifications.schemas import MarkRead
 from kith.posts.schemas import CommentCreate, PostCreate, PostUpdate
+from kith.runtime.resources import Resources
 from kith.social.schemas import FriendRequestCreate
 from kith.users.schemas import ApiKeyCreate, ProfileUpdate
 from tests.helpers import API, assert_problem

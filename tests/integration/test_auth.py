@@ -8,8 +8,8 @@ import time
 import httpx
 import pytest
 
-from kith.core.resources import Resources
 from kith.db.models import Role
+from kith.runtime.resources import Resources
 from tests.conftest import Mailbox
 from tests.helpers import API, PASSWORD, assert_problem, field_errors, login, register, signup, staff
 

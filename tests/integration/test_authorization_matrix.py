@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from kith.core.resources import Resources
 from kith.db.models import Role
+from kith.runtime.resources import Resources
 from tests.helpers import API
 from tests.posting import befriend, block, counted_rows, member
 

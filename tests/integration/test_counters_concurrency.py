@@ -15,10 +15,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 
-from kith.core.resources import Resources
 from kith.db.engine import WRITE_INTENT
 from kith.db.models import Comment, Like, Post
-from kith.db.transaction import unit_of_work
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 from tests.helpers import API, Account
 from tests.posting import counted_rows, create_post, member, members
 

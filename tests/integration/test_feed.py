@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from sqlalchemy import event
 
 from kith.core.config import Settings
-from kith.core.resources import Resources
 from kith.main import create_app
+from kith.runtime.resources import Resources
 from tests.conftest import REDIS_URL, redis_available
 from tests.helpers import API, Account
 from tests.posting import befriend, block, member

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from kith.core.resources import Resources
+from kith.runtime.resources import Resources
 from tests.helpers import API, assert_problem
 from tests.posting import member
 

@@ -11,10 +11,10 @@ import httpx
 from PIL import Image
 from sqlalchemy import func, select, update
 
-from kith.core.idempotency import forget_old_idempotency_keys, request_hash
-from kith.core.resources import Resources
 from kith.db.models import IdempotencyKey, Media, Post, User
-from kith.db.transaction import unit_of_work
+from kith.http.idempotency import forget_old_idempotency_keys, request_hash
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 from tests.helpers import API, PASSWORD, assert_problem, field_errors
 from tests.posting import member
 

@@ -15,9 +15,9 @@ from taskiq.api import run_receiver_task
 from kith.core.config import Settings
 from kith.core.errors import Conflict
 from kith.core.jobs import enqueue, job
-from kith.core.resources import Resources
-from kith.db.transaction import unit_of_work
 from kith.main import create_app
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 from tests.conftest import REDIS_URL, Mailbox, redis_available
 from tests.helpers import register
 
@@ -85,7 +85,7 @@ async def test_unregistered_function_cannot_be_queued(resources: Resources) -> N
 
 async def test_smtp_down_does_not_break_registration(settings: Settings, mailbox: Mailbox) -> None:
     # Port 1: no SMTP server. The request succeeds; the e-mails are kept for later
-    # (kith.core.outbox; tests/resilience/test_smtp_outage.py delivers them).
+    # (kith.runtime.outbox; tests/resilience/test_smtp_outage.py delivers them).
     application = create_app(settings.model_copy(update={"smtp_port": 1}))
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application)

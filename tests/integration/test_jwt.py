@@ -17,8 +17,8 @@ import httpx
 import jwt
 import pytest
 
-from kith.core.resources import Resources
 from kith.db.models import Role
+from kith.runtime.resources import Resources
 from tests.helpers import API, PASSWORD, Account, assert_problem, login, signup, staff
 
 ME = f"{API}/users/me"

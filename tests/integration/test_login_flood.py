@@ -8,7 +8,7 @@ import threading
 import httpx
 import pytest
 
-from kith.core.resources import Resources
+from kith.runtime.resources import Resources
 from tests.helpers import API, PASSWORD, register
 
 

@@ -19,13 +19,13 @@ from PIL import Image, PngImagePlugin
 
 from kith.core.config import Settings
 from kith.core.errors import Conflict
-from kith.core.resources import Resources
 from kith.db.models import Media, Post, User
-from kith.db.transaction import unit_of_work
 from kith.main import create_app
 from kith.media import jobs as media_jobs
 from kith.media import service as media_service
 from kith.media.storage import new_key
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 from tests.helpers import API, PASSWORD, Account, assert_problem, field_errors, record_pixel_decoding, signup
 
 # Small, so the cap tests stay fast; the default (10 MiB) is checked in the unit tests.

@@ -11,7 +11,7 @@ import httpx
 import websockets
 from fastapi import FastAPI
 
-from kith.core.resources import Resources
+from kith.runtime.resources import Resources
 from tests.helpers import API, Account
 from tests.live import serve
 from tests.posting import befriend, member

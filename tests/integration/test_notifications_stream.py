@@ -13,11 +13,11 @@ from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection
 
 from kith.core.config import Settings
-from kith.core.resources import Resources
 from kith.db.models import NotificationType, User
-from kith.db.transaction import unit_of_work
 from kith.main import create_app
 from kith.notifications import service as notifications
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 from tests.conftest import REDIS_URL, redis_available
 from tests.helpers import API, Account, assert_problem, signup
 from tests.live import serve

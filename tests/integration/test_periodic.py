@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from kith.core.config import Settings
-from kith.core.periodic import PeriodicRunner, PeriodicTask, registered_tasks
-from kith.core.resources import Resources
 from kith.media.jobs import remove_expired_uploads
+from kith.runtime.periodic import PeriodicRunner, PeriodicTask, registered_tasks
+from kith.runtime.resources import Resources
 from tests.conftest import REDIS_URL, redis_available
 
 runs: list[str] = []

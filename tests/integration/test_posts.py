@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import Connection
 
-from kith.core.resources import Resources
 from kith.db.models import Comment, Like, Media, Post, Role
-from kith.db.transaction import unit_of_work
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 from tests.helpers import API, assert_problem, field_errors
 from tests.posting import (
     audit_entries,

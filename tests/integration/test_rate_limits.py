@@ -22,13 +22,13 @@ import pytest
 from fastapi import FastAPI
 from PIL import Image
 
-import kith.core.ratelimit
+import kith.runtime.limits
 from kith.core.clock import Clock
 from kith.core.config import Settings
 from kith.core.metrics import RATE_LIMIT_REJECTIONS
-from kith.core.resources import Resources
 from kith.db.models import Role
 from kith.main import create_app
+from kith.runtime.resources import Resources
 from tests.conftest import REDIS_URL, redis_available
 from tests.helpers import API, PASSWORD, Account, assert_problem
 from tests.posting import member
@@ -59,7 +59,7 @@ async def limited_app(
         shim = _ClockTime(resources.clock)
         monkeypatch.setattr(limits.aio.storage.memory, "time", shim)
         monkeypatch.setattr(limits.aio.strategies, "time", shim)
-        monkeypatch.setattr(kith.core.ratelimit, "wall_time", shim.time)
+        monkeypatch.setattr(kith.runtime.limits, "wall_time", shim.time)
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client, resources

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kith.core.resources import Resources
-from kith.db.transaction import unit_of_work
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 
 
 async def _statement_starts(session: AsyncSession) -> tuple[datetime, datetime]:

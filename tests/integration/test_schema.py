@@ -8,8 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from kith.core.resources import Resources
 from kith.db.base import Base
+from kith.runtime.resources import Resources
 
 
 def _differences(connection: Connection) -> list[Any]:

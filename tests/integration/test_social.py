@@ -10,9 +10,9 @@ import pytest
 
 from kith.auth import service as auth
 from kith.core.pagination import encode_cursor
-from kith.core.resources import Resources
 from kith.db.models import Post, Role, Visibility
-from kith.db.transaction import unit_of_work
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 from tests.helpers import API, PASSWORD, Account, assert_problem, field_errors, signup, staff
 
 SUMMARY_FIELDS = {"id", "username", "display_name", "avatar_url"}

@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from kith.core.resources import Resources
 from kith.db.models import Role
+from kith.runtime.resources import Resources
 from tests.helpers import API, PASSWORD, Account, assert_problem, field_errors, login, register, signup, staff
 
 PRIVATE_FIELDS = {

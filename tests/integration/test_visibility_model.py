@@ -25,8 +25,8 @@ from sqlalchemy.engine import make_url
 from kith.auth import service as auth
 from kith.core.config import Settings
 from kith.db.models import Role, User
-from kith.db.transaction import unit_of_work
 from kith.main import create_app
+from kith.runtime.transaction import unit_of_work
 from tests.conftest import empty_postgres
 from tests.helpers import API
 

@@ -27,12 +27,12 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from kith.core.config import Settings
-from kith.core.resources import Resources
 from kith.db.models import Media
-from kith.db.transaction import unit_of_work
 from kith.main import create_app
 from kith.media import images, storage
 from kith.media.storage import STORAGE_FULL_RETRY_AFTER
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 from tests.conftest import IN_CI
 from tests.helpers import API, assert_problem, signup
 from tests.resilience.invariants import violations

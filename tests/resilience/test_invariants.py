@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import text
 
-from kith.core.resources import Resources
+from kith.runtime.resources import Resources
 from tests.posting import befriend, comment, create_post, member
 from tests.resilience.invariants import missing_posts, violations
 

@@ -18,9 +18,9 @@ from collections import Counter
 import httpx
 from sqlalchemy import func, select
 
-from kith.core.resources import Resources
 from kith.db.models import Comment, FriendRequest, Friendship, Like, Post
-from kith.db.transaction import unit_of_work
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 from tests.helpers import API, Account
 from tests.posting import counted_rows, create_post, members
 from tests.resilience.invariants import violations

@@ -28,11 +28,11 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from kith.core.config import Settings
-from kith.core.outbox import GAVE_UP_LABEL, resend_kept_emails
-from kith.core.resources import Resources
 from kith.db.models import OutgoingEmail
-from kith.db.transaction import unit_of_work
 from kith.main import create_app
+from kith.runtime.outbox import GAVE_UP_LABEL, resend_kept_emails
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 from tests.conftest import Mailbox
 from tests.helpers import API, PASSWORD, assert_problem, login, register
 from tests.resilience.invariants import violations

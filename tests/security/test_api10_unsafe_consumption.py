@@ -15,7 +15,7 @@ import httpx
 import pytest
 from PIL import Image, PngImagePlugin
 
-from kith.core.resources import Resources
+from kith.runtime.resources import Resources
 from tests.conftest import Mailbox
 from tests.helpers import API, assert_problem, field_errors, register
 from tests.posting import member

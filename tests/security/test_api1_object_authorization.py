@@ -19,8 +19,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from kith.core.resources import Resources
 from kith.db.models import Role
+from kith.runtime.resources import Resources
 from tests.helpers import API, Account, assert_problem
 from tests.posting import befriend, block, comment, create_post, member, set_suspended, upload
 from tests.security.inventory import served_routes

@@ -24,7 +24,7 @@ import jwt
 from fastapi import FastAPI
 from sqlalchemy import event
 
-from kith.core.resources import Resources
+from kith.runtime.resources import Resources
 from tests.conftest import Mailbox
 from tests.helpers import API, PASSWORD, Account, assert_problem, signup
 from tests.posting import member, set_suspended

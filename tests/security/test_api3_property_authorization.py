@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from kith.core.resources import Resources
 from kith.db.models import Role
+from kith.runtime.resources import Resources
 from tests.conftest import Mailbox
 from tests.helpers import API, assert_problem, field_errors, signup
 from tests.posting import befriend, comment, create_post, member

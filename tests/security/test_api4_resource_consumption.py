@@ -24,8 +24,8 @@ import pytest
 from PIL import Image
 
 from kith.core.config import Settings
-from kith.core.resources import Resources
 from kith.main import create_app
+from kith.runtime.resources import Resources
 from tests.helpers import API, PASSWORD, Account, assert_problem, record_pixel_decoding
 from tests.integration.test_rate_limits import count_password_checks, limited_app
 from tests.posting import create_post, member, upload

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from kith.core.resources import Resources
 from kith.db.models import Role
+from kith.runtime.resources import Resources
 from tests.helpers import API, assert_problem
 from tests.posting import member
 from tests.security.inventory import required_access, served_routes

@@ -13,10 +13,10 @@ import asyncio
 
 import httpx
 
-from kith.core.resources import Resources
 from kith.db.models import FriendRequest, FriendRequestStatus, Role
 from kith.db.models.social import pair_key
-from kith.db.transaction import unit_of_work
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 from tests.helpers import API, assert_problem
 from tests.posting import block, counted_rows, create_post, member
 

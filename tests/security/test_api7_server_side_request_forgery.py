@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from kith.core.resources import Resources
+from kith.runtime.resources import Resources
 from tests.conftest import Mailbox
 from tests.helpers import API, field_errors
 from tests.posting import member

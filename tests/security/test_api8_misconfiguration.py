@@ -18,7 +18,7 @@ from urllib.parse import quote
 import httpx
 from fastapi import FastAPI
 
-from kith.core.resources import Resources
+from kith.runtime.resources import Resources
 from tests.fuzz import harness
 from tests.helpers import API
 from tests.posting import member

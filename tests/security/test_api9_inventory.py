@@ -15,8 +15,8 @@ from pydantic import SecretStr
 
 from kith import __version__
 from kith.core.config import Settings
-from kith.core.resources import Resources
 from kith.main import create_app
+from kith.runtime.resources import Resources
 from tests.helpers import API, assert_problem
 from tests.posting import member
 from tests.security.inventory import served_routes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from starlette.types import Scope
 
-from kith.core.caller import Caller, client_ip
+from kith.http.caller import Caller, client_ip
 
 
 def scope(peer: str | None, *forwarded: str) -> Scope:

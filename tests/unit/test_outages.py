@@ -12,8 +12,8 @@ from sqlalchemy import exc as sa_exc
 from starlette.types import Receive, Scope, Send
 
 from kith.core.breaker import Breaker
-from kith.core.middleware import RequestContextMiddleware
 from kith.core.outages import is_dependency_outage
+from kith.http.middleware import RequestContextMiddleware
 
 SQL = "INSERT INTO posts (id, body) VALUES ($1, $2)"
 

@@ -11,8 +11,8 @@ from kith.admin.schemas import AdminUserUpdate
 from kith.auth import service as auth
 from kith.core.errors import BadRequest, NotFound
 from kith.core.pagination import CursorParams, OffsetParams
-from kith.core.resources import Resources
 from kith.db.models import AuditLogEntry, User
+from kith.runtime.resources import Resources
 from kith.users import service as users
 
 

@@ -18,8 +18,9 @@ from kith.auth import service as auth
 from kith.core.errors import Forbidden, Unauthorized
 from kith.core.jobs import enqueue
 from kith.core.security import hash_token
+from kith.core.urls import API_PREFIX
 from kith.db.models import ApiKey, Role, User
-from kith.db.session import ResourcesDep, SessionDep, resources_dependency
+from kith.http.session import ResourcesDep, SessionDep, resources_dependency
 from kith.users import jobs as user_jobs
 from kith.users import service as users
 
@@ -28,7 +29,7 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
 
 bearer_scheme = OAuth2PasswordBearer(
-    tokenUrl="/api/v1/auth/token",
+    tokenUrl=f"{API_PREFIX}/auth/token",
     auto_error=False,
     description="An access token from `/auth/login`, `/auth/token` or `/auth/refresh`.",
 )

@@ -1,7 +1,7 @@
 """E-mails of the account flows, sent in the background after the request commits.
 
 An e-mail the SMTP server does not take is kept in the database and sent again later
-(`kith.core.outbox`), for up to `KITH_EMAIL_RETRY_HOURS`, across restarts. The tokens
+(`kith.runtime.outbox`), for up to `KITH_EMAIL_RETRY_HOURS`, across restarts. The tokens
 in a late e-mail keep the lifetime they got when they were issued.
 """
 
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from kith.core.jobs import job
 from kith.core.mail import compose
-from kith.core.outbox import send_or_keep
-from kith.core.resources import Resources
-from kith.db.transaction import unit_of_work
+from kith.core.urls import API_PREFIX
+from kith.runtime.outbox import send_or_keep
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 
 
 @job
@@ -22,7 +23,7 @@ async def send_verification_email(resources: Resources, *, to: str, name: str, t
         f"Hello {name},\n\n"
         "Please confirm your e-mail address for Kith by opening this link:\n\n"
         f"{link}\n\n"
-        f"Or send this token to POST /api/v1/auth/verify-email: {token}\n\n"
+        f"Or send this token to POST {API_PREFIX}/auth/verify-email: {token}\n\n"
         f"The link expires in {settings.email_verification_ttl_hours // 24} days. "
         "If you did not create an account, ignore this message.\n"
     )
@@ -46,7 +47,7 @@ async def send_password_reset_email(resources: Resources, *, to: str, name: str,
         "Someone asked to reset the password of your Kith account. To choose a new one, "
         "open this link:\n\n"
         f"{link}\n\n"
-        f"Or send this token to POST /api/v1/auth/password-reset/confirm: {token}\n\n"
+        f"Or send this token to POST {API_PREFIX}/auth/password-reset/confirm: {token}\n\n"
         f"It expires in {settings.password_reset_ttl_minutes} minutes and works once. "
         "If it was not you, ignore this message; your password is unchanged.\n"
     )

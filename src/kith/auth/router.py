@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Header, Request, Response, status
+from fastapi import APIRouter, Form, Header, Request, Response, status
 
 from kith.auth import service
 from kith.auth.dependencies import CurrentUser, HashingSlot, SessionPrincipal
@@ -19,15 +19,14 @@ from kith.auth.schemas import (
     TokenRequest,
 )
 from kith.core.errors import problem_responses
-from kith.core.http import public_url
-from kith.core.idempotency import idempotent
-from kith.core.ratelimit import LoginThrottle, body_email, rate_limit
-from kith.db.session import ResourcesDep, SessionDep
+from kith.core.urls import API_PREFIX, absolute_url
+from kith.http.idempotency import idempotent
+from kith.http.ratelimit import LoginThrottleDep, body_email, rate_limit
+from kith.http.session import ResourcesDep, SessionDep
 from kith.users.schemas import PrivateUser
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 UserAgent = Annotated[str | None, Header(include_in_schema=False)]
-LoginThrottleDep = Annotated[LoginThrottle, Depends()]
 
 
 @router.post(
@@ -47,7 +46,7 @@ async def register(
     (a password equal to the username or e-mail, or a common one, is refused).
     """
     user = await service.register(session, resources, data)
-    response.headers["Location"] = public_url(request, f"/api/v1/users/{user.id}")
+    response.headers["Location"] = absolute_url(f"{API_PREFIX}/users/{user.id}")
     return user
 
 

@@ -12,11 +12,11 @@ from kith.auth.password_policy import password_problem
 from kith.auth.schemas import RegisterRequest, TokenPair
 from kith.core.errors import BadRequest, Conflict, Forbidden, Unauthorized, Unprocessable
 from kith.core.jobs import enqueue
-from kith.core.ratelimit import LoginThrottle
 from kith.core.realtime import publish_after_commit
-from kith.core.resources import Resources
 from kith.core.security import InvalidToken, hash_token, new_token
 from kith.db.models import AuthSession, OneTimeToken, RefreshToken, Role, TokenPurpose, User
+from kith.runtime.limits import LoginThrottle
+from kith.runtime.resources import Resources
 from kith.users import service as users
 
 

@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     smtp_tls: bool = False
     smtp_timeout_seconds: float = 10.0
     # An e-mail the SMTP server does not take is kept and retried for this long,
-    # by a periodic task that runs this often (`kith.core.outbox`).
+    # by a periodic task that runs this often (`kith.runtime.outbox`).
     email_retry_hours: float = Field(default=24, gt=0)
     email_retry_interval_seconds: float = Field(default=60, gt=0)
 

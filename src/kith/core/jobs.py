@@ -25,7 +25,7 @@ from kith.core.config import ConfigurationError
 from kith.core.metrics import JOBS_DISPATCHED, JOBS_FAILED
 
 if TYPE_CHECKING:
-    from kith.core.resources import Resources
+    from kith.runtime.resources import Resources
 
 log = structlog.get_logger("kith.jobs")
 

@@ -1,40 +1,18 @@
-"""Prometheus metrics (contract §9): what they count, the middleware and `GET /metrics`.
+"""Prometheus metrics: what Kith counts (docs/operations.md lists them).
 
-Requests are labelled by route template (`/api/v1/users/{user_id}`), never by raw path,
-so a scan of random URLs cannot blow up the series count. With several worker
+Other parts of Kith count their own events with the objects defined here:
+`RATE_LIMIT_REJECTIONS.labels(limit=name).inc()`, `JOBS_DISPATCHED`, `JOBS_FAILED`. The
+request middleware and `GET /metrics` are in `kith.http.metrics`. With several worker
 processes, set `PROMETHEUS_MULTIPROC_DIR` to an empty directory shared by them before
 they start: each process then writes its values there and `/metrics`, answered by any
 one of them, sums them all.
-
-Other parts of Kith count their own events with the objects defined here:
-`RATE_LIMIT_REJECTIONS.labels(limit=name).inc()`, `JOBS_DISPATCHED`, `JOBS_FAILED`.
 """
 
 from __future__ import annotations
 
-import hmac
 import os
-import time
-from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Request, Response
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from kith.core.errors import NotFound
-from kith.core.middleware import route_template
-
-if TYPE_CHECKING:
-    from kith.core.resources import Resources
+from prometheus_client import Counter, Gauge, Histogram, multiprocess
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
@@ -63,91 +41,6 @@ RATE_LIMIT_REJECTIONS = Counter(
 )
 JOBS_DISPATCHED = Counter("kith_jobs_dispatched_total", "Background jobs queued, by job.", ["job"])
 JOBS_FAILED = Counter("kith_jobs_failed_total", "Background jobs that failed every attempt, by job.", ["job"])
-
-# A client chooses the method: anything unusual shares one label value, so made-up
-# methods cannot create series.
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-# In multiprocess mode a scrape only reaches one process; the others refresh their
-# gauges at most this often while they serve requests.
-GAUGE_REFRESH_SECONDS = 1.0
-
-
-def refresh_gauges(resources: Resources) -> None:
-    """Read the pool and WebSocket gauges from this process's live objects."""
-    pool = resources.engine.pool
-    checked_out = getattr(pool, "checkedout", None)
-    size = getattr(pool, "size", None)
-    DB_POOL_CHECKED_OUT.set(checked_out() if callable(checked_out) else 0)
-    DB_POOL_SIZE.set(size() if callable(size) else 0)
-    WEBSOCKET_CONNECTIONS.set(resources.realtime.connection_count)
-
-
-class MetricsMiddleware:
-    """Counts every HTTP request and its latency by method, route template and status.
-
-    Label children are cached per (method, route, status): a request costs one dict
-    lookup, one counter increment and one histogram observation.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
-        self._gauges_refreshed = 0.0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            finished = time.perf_counter()
-            method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
-            key = (method, route_template(scope), str(status))
-            children = self._children.get(key)
-            if children is None:
-                children = (HTTP_REQUESTS.labels(*key), HTTP_DURATION.labels(*key))
-                self._children[key] = children
-            children[0].inc()
-            children[1].observe(finished - started)
-            if MULTIPROCESS and finished - self._gauges_refreshed > GAUGE_REFRESH_SECONDS:
-                self._gauges_refreshed = finished
-                resources = getattr(scope["app"].state, "resources", None)
-                if resources is not None:
-                    refresh_gauges(resources)
-
-
-router = APIRouter()
-
-
-@router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request) -> Response:
-    """Prometheus text format, only for `Authorization: Bearer <KITH_METRICS_TOKEN>`.
-
-    Without a configured token, or with a wrong one, the route does not exist (404).
-    """
-    token = request.app.state.settings.metrics_token
-    given = request.headers.get("authorization", "").encode()
-    if token is None or not hmac.compare_digest(given, f"Bearer {token.get_secret_value()}".encode()):
-        raise NotFound("No such resource.")
-    refresh_gauges(request.app.state.resources)
-    if MULTIPROCESS:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        body = generate_latest(registry)
-    else:
-        body = generate_latest(REGISTRY)
-    return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
 
 
 def process_stopped() -> None:

@@ -2,7 +2,9 @@
 
 Cursor lists never use OFFSET: a page continues strictly after the last id of the
 previous one, so walking the pages while rows are inserted never repeats or skips a
-row that existed when the walk began.
+row that existed when the walk began. What a list asks for (`CursorParams`,
+`OffsetParams`) is a plain value that services take; the query parameters and the `Link`
+header that advertises the next page are `kith.http.pagination`'s.
 """
 
 from __future__ import annotations
@@ -11,18 +13,17 @@ import base64
 import binascii
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Generic, TypeVar, TypeVarTuple
+from typing import Generic, TypeVar, TypeVarTuple
 
 import orjson
-from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from kith.core.errors import Unprocessable
-from kith.core.http import public_url
 
 T = TypeVar("T")
 Row = TypeVar("Row")
@@ -83,31 +84,17 @@ def decode_timed_position(position: str) -> tuple[datetime, str]:
     return moment, row_id
 
 
-CursorQuery = Annotated[
-    str | None,
-    Query(
-        max_length=200,
-        description="Opaque: `next_cursor` of the previous page; anything else is 422 `invalid_cursor`.",
-        # A format of its own, so tools know that not every string of 200 characters is one.
-        json_schema_extra={"format": "cursor"},
-    ),
-]
-
-
+@dataclass(frozen=True)
 class CursorParams:
-    """`?limit=&cursor=` for one list; builds the page and its `Link` header."""
+    """One page of a cursor list: at most `limit` rows, strictly after the position `after`."""
 
-    def __init__(
-        self,
-        request: Request,
-        response: Response,
-        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = DEFAULT_LIMIT,
-        cursor: CursorQuery = None,
-    ) -> None:
-        self.request = request
-        self.response = response
-        self.limit = limit
-        self.after = decode_cursor(cursor) if cursor else None
+    limit: int = DEFAULT_LIMIT
+    after: str | None = None
+
+    @classmethod
+    def from_cursor(cls, limit: int, cursor: str | None) -> CursorParams:
+        """From a client's `cursor` (422 `invalid_cursor` when it is not one of ours)."""
+        return cls(limit, decode_cursor(cursor) if cursor else None)
 
     async def fetch(
         self,
@@ -165,25 +152,13 @@ class CursorParams:
         thing, moment = rows[-1]
         return rows, encode_cursor(encode_timed_position(moment, id_of(thing)))
 
-    def page(self, items: Sequence[T], next_cursor: str | None) -> CursorPage[T]:
-        """Wrap `items` and advertise the next page in an RFC 8288 `Link` header."""
-        if next_cursor is not None:
-            query = self.request.url.include_query_params(cursor=next_cursor, limit=self.limit).query
-            url = public_url(self.request, f"{self.request.url.path}?{query}")
-            self.response.headers["Link"] = f'<{url}>; rel="next"'
-        return CursorPage[T](items=list(items), next_cursor=next_cursor)
 
-
+@dataclass(frozen=True)
 class OffsetParams:
-    """`?page=&page_size=` for directory-style lists."""
+    """One page of a directory-style list: page `page` (from 1) of `page_size` rows."""
 
-    def __init__(
-        self,
-        page: Annotated[int, Query(ge=1, le=100_000, description="Page number, from 1.")] = 1,
-        page_size: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = DEFAULT_LIMIT,
-    ) -> None:
-        self.page = page
-        self.page_size = page_size
+    page: int = 1
+    page_size: int = DEFAULT_LIMIT
 
     async def fetch(self, session: AsyncSession, statement: Select[Row]) -> tuple[list[Row], int]:
         """Run `statement` (already ordered) for this page; returns rows and the total."""
@@ -199,27 +174,3 @@ class OffsetParams:
             page_size=self.page_size,
             total_pages=math.ceil(total / self.page_size) if total else 0,
         )
-
-
-# FastAPI runs a class or a plain `def` dependency in a worker thread; these async
-# factories keep the parameters on the event loop (two thread hops less per list).
-
-
-async def cursor_params(
-    request: Request,
-    response: Response,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = DEFAULT_LIMIT,
-    cursor: CursorQuery = None,
-) -> CursorParams:
-    return CursorParams(request, response, limit, cursor)
-
-
-async def offset_params(
-    page: Annotated[int, Query(ge=1, le=100_000, description="Page number, from 1.")] = 1,
-    page_size: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = DEFAULT_LIMIT,
-) -> OffsetParams:
-    return OffsetParams(page, page_size)
-
-
-CursorDep = Annotated[CursorParams, Depends(cursor_params)]
-OffsetDep = Annotated[OffsetParams, Depends(offset_params)]

@@ -10,7 +10,9 @@ from contextvars import ContextVar
 
 public_base_url: ContextVar[str] = ContextVar("public_base_url", default="")
 
-MEDIA_PATH = "/api/v1/media/"
+# Every path of Kith's own API starts here; nothing else spells it out.
+API_PREFIX = "/api/v1"
+MEDIA_PATH = f"{API_PREFIX}/media/"
 
 
 def absolute_url(path: str) -> str:

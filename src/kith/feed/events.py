@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.core.jobs import enqueue
-from kith.core.resources import Resources
 from kith.db.models import Post
 from kith.feed import jobs
+from kith.runtime.resources import Resources
 
 
 def post_published(session: AsyncSession, resources: Resources, post: Post) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from kith.core.jobs import job
-from kith.core.resources import Resources
-from kith.db.transaction import unit_of_work
 from kith.feed import repository
 from kith.feed.timeline import TimelineStore
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 
 
 def timelines(resources: Resources) -> TimelineStore | None:

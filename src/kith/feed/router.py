@@ -6,9 +6,10 @@ from fastapi import APIRouter
 
 from kith.auth.dependencies import CurrentUser
 from kith.core.errors import problem_responses
-from kith.core.pagination import CursorDep, CursorPage
-from kith.db.session import ResourcesDep, SessionDep
+from kith.core.pagination import CursorPage
 from kith.feed import service
+from kith.http.pagination import CursorDep
+from kith.http.session import ResourcesDep, SessionDep
 from kith.posts.schemas import PostView
 
 router = APIRouter(tags=["feed"])
@@ -20,5 +21,5 @@ async def feed(user: CurrentUser, session: SessionDep, resources: ResourcesDep, 
     may see, newest first, each a full post object. Keyset pagination: walking the pages
     while others post never repeats or skips a post that existed when the walk began.
     A new friend's earlier posts appear; an unfriended user's posts leave at once."""
-    items, next_cursor = await service.feed_page(session, resources, user, page)
+    items, next_cursor = await service.feed_page(session, resources, user, page.params)
     return page.page(items, next_cursor)

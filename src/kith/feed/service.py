@@ -12,13 +12,13 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.core.pagination import CursorParams, encode_cursor
-from kith.core.resources import Resources
 from kith.db.models import User
 from kith.feed import jobs, repository
 from kith.feed.timeline import TimelineStore
 from kith.posts import service as posts
 from kith.posts.repository import AuthoredPost
 from kith.posts.schemas import PostView
+from kith.runtime.resources import Resources
 
 log = structlog.get_logger("kith.feed")
 

@@ -8,8 +8,8 @@ from fastapi import Depends, Request
 
 from kith.auth.dependencies import api_key_scheme, bearer_scheme, current_principal
 from kith.db.models import User
-from kith.db.session import ResourcesDep
-from kith.db.transaction import unit_of_work
+from kith.http.session import ResourcesDep
+from kith.runtime.transaction import unit_of_work
 
 
 async def uploader(

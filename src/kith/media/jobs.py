@@ -10,11 +10,11 @@ import anyio
 
 from kith.core.config import Settings
 from kith.core.jobs import job
-from kith.core.periodic import periodic
-from kith.core.resources import Resources
-from kith.db.transaction import unit_of_work
 from kith.media import repository
 from kith.media.storage import scratch_dir
+from kith.runtime.periodic import periodic
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 
 CLEANUP_BATCH = 500
 # How far back the orphan sweep looks past the unattached-upload age: a file stored for

@@ -8,16 +8,16 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import FileResponse
 
 from kith.core.errors import NotFound, problem_responses
-from kith.core.idempotency import Claim, DeferredAttempt, Recorded, record_answer, request_hash
-from kith.core.ratelimit import rate_limit
 from kith.core.urls import media_url
-from kith.db.session import ResourcesDep
-from kith.db.transaction import unit_of_work
+from kith.http.idempotency import Claim, DeferredAttempt, Recorded, record_answer, request_hash
+from kith.http.ratelimit import rate_limit
+from kith.http.session import ResourcesDep
 from kith.media import service
 from kith.media.dependencies import Uploader
 from kith.media.schemas import MediaView
 from kith.media.storage import content_type_of, is_valid_key, scratch_dir
 from kith.media.upload import receive_file
+from kith.runtime.transaction import unit_of_work
 
 router = APIRouter(tags=["media"])
 

@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.core.errors import BadRequest, Unprocessable
 from kith.core.jobs import enqueue
-from kith.core.resources import Resources
 from kith.db.models import Media, Post, User
-from kith.db.transaction import on_rollback
 from kith.media import images, jobs, repository
 from kith.media.storage import is_disk_full, new_key, scratch_dir, storage_full
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import on_rollback
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query, status
 
 from kith.auth.dependencies import CurrentUser, StaffUser
 from kith.core.errors import problem_responses
-from kith.core.idempotency import idempotent
-from kith.core.pagination import CursorDep, CursorPage
+from kith.core.pagination import CursorPage
 from kith.db.models import ReportStatus
-from kith.db.session import ResourcesDep, SessionDep
+from kith.http.idempotency import idempotent
+from kith.http.pagination import CursorDep
+from kith.http.session import ResourcesDep, SessionDep
 from kith.moderation import service
 from kith.moderation.schemas import ReportAction, ReportCreate, ReportView, SubmittedReport
 
@@ -51,7 +52,7 @@ async def list_reports(
     """Reports, newest first, with the reporter and a short view of the target as it is now
     (`target` is null once the target is gone). Moderators and admins only (403 `insufficient_role`).
     """
-    reports, next_cursor = await service.list_reports(session, moderator, report_status, page)
+    reports, next_cursor = await service.list_reports(session, moderator, report_status, page.params)
     return page.page(reports, next_cursor)
 
 

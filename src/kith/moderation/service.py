@@ -15,11 +15,11 @@ from kith.admin import service as admin
 from kith.auth import service as auth
 from kith.core.errors import BadRequest, Conflict, NotFound
 from kith.core.pagination import CursorParams
-from kith.core.resources import Resources
 from kith.db.models import Report, ReportStatus, ReportTarget, User, open_report_key
 from kith.moderation import repository
 from kith.moderation.schemas import EXCERPT_LENGTH, ReportCreate, ReportedContent, ReportView
 from kith.posts import service as posts
+from kith.runtime.resources import Resources
 from kith.users import service as users
 from kith.users.schemas import UserSummary
 

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query, status
 
 from kith.auth.dependencies import CurrentUser
 from kith.core.errors import problem_responses
-from kith.core.pagination import CursorDep, CursorPage
-from kith.db.session import ResourcesDep, SessionDep
+from kith.core.pagination import CursorPage
+from kith.http.pagination import CursorDep
+from kith.http.session import ResourcesDep, SessionDep
 from kith.notifications import service
 from kith.notifications.schemas import MarkRead, NotificationView, UnreadCount
 
@@ -28,7 +29,7 @@ async def list_notifications(
     A client that reconnects to the stream fetches what it missed here: every live
     event carries the notification's `id`, and this list is ordered by it.
     """
-    items, next_cursor = await service.list_notifications(session, user, page, unread_only=unread_only)
+    items, next_cursor = await service.list_notifications(session, user, page.params, unread_only=unread_only)
     return page.page(items, next_cursor)
 
 

@@ -8,10 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.core.pagination import CursorParams
 from kith.core.realtime import publish_after_commit
-from kith.core.resources import Resources
 from kith.db.models import Notification, NotificationType, User
 from kith.notifications import repository
 from kith.notifications.schemas import NotificationView
+from kith.runtime.resources import Resources
 from kith.users.schemas import UserSummary
 
 

@@ -11,9 +11,9 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from kith.auth import service as auth
 from kith.core.realtime import Event, Subscription
-from kith.core.resources import Resources
-from kith.db.transaction import unit_of_work
 from kith.notifications import repository
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 
 log = structlog.get_logger("kith.stream")
 router = APIRouter()

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Path
 
 from kith.auth.dependencies import CurrentUser
-from kith.db.session import SessionDep
+from kith.http.session import SessionDep
 from kith.posts import service
 from kith.posts.repository import AuthoredComment, AuthoredPost
 

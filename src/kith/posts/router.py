@@ -6,11 +6,12 @@ from fastapi import APIRouter, Request, Response, status
 
 from kith.auth.dependencies import CurrentUser
 from kith.core.errors import problem_responses
-from kith.core.http import public_url
-from kith.core.idempotency import idempotent
-from kith.core.pagination import CursorDep, CursorPage
-from kith.core.ratelimit import rate_limit
-from kith.db.session import ResourcesDep, SessionDep
+from kith.core.pagination import CursorPage
+from kith.core.urls import API_PREFIX, absolute_url
+from kith.http.idempotency import idempotent
+from kith.http.pagination import CursorDep
+from kith.http.ratelimit import rate_limit
+from kith.http.session import ResourcesDep, SessionDep
 from kith.posts import service
 from kith.posts.dependencies import (
     OwnedComment,
@@ -56,7 +57,7 @@ async def create_post(
     on `body.media_ids`). The response's `Location` is the new post's URL.
     """
     post = await service.create_post(session, resources, user, data)
-    response.headers["Location"] = public_url(request, f"/api/v1/posts/{post.post.id}")
+    response.headers["Location"] = absolute_url(f"{API_PREFIX}/posts/{post.post.id}")
     return await service.new_post_view(session, post, with_media=bool(data.media_ids))
 
 
@@ -101,7 +102,7 @@ async def posts_of_user(user_id: str, user: CurrentUser, session: SessionDep, pa
     404 `user_not_found` when the user does not exist, is suspended, or is in a block
     with the caller (either way).
     """
-    posts, next_cursor = await service.posts_of_user(session, user, user_id, page)
+    posts, next_cursor = await service.posts_of_user(session, user, user_id, page.params)
     return page.page(posts, next_cursor)
 
 
@@ -146,7 +147,7 @@ async def list_likes(post: ReadablePost, user: CurrentUser, session: SessionDep,
     People in a block with the caller and suspended accounts are left out of the list
     (they still count in `like_count`).
     """
-    likers, next_cursor = await service.likers(session, user, post.post, page)
+    likers, next_cursor = await service.likers(session, user, post.post, page.params)
     return page.page(likers, next_cursor)
 
 
@@ -182,7 +183,7 @@ async def list_comments(
     Comments by people in a block with the caller (either way) and by suspended
     accounts are left out.
     """
-    comments, next_cursor = await service.comments(session, user, post.post, page)
+    comments, next_cursor = await service.comments(session, user, post.post, page.params)
     return page.page([service.comment_view(comment) for comment in comments], next_cursor)
 
 

@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kith.admin import service as admin
 from kith.core.errors import BadRequest, NotFound, Unprocessable
 from kith.core.pagination import CursorParams
-from kith.core.resources import Resources
 from kith.db.models import Comment, Media, NotificationType, Post, Role, User
 from kith.feed import events as feed
 from kith.media import service as media
@@ -35,6 +34,7 @@ from kith.posts.schemas import (
     PostUpdate,
     PostView,
 )
+from kith.runtime.resources import Resources
 from kith.users import service as users
 from kith.users.schemas import UserSummary
 

@@ -8,7 +8,7 @@ from fastapi import Depends
 
 from kith.auth.dependencies import CurrentUser
 from kith.db.models import User
-from kith.db.session import SessionDep
+from kith.http.session import SessionDep
 from kith.users import service as users
 
 

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from kith.auth.dependencies import CurrentUser
 from kith.core.errors import problem_responses
-from kith.core.http import public_url
-from kith.core.idempotency import idempotent
-from kith.core.pagination import CursorDep, CursorPage
-from kith.core.ratelimit import rate_limit
+from kith.core.pagination import CursorPage
+from kith.core.urls import API_PREFIX, absolute_url
 from kith.db.models import FriendRequestStatus
-from kith.db.session import ResourcesDep, SessionDep
+from kith.http.idempotency import idempotent
+from kith.http.pagination import CursorDep
+from kith.http.ratelimit import rate_limit
+from kith.http.session import ResourcesDep, SessionDep
 from kith.social import service
 from kith.social.dependencies import VisibleUser
 from kith.social.schemas import (
@@ -71,7 +72,7 @@ async def send_friend_request(
     receiver = await users.visible_user(session, user, data.receiver_id)
     friend_request, created = await service.send_request(session, resources, user, receiver)
     if created:
-        response.headers["Location"] = public_url(request, f"/api/v1/friend-requests/{friend_request.id}")
+        response.headers["Location"] = absolute_url(f"{API_PREFIX}/friend-requests/{friend_request.id}")
         return FriendRequestView.of(friend_request, user, receiver)
     response.status_code = status.HTTP_200_OK
     return FriendRequestView.of(friend_request, receiver, user)
@@ -98,7 +99,7 @@ async def list_friend_requests(
     with someone in a block with the caller are left out while the block lasts.
     """
     rows, next_cursor = await service.list_requests(
-        session, user, incoming=direction is Direction.incoming, status=request_status, params=page
+        session, user, incoming=direction is Direction.incoming, status=request_status, params=page.params
     )
     return page.page([FriendRequestView.of(*row) for row in rows], next_cursor)
 
@@ -175,7 +176,7 @@ async def list_friends(
     Friends hidden from the caller (suspended, or in a block with the caller) are left
     out. 404 `user_not_found` when the user is unknown or hidden from the caller.
     """
-    rows, next_cursor = await service.list_friends(session, user, target, page)
+    rows, next_cursor = await service.list_friends(session, user, target, page.params)
     return page.page([FriendView.of(friend, since) for friend, since in rows], next_cursor)
 
 
@@ -207,7 +208,7 @@ async def block_user(
 @router.get("/blocks", response_model=CursorPage[BlockView], responses=problem_responses(401, 422))
 async def list_blocks(user: CurrentUser, session: SessionDep, page: CursorDep) -> object:
     """The users the caller blocks, most recent block first."""
-    rows, next_cursor = await service.list_blocks(session, user, page)
+    rows, next_cursor = await service.list_blocks(session, user, page.params)
     return page.page([BlockView.of(blocked, since) for blocked, since in rows], next_cursor)
 
 

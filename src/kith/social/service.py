@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.core.errors import BadRequest, Conflict, DomainError, NotFound
 from kith.core.pagination import CursorParams
-from kith.core.resources import Resources
 from kith.db.models import (
     Block,
     FriendRequest,
@@ -26,6 +25,7 @@ from kith.db.models import (
 )
 from kith.feed import events as feed
 from kith.notifications import service as notifications
+from kith.runtime.resources import Resources
 from kith.social import repository
 from kith.social.relations import Relationship
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from kith.core.jobs import job
-from kith.core.resources import Resources
-from kith.db.transaction import unit_of_work
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 from kith.users import repository
 
 

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Query, status
 from kith.auth import service as auth
 from kith.auth.dependencies import CurrentUser, SessionPrincipal, SessionUser
 from kith.core.errors import problem_responses
-from kith.core.idempotency import idempotent
-from kith.core.pagination import CursorDep, CursorPage, OffsetDep, OffsetPage
+from kith.core.pagination import CursorPage, OffsetPage
 from kith.core.schemas import NO_NUL
-from kith.db.session import ResourcesDep, SessionDep
+from kith.http.idempotency import idempotent
+from kith.http.pagination import CursorDep, OffsetDep
+from kith.http.session import ResourcesDep, SessionDep
 from kith.users import service
 from kith.users.schemas import (
     AccountDeletion,
@@ -70,7 +71,7 @@ async def delete_me(
 @me.get("/api-keys", response_model=CursorPage[ApiKeyView], responses=problem_responses(401, 403, 422))
 async def list_api_keys(user: SessionUser, session: SessionDep, page: CursorDep) -> object:
     """The caller's API keys, newest first. Secrets are never shown again, only their prefix."""
-    keys, next_cursor = await service.list_api_keys(session, user, page)
+    keys, next_cursor = await service.list_api_keys(session, user, page.params)
     return page.page(keys, next_cursor)
 
 

@@ -6,11 +6,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.core.errors import BadRequest, Forbidden, NotFound
 from kith.core.pagination import CursorParams, OffsetParams
-from kith.core.resources import Resources
 from kith.core.security import hash_token, new_token
 from kith.db.models import ApiKey, User
 from kith.media import service as media
 from kith.posts import service as posts
+from kith.runtime.resources import Resources
 from kith.social import service as social
 from kith.users import repository
 from kith.users.schemas import ApiKeyCreate, ProfileUpdate, UserProfile

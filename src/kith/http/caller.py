@@ -25,10 +25,10 @@ from starlette.types import Scope
 
 from kith.core.security import InvalidToken, hash_token
 from kith.db.models import ApiKey
-from kith.db.transaction import unit_of_work
+from kith.runtime.transaction import unit_of_work
 
 if TYPE_CHECKING:
-    from kith.core.resources import Resources
+    from kith.runtime.resources import Resources
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _STATE_KEY = "kith_caller"

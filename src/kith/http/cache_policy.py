@@ -1,19 +1,14 @@
-"""HTTP details shared by every route: cache policy and public URLs."""
+"""The `Cache-Control` every response gets unless its route chose one itself."""
 
 from __future__ import annotations
 
-from fastapi import Request
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kith.core.urls import API_PREFIX
+
 # Responses under these prefixes hold credentials or private data (contract §1).
-NO_STORE_PREFIXES = ("/api/v1/auth", "/api/v1/users/me", "/api/v1/admin")
-
-
-def public_url(request: Request, path: str) -> str:
-    """An absolute URL on the configured public URL, never on the request's `Host`."""
-    settings = request.app.state.settings
-    return f"{settings.public_url}{path}"
+NO_STORE_PREFIXES = tuple(f"{API_PREFIX}{path}" for path in ("/auth", "/users/me", "/admin"))
 
 
 def cache_control_for(path: str, authenticated: bool) -> str | None:

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from kith.db.session import ResourcesDep
+from kith.http.session import ResourcesDep
 
 router = APIRouter(tags=["operations"])
 

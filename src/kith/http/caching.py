@@ -14,7 +14,9 @@ import hashlib
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-API_PREFIX = "/api/v1/"
+from kith.core.urls import API_PREFIX
+
+_API = f"{API_PREFIX}/"
 # The answer differs by caller: a shared cache must key it by the credentials.
 VARY_ON = ("Authorization", "X-API-Key")
 # Headers a 304 keeps (RFC 9110 §15.4.5); the body's own headers go.
@@ -52,7 +54,7 @@ class ETagMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET" or not scope["path"].startswith(API_PREFIX):
+        if scope["type"] != "http" or scope["method"] != "GET" or not scope["path"].startswith(_API):
             await self.app(scope, receive, send)
             return
         if_none_match = Headers(scope=scope).get("if-none-match")

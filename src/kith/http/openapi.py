@@ -8,7 +8,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from kith.core.errors import PROBLEM_CONTENT_TYPE, Problem
-from kith.core.ratelimit import counts_against_general_limit
+from kith.core.urls import API_PREFIX
+from kith.http.ratelimit import counts_against_general_limit
 
 GENERAL_LIMIT = (
     "`rate_limited`: over the general limit (300 requests per 5 minutes per user, or per IP "
@@ -95,7 +96,7 @@ def _plain_parameters(schema: dict[str, Any]) -> None:
 # `GET /posts/{post_id}`, a new user into a friend request). Clients and code generators
 # read them; stateful fuzzing follows them (docs/security.md). Keyed by the source
 # operation and its status: (method, path, status) -> {name: (method, path, link)}.
-_P = "/api/v1"
+_P = API_PREFIX
 _ID = "$response.body#/id"
 _POST = {"post_id": _ID}
 _USER = {"user_id": _ID}

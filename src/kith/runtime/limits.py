@@ -1,24 +1,6 @@
-"""Rate limits (contract §1), on the `limits` library, attached declaratively.
-
-- The general limit (`KITH_RATE_LIMIT_GENERAL`) counts every request under `/api/v1`
-  per user, or per IP when anonymous. `RateLimitMiddleware` checks it before routing, so
-  unknown paths, redirects and any spelling of a path count too.
-- Named limits guard single routes as dependencies: `dependencies=[rate_limit("posts")]`.
-  They run before the route's own dependencies, so before any costly work.
-- Failed logins are counted by `LoginThrottle`, checked after the account lookup and
-  before the password hash.
-
-Every limited response carries `RateLimit-Limit`, `RateLimit-Remaining` and
-`RateLimit-Reset` (of the limit closest to running out); a 429 adds `Retry-After`.
-
-Counters live in Redis when it is configured (shared by every worker and instance),
-else in process memory. When Redis fails, limits marked `falls_back` (login,
-registration, password reset, uploads) count in process memory instead: looser, never
-absent; the others let requests through. Redis is then left alone for
-`KITH_RATE_LIMIT_REDIS_RETRY_SECONDS`, so an outage costs at most one timeout now and then.
-
-Moderators get `KITH_RATE_LIMIT_MODERATOR_FACTOR` times every per-user limit; admins
-are not limited by per-user limits at all.
+"""Rate-limit counting: the named limits, the `Limiter` that counts them in Redis or in
+process memory, and the failed-login throttle. Attached to requests by `kith.http.ratelimit`;
+what the limits are and how they behave is in docs/api-guide.md#rate-limits.
 """
 
 from __future__ import annotations
@@ -27,30 +9,26 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import limits
 import structlog
-from fastapi import Depends, Request
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter, RateLimiter, SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import ConnectionPool
 from redis.exceptions import RedisError
 from sqlalchemy import select
-from starlette.requests import Request as StarletteRequest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kith.core.breaker import Breaker
-from kith.core.caller import Caller, identify_caller
 from kith.core.config import Settings
-from kith.core.errors import DomainError, problem_response
+from kith.core.errors import DomainError
 from kith.core.metrics import RATE_LIMIT_REJECTIONS
 from kith.db.models import Role, User
-from kith.db.transaction import unit_of_work
+from kith.runtime.transaction import unit_of_work
 
 if TYPE_CHECKING:
-    from kith.core.resources import Resources
+    from kith.runtime.resources import Resources
 
 log = structlog.get_logger("kith.ratelimit")
 
@@ -95,12 +73,6 @@ RULES: dict[str, Rule] = {
     )
 }
 
-# Requests the general limit does not count: media files are fetched by URL, often many
-# per page, and are static; CORS preflights must not eat the budget of the request they
-# precede.
-_UNCOUNTED_PREFIXES = ("/api/v1/media/",)
-_API_PREFIX = "/api/v1/"
-_STATE_KEY = "kith_rate_limits"
 ROLE_CACHE_SECONDS = 10.0
 ROLE_CACHE_SIZE = 10_000
 
@@ -263,125 +235,9 @@ class Limiter:
         await self._run(RULES[rule], attempt)
 
 
-# --- recording outcomes on the request, and the headers they give -----------------------------
-
-
-def _record(scope: Scope, outcome: Outcome | None) -> None:
-    if outcome is not None:
-        scope.setdefault("state", {}).setdefault(_STATE_KEY, []).append(outcome)
-
-
-def _closest(outcomes: list[Outcome]) -> Outcome:
-    refused = [outcome for outcome in outcomes if not outcome.allowed]
-    if refused:
-        return max(refused, key=lambda outcome: outcome.reset_after)
-    return min(outcomes, key=lambda outcome: (outcome.remaining, -outcome.reset_after))
-
-
-def _refuse(outcome: Outcome) -> RateLimited:
+def refuse(outcome: Outcome) -> RateLimited:
     RATE_LIMIT_REJECTIONS.labels(limit=outcome.rule).inc()
     return RateLimited(outcome)
-
-
-async def _counted(resources: Resources, rule: str, caller: Caller) -> Outcome | None:
-    limiter = resources.limiter
-    if RULES[rule].keyed_by == "ip" or caller.user_id is None:
-        return await limiter.hit(rule, f"ip:{caller.ip_group}")
-    role = await limiter.roles.role_of(resources, caller.user_id)
-    return await limiter.hit(rule, caller.limit_key, role)
-
-
-class RateLimitMiddleware:
-    """Counts every API request against the general limit and adds the `RateLimit-*` headers.
-
-    Inside CORS, so a browser can read a 429; the headers come from every limit the
-    request was counted against, its route's included.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not counts_against_general_limit(scope["method"], scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        resources: Resources = scope["app"].state.resources
-        caller = await identify_caller(scope, resources)
-        outcome = await _counted(resources, "general", caller)
-        _record(scope, outcome)
-        if outcome is not None and not outcome.allowed:
-            error = _refuse(outcome)
-            response = problem_response(
-                StarletteRequest(scope), error.status, error.code, error.detail, headers=error.headers
-            )
-            await response(scope, receive, self._with_headers(scope, send))
-            return
-        await self.app(scope, receive, self._with_headers(scope, send))
-
-    @staticmethod
-    def _with_headers(scope: Scope, send: Send) -> Send:
-        async def send_with_limits(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                outcomes: list[Outcome] = scope.get("state", {}).get(_STATE_KEY, [])
-                if outcomes:
-                    extra = [
-                        (name.lower().encode(), value.encode())
-                        for name, value in _closest(outcomes).headers().items()
-                    ]
-                    message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        return send_with_limits
-
-
-def counts_against_general_limit(method: str, path: str) -> bool:
-    """Whether a request is counted by the general limit (every API request but a few)."""
-    if method == "OPTIONS":
-        return False
-    if not path.lower().startswith(_API_PREFIX):
-        # Only the API is limited; health checks, docs and metrics are not.
-        return False
-    return not (method in ("GET", "HEAD") and path.startswith(_UNCOUNTED_PREFIXES))
-
-
-# --- route dependencies ----------------------------------------------------------------------
-
-KeyOf = Callable[[Request, Caller], Awaitable[str | None]]
-
-
-async def body_email(request: Request, _caller: Caller) -> str | None:
-    """The e-mail address in a JSON body, normalised; None when there is none (422 follows)."""
-    try:
-        body = await request.json()
-    except ValueError:
-        return None
-    email = body.get("email") if isinstance(body, dict) else None
-    return f"email:{email.strip().lower()}" if isinstance(email, str) and email.strip() else None
-
-
-def rate_limit(rule: str, key: KeyOf | None = None) -> Any:
-    """A route dependency that counts the request against the named limit, or answers 429.
-
-    `key` picks what the limit counts (by default the caller: the user, or the IP).
-    """
-    if rule not in RULES:
-        raise ValueError(f"unknown rate limit {rule!r}")
-
-    async def check_limit(request: Request) -> None:
-        resources: Resources = request.app.state.resources
-        if not resources.limiter.enabled:
-            return
-        caller = await identify_caller(request.scope, resources)
-        if key is None:
-            outcome = await _counted(resources, rule, caller)
-        else:
-            counted = await key(request, caller)
-            outcome = None if counted is None else await resources.limiter.hit(rule, counted)
-        _record(request.scope, outcome)
-        if outcome is not None and not outcome.allowed:
-            raise _refuse(outcome)
-
-    return Depends(check_limit)
 
 
 class LoginThrottle:
@@ -389,41 +245,45 @@ class LoginThrottle:
 
     The account is the user's id when it exists, else the login name as typed, so an
     unknown name is throttled exactly like a known one and the answer tells nothing.
+    A plain object: the HTTP layer (`kith.http.ratelimit.login_throttle`) builds it with
+    the caller's address group and a callback that puts an outcome on the response.
     """
 
-    def __init__(self, request: Request) -> None:
-        self._request = request
-        self._resources: Resources = request.app.state.resources
+    def __init__(
+        self,
+        limiter: Limiter,
+        ip_group: Callable[[], Awaitable[str]],
+        record: Callable[[Outcome], None],
+    ) -> None:
+        self._limiter = limiter
+        self._ip_group = ip_group
+        self._record = record
 
     async def _keys(self, account: str) -> tuple[str, str]:
-        caller = await identify_caller(self._request.scope, self._resources)
-        return f"account:{account}|ip:{caller.ip_group}", f"account:{account}"
+        return f"account:{account}|ip:{await self._ip_group()}", f"account:{account}"
 
     async def check(self, account: str) -> None:
         """Answer 429 if either failure budget of `account` is spent."""
-        limiter = self._resources.limiter
-        if not limiter.enabled:
+        if not self._limiter.enabled:
             return
         pair, whole = await self._keys(account)
         for rule, key in (("login_failures", pair), ("login_failures_account", whole)):
-            outcome = await limiter.test(rule, key)
+            outcome = await self._limiter.test(rule, key)
             if outcome is not None and not outcome.allowed:
-                _record(self._request.scope, outcome)
-                raise _refuse(outcome)
+                self._record(outcome)
+                raise refuse(outcome)
 
     async def failed(self, account: str) -> None:
         """Count a wrong password for `account`."""
-        limiter = self._resources.limiter
-        if not limiter.enabled:
+        if not self._limiter.enabled:
             return
         pair, whole = await self._keys(account)
-        await limiter.hit("login_failures", pair)
-        await limiter.hit("login_failures_account", whole)
+        await self._limiter.hit("login_failures", pair)
+        await self._limiter.hit("login_failures_account", whole)
 
     async def succeeded(self, account: str) -> None:
         """A right password clears the (account, IP) count; the per-account one stays."""
-        limiter = self._resources.limiter
-        if not limiter.enabled:
+        if not self._limiter.enabled:
             return
         pair, _ = await self._keys(account)
-        await limiter.clear("login_failures", pair)
+        await self._limiter.clear("login_failures", pair)

@@ -29,19 +29,19 @@ from sqlalchemy import delete, select, update
 
 from kith.core.config import Settings
 from kith.core.metrics import JOBS_FAILED
-from kith.core.periodic import periodic
 from kith.db.models import OutgoingEmail
-from kith.db.transaction import unit_of_work
+from kith.runtime.periodic import periodic
+from kith.runtime.transaction import unit_of_work
 
 if TYPE_CHECKING:
-    from kith.core.resources import Resources
+    from kith.runtime.resources import Resources
 
 log = structlog.get_logger("kith.mail")
 
 RESEND_BATCH = 100
 _MAX_BACKOFF_EXPONENT = 30
 # The label under which given-up e-mails count in `kith_jobs_failed_total`.
-GAVE_UP_LABEL = "kith.core.outbox.email"
+GAVE_UP_LABEL = "kith.runtime.outbox.email"
 
 
 def retry_delay(settings: Settings, attempts: int) -> timedelta:

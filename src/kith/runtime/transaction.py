@@ -15,7 +15,7 @@ from kith.core.realtime import pending_events
 from kith.db.engine import WRITE_INTENT
 
 if TYPE_CHECKING:
-    from kith.core.resources import Resources
+    from kith.runtime.resources import Resources
 
 log = structlog.get_logger("kith.db")
 

@@ -12,11 +12,11 @@ from kith.core.clock import Clock
 from kith.core.config import Settings
 from kith.core.jobs import JobRunner
 from kith.core.mail import Mailer
-from kith.core.ratelimit import Limiter
 from kith.core.realtime import RealtimeHub, create_hub
 from kith.core.security import AccessTokenCodec, PasswordHasher
 from kith.db.engine import create_engine, create_session_factory
 from kith.media.storage import LocalMediaStorage, MediaStorage
+from kith.runtime.limits import Limiter
 
 
 @dataclass

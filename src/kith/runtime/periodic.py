@@ -23,7 +23,7 @@ import structlog
 from kith.core.config import Settings
 
 if TYPE_CHECKING:
-    from kith.core.resources import Resources
+    from kith.runtime.resources import Resources
 
 log = structlog.get_logger("kith.periodic")
 

@@ -47,13 +47,13 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kith.core.caller import identify_caller
 from kith.core.errors import Conflict, Unprocessable
-from kith.core.periodic import periodic
-from kith.core.resources import Resources
 from kith.db.models import IdempotencyKey
-from kith.db.session import SessionDep, get_resources
-from kith.db.transaction import unit_of_work
+from kith.http.caller import identify_caller
+from kith.http.session import SessionDep, get_resources
+from kith.runtime.periodic import periodic
+from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255

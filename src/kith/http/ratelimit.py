@@ -1,0 +1,175 @@
+"""Rate limits (contract §1), on the `limits` library, attached declaratively.
+
+- The general limit (`KITH_RATE_LIMIT_GENERAL`) counts every request under `/api/v1`
+  per user, or per IP when anonymous. `RateLimitMiddleware` checks it before routing, so
+  unknown paths, redirects and any spelling of a path count too.
+- Named limits guard single routes as dependencies: `dependencies=[rate_limit("posts")]`.
+  They run before the route's own dependencies, so before any costly work.
+- Failed logins are counted by `LoginThrottle`, checked after the account lookup and
+  before the password hash.
+
+Every limited response carries `RateLimit-Limit`, `RateLimit-Remaining` and
+`RateLimit-Reset` (of the limit closest to running out); a 429 adds `Retry-After`.
+
+Counters live in Redis when it is configured (shared by every worker and instance),
+else in process memory. When Redis fails, limits marked `falls_back` (login,
+registration, password reset, uploads) count in process memory instead: looser, never
+absent; the others let requests through. Redis is then left alone for
+`KITH_RATE_LIMIT_REDIS_RETRY_SECONDS`, so an outage costs at most one timeout now and then.
+
+Moderators get `KITH_RATE_LIMIT_MODERATOR_FACTOR` times every per-user limit; admins
+are not limited by per-user limits at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Request
+from starlette.requests import Request as StarletteRequest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kith.core.errors import problem_response
+from kith.core.urls import API_PREFIX, MEDIA_PATH
+from kith.http.caller import Caller, identify_caller
+from kith.runtime.limits import RULES, LoginThrottle, Outcome, refuse
+
+if TYPE_CHECKING:
+    from kith.runtime.resources import Resources
+
+# Requests the general limit does not count: media files are fetched by URL, often many
+# per page, and are static; CORS preflights must not eat the budget of the request they
+# precede.
+_UNCOUNTED_PREFIXES = (MEDIA_PATH,)
+_API_PREFIX = f"{API_PREFIX}/"
+_STATE_KEY = "kith_rate_limits"
+
+
+# --- recording outcomes on the request, and the headers they give -----------------------------
+
+
+def _record(scope: Scope, outcome: Outcome | None) -> None:
+    if outcome is not None:
+        scope.setdefault("state", {}).setdefault(_STATE_KEY, []).append(outcome)
+
+
+def _closest(outcomes: list[Outcome]) -> Outcome:
+    refused = [outcome for outcome in outcomes if not outcome.allowed]
+    if refused:
+        return max(refused, key=lambda outcome: outcome.reset_after)
+    return min(outcomes, key=lambda outcome: (outcome.remaining, -outcome.reset_after))
+
+
+async def _counted(resources: Resources, rule: str, caller: Caller) -> Outcome | None:
+    limiter = resources.limiter
+    if RULES[rule].keyed_by == "ip" or caller.user_id is None:
+        return await limiter.hit(rule, f"ip:{caller.ip_group}")
+    role = await limiter.roles.role_of(resources, caller.user_id)
+    return await limiter.hit(rule, caller.limit_key, role)
+
+
+class RateLimitMiddleware:
+    """Counts every API request against the general limit and adds the `RateLimit-*` headers.
+
+    Inside CORS, so a browser can read a 429; the headers come from every limit the
+    request was counted against, its route's included.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not counts_against_general_limit(scope["method"], scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        resources: Resources = scope["app"].state.resources
+        caller = await identify_caller(scope, resources)
+        outcome = await _counted(resources, "general", caller)
+        _record(scope, outcome)
+        if outcome is not None and not outcome.allowed:
+            error = refuse(outcome)
+            response = problem_response(
+                StarletteRequest(scope), error.status, error.code, error.detail, headers=error.headers
+            )
+            await response(scope, receive, self._with_headers(scope, send))
+            return
+        await self.app(scope, receive, self._with_headers(scope, send))
+
+    @staticmethod
+    def _with_headers(scope: Scope, send: Send) -> Send:
+        async def send_with_limits(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                outcomes: list[Outcome] = scope.get("state", {}).get(_STATE_KEY, [])
+                if outcomes:
+                    extra = [
+                        (name.lower().encode(), value.encode())
+                        for name, value in _closest(outcomes).headers().items()
+                    ]
+                    message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        return send_with_limits
+
+
+def counts_against_general_limit(method: str, path: str) -> bool:
+    """Whether a request is counted by the general limit (every API request but a few)."""
+    if method == "OPTIONS":
+        return False
+    if not path.lower().startswith(_API_PREFIX):
+        # Only the API is limited; health checks, docs and metrics are not.
+        return False
+    return not (method in ("GET", "HEAD") and path.startswith(_UNCOUNTED_PREFIXES))
+
+
+# --- route dependencies ----------------------------------------------------------------------
+
+KeyOf = Callable[[Request, Caller], Awaitable[str | None]]
+
+
+async def body_email(request: Request, _caller: Caller) -> str | None:
+    """The e-mail address in a JSON body, normalised; None when there is none (422 follows)."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    email = body.get("email") if isinstance(body, dict) else None
+    return f"email:{email.strip().lower()}" if isinstance(email, str) and email.strip() else None
+
+
+def rate_limit(rule: str, key: KeyOf | None = None) -> Any:
+    """A route dependency that counts the request against the named limit, or answers 429.
+
+    `key` picks what the limit counts (by default the caller: the user, or the IP).
+    """
+    if rule not in RULES:
+        raise ValueError(f"unknown rate limit {rule!r}")
+
+    async def check_limit(request: Request) -> None:
+        resources: Resources = request.app.state.resources
+        if not resources.limiter.enabled:
+            return
+        caller = await identify_caller(request.scope, resources)
+        if key is None:
+            outcome = await _counted(resources, rule, caller)
+        else:
+            counted = await key(request, caller)
+            outcome = None if counted is None else await resources.limiter.hit(rule, counted)
+        _record(request.scope, outcome)
+        if outcome is not None and not outcome.allowed:
+            raise refuse(outcome)
+
+    return Depends(check_limit)
+
+
+async def login_throttle(request: Request) -> LoginThrottle:
+    """The failed-login throttle for this request's caller."""
+    resources: Resources = request.app.state.resources
+
+    async def ip_group() -> str:
+        return (await identify_caller(request.scope, resources)).ip_group
+
+    return LoginThrottle(resources.limiter, ip_group, lambda outcome: _record(request.scope, outcome))
+
+
+LoginThrottleDep = Annotated[LoginThrottle, Depends(login_throttle)]
