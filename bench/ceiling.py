@@ -97,12 +97,13 @@ async def kith_statements(url: str, reader_name: str) -> list[tuple[str, list[An
     from kith.db.models import User
     from kith.feed.repository import _FIRST_PAGE
     from kith.media.repository import _OF_POSTS
+    from kith.media.storage import LocalMediaStorage
     from kith.posts.repository import _LIKED_AMONG
     from kith.runtime.resources import Resources
     from kith.runtime.transaction import unit_of_work
 
     settings = Settings(database_url=url, secret_key=secrets.token_urlsafe(48), _env_file=None)
-    resources = await Resources.open(settings)
+    resources = await Resources.open(settings, LocalMediaStorage(settings.media_root))
     try:
         async with unit_of_work(resources, write=False) as session:
             reader = await session.scalar(select(User.id).where(User.username == reader_name))

@@ -25,6 +25,7 @@ from bench.prepare import mint_tokens
 from kith.core.config import Settings
 from kith.db.models import Post, User, Visibility
 from kith.main import create_app
+from kith.media.storage import LocalMediaStorage
 from kith.runtime.resources import Resources
 from kith.runtime.transaction import unit_of_work
 
@@ -81,7 +82,7 @@ async def main(args: argparse.Namespace) -> None:
     )
     app = create_app(settings)
     rng = random.Random(7)
-    resources = await Resources.open(settings)
+    resources = await Resources.open(settings, LocalMediaStorage(settings.media_root))
     async with unit_of_work(resources, write=False) as session:
         readers = list(
             (await session.scalars(select(User.id).where(User.username.like("user%")).limit(2000))).all()

@@ -20,6 +20,7 @@ from sqlalchemy import or_, select
 from kith.auth import service as auth
 from kith.core.config import Settings
 from kith.db.models import FriendRequest, Friendship, User
+from kith.media.storage import LocalMediaStorage
 from kith.runtime.resources import Resources
 from kith.runtime.transaction import unit_of_work
 
@@ -54,7 +55,7 @@ class LoadData:
 
 async def mint_tokens(settings: Settings, user_ids: Sequence[str]) -> list[str]:
     """An access token per user, from a new session of theirs."""
-    resources = await Resources.open(settings)
+    resources = await Resources.open(settings, LocalMediaStorage(settings.media_root))
     tokens: list[str] = []
     try:
         for chunk in _chunks(user_ids, 500):
@@ -71,7 +72,7 @@ async def mint_tokens(settings: Settings, user_ids: Sequence[str]) -> list[str]:
 
 
 async def user_ids_by_name(settings: Settings, names: Sequence[str]) -> dict[str, str]:
-    resources = await Resources.open(settings)
+    resources = await Resources.open(settings, LocalMediaStorage(settings.media_root))
     try:
         async with unit_of_work(resources, write=False) as session:
             rows = await session.execute(select(User.username, User.id).where(User.username.in_(names)))
@@ -82,7 +83,7 @@ async def user_ids_by_name(settings: Settings, names: Sequence[str]) -> dict[str
 
 
 async def friends_of(settings: Settings, user_id: str) -> list[str]:
-    resources = await Resources.open(settings)
+    resources = await Resources.open(settings, LocalMediaStorage(settings.media_root))
     try:
         async with unit_of_work(resources, write=False) as session:
             found = await session.scalars(select(Friendship.friend_id).where(Friendship.user_id == user_id))
@@ -95,7 +96,7 @@ async def fresh_pairs(
     settings: Settings, user_ids: Sequence[str], rng: random.Random
 ) -> list[tuple[int, int]]:
     """Index pairs of users who are not friends and never exchanged a request, shuffled."""
-    resources = await Resources.open(settings)
+    resources = await Resources.open(settings, LocalMediaStorage(settings.media_root))
     try:
         async with unit_of_work(resources, write=False) as session:
             linked: set[tuple[str, str]] = set()

@@ -142,10 +142,11 @@ async def _create_admin(settings: Settings, username: str, email: str, password:
     from kith.auth import service as auth
     from kith.core.errors import DomainError
     from kith.db.models import Role
+    from kith.media.storage import LocalMediaStorage
     from kith.runtime.resources import Resources
     from kith.runtime.transaction import unit_of_work
 
-    resources = await Resources.open(settings)
+    resources = await Resources.open(settings, LocalMediaStorage(settings.media_root))
     try:
         async with unit_of_work(resources) as session:
             user = await auth.create_user(
@@ -193,10 +194,11 @@ async def _run_worker(settings: Settings, concurrency: int) -> None:
     from taskiq.api import run_receiver_task
 
     import kith.main  # noqa: F401 - imports every domain, which registers their jobs
+    from kith.media.storage import LocalMediaStorage
     from kith.runtime.periodic import PeriodicRunner
     from kith.runtime.resources import Resources
 
-    resources = await Resources.open(settings)
+    resources = await Resources.open(settings, LocalMediaStorage(settings.media_root))
     periodic = PeriodicRunner(resources)
     periodic.start()
     typer.echo("Kith worker consuming jobs from Redis.")

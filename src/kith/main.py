@@ -36,6 +36,7 @@ from kith.http.openapi import install_openapi
 from kith.http.problems import router as problems_router
 from kith.http.ratelimit import RateLimitMiddleware
 from kith.media.router import router as media_router
+from kith.media.storage import LocalMediaStorage
 from kith.moderation.router import router as moderation_router
 from kith.notifications.router import router as notifications_router
 from kith.notifications.stream import router as stream_router
@@ -87,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resources = await Resources.open(settings)
+        resources = await Resources.open(settings, LocalMediaStorage(settings.media_root))
         app.state.resources = resources
         # Periodic house-keeping runs here on the embedded default; with Redis, in `kith worker`.
         periodic = PeriodicRunner(resources, tasks=None if settings.redis_url is None else [])

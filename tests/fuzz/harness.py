@@ -35,6 +35,7 @@ from kith.auth import service as auth
 from kith.core.config import RATE_LIMIT_SETTINGS, Settings
 from kith.db.migrate import upgrade
 from kith.db.models import Role
+from kith.media.storage import LocalMediaStorage
 from kith.runtime.resources import Resources
 from kith.runtime.transaction import unit_of_work
 from tests.conftest import REDIS_URL, postgres_database
@@ -77,7 +78,7 @@ def fuzz_settings(database_url: str, var_dir: Path, **overrides: Any) -> Setting
 
 async def create_accounts(settings: Settings) -> dict[str, FuzzAccount]:
     """A plain user and an admin with random passwords, made like `kith create-admin` makes one."""
-    resources = await Resources.open(settings)
+    resources = await Resources.open(settings, LocalMediaStorage(settings.media_root))
     accounts: dict[str, FuzzAccount] = {}
     try:
         for role in (Role.user, Role.admin):

@@ -14,8 +14,8 @@ from kith.core.jobs import JobRunner
 from kith.core.mail import Mailer
 from kith.core.realtime import RealtimeHub, create_hub
 from kith.core.security import AccessTokenCodec, PasswordHasher
+from kith.core.storage import MediaStorage
 from kith.db.engine import create_engine, create_session_factory
-from kith.media.storage import LocalMediaStorage, MediaStorage
 from kith.runtime.limits import Limiter
 
 
@@ -37,8 +37,9 @@ class Resources:
     realtime: RealtimeHub = field(init=False)
 
     @classmethod
-    async def open(cls, settings: Settings) -> Resources:
-        """Create every resource; the caller must `close()` them."""
+    async def open(cls, settings: Settings, media: MediaStorage) -> Resources:
+        """Create every resource, around the media storage the caller chose; the caller must
+        `close()` them."""
         settings.resolve_secret_key()
         engine = create_engine(settings)
         resources = cls(
@@ -51,7 +52,7 @@ class Resources:
             redis=Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
             if settings.redis_url
             else None,
-            media=LocalMediaStorage(settings.media_root),
+            media=media,
         )
         resources.redis_breaker = Breaker(settings.redis_retry_seconds)
         resources.limiter = Limiter(settings)
