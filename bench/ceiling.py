@@ -20,10 +20,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
+from kith.auth.schemas import UserSummary
 from kith.core.pagination import CursorPage
 from kith.db.models import Visibility
 from kith.posts.schemas import PostView
-from kith.users.schemas import UserSummary
 
 PAGE_SIZE = 20
 

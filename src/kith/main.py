@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+# Registers the feed's reactions to posts' and social's events (kith.runtime.events).
+import kith.feed.subscriptions  # noqa: F401
 from kith import __version__
 from kith.admin.router import router as admin_router
 from kith.auth.router import router as auth_router

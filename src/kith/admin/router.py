@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, status
 
 from kith.admin import service
 from kith.admin.schemas import AdminUserUpdate, AdminUserView, AuditLogView
+from kith.audit import service as audit
 from kith.auth.dependencies import AdminUser
 from kith.core.errors import problem_responses
 from kith.core.pagination import CursorPage, OffsetPage
@@ -55,5 +56,5 @@ async def delete_user(user_id: str, admin: AdminUser, session: SessionDep) -> No
 @router.get("/audit-log", response_model=CursorPage[AuditLogView], responses=problem_responses(401, 403, 422))
 async def audit_log(admin: AdminUser, session: SessionDep, page: CursorDep) -> object:
     """Every moderator and admin action, newest first: who did what to which target, and when."""
-    entries, next_cursor = await service.audit_log(session, page.params)
+    entries, next_cursor = await audit.audit_log(session, page.params)
     return page.page(entries, next_cursor)

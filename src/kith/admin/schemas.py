@@ -4,9 +4,9 @@ from typing import Any, Self
 
 from pydantic import ConfigDict, StrictBool, model_validator
 
+from kith.auth.schemas import PrivateUser
 from kith.core.schemas import RequestModel, ResponseModel, Timestamp, at_least_one_of
 from kith.db.models import Role
-from kith.users.schemas import PrivateUser
 
 
 class AdminUserView(PrivateUser):

@@ -2,39 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kith.admin import repository
 from kith.admin.schemas import AdminUserUpdate
+from kith.audit.service import record_action
 from kith.auth import service as auth
 from kith.core.errors import BadRequest, NotFound
-from kith.core.pagination import CursorParams, OffsetParams
-from kith.db.models import AuditLogEntry, User
+from kith.core.pagination import OffsetParams
+from kith.db.models import User
 from kith.runtime.resources import Resources
 from kith.users import service as users
-
-
-def record_action(
-    session: AsyncSession,
-    actor: User,
-    action: str,
-    target_type: str,
-    target_id: str,
-    **details: Any,
-) -> None:
-    """Write an audit log entry in the same transaction as the action it records."""
-    session.add(
-        AuditLogEntry(
-            actor_id=actor.id,
-            actor_username=actor.username,
-            action=action,
-            target_type=target_type,
-            target_id=target_id,
-            details=details,
-        )
-    )
 
 
 async def list_users(
@@ -44,7 +21,7 @@ async def list_users(
 
 
 async def _target(session: AsyncSession, admin: User, user_id: str) -> User:
-    user = await users.get_user(session, user_id)
+    user = await auth.get_user(session, user_id)
     if user is None:
         raise NotFound("No such user.", code="user_not_found")
     if user.id == admin.id:
@@ -79,7 +56,3 @@ async def delete_user(session: AsyncSession, admin: User, user_id: str) -> None:
     user = await _target(session, admin, user_id)
     record_action(session, admin, "user.deleted", "user", user.id, username=user.username)
     await users.delete_account(session, user)
-
-
-async def audit_log(session: AsyncSession, params: CursorParams) -> tuple[list[AuditLogEntry], str | None]:
-    return await params.fetch(session, repository.audit_log(), AuditLogEntry.id)

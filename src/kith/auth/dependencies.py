@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
+from kith.auth import jobs, repository
 from kith.auth import service as auth
 from kith.core.errors import Forbidden, Unauthorized
 from kith.core.jobs import enqueue
@@ -21,8 +22,6 @@ from kith.core.security import hash_token
 from kith.core.urls import API_PREFIX
 from kith.db.models import ApiKey, Role, User
 from kith.http.session import ResourcesDep, SessionDep, resources_dependency
-from kith.users import jobs as user_jobs
-from kith.users import service as users
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # How stale `last_used_at` of an API key may get before a request refreshes it.
@@ -66,14 +65,14 @@ async def current_principal(
         if found_session is not None:
             principal = Principal(user=found_session[0], session_id=found_session[1])
     elif api_key:
-        found = await users.find_api_key(session, hash_token(api_key), now)
+        found = await repository.find_api_key(session, hash_token(api_key), now)
         if found is not None:
             found_key, user = found
             principal = Principal(user=user, api_key=found_key)
             last_used = found_key.last_used_at
             if last_used is None or now - last_used > API_KEY_TOUCH_INTERVAL:
                 # Recorded by a job, so a read never has to take the write lock.
-                enqueue(session, user_jobs.touch_api_key, key_id=found_key.id)
+                enqueue(session, jobs.touch_api_key, key_id=found_key.id)
     else:
         raise Unauthorized()
     if principal is None:

@@ -7,6 +7,7 @@ in a late e-mail keep the lifetime they got when they were issued.
 
 from __future__ import annotations
 
+from kith.auth import repository
 from kith.core.jobs import job
 from kith.core.mail import compose
 from kith.core.urls import API_PREFIX
@@ -55,9 +56,7 @@ async def send_password_reset_email(resources: Resources, *, to: str, name: str,
 
 
 @job
-async def reset_password_of(resources: Resources, *, email: str) -> None:
-    """Issue and mail a reset token if an account has `email`; queued for every request."""
-    from kith.auth import service  # the service queues this job: import at run time
-
+async def touch_api_key(resources: Resources, *, key_id: str) -> None:
+    """Record when an API key was last used."""
     async with unit_of_work(resources) as session:
-        await service.issue_password_reset(session, resources, email)
+        await repository.touch_api_key(session, key_id, resources.clock.now())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, bindparam, select, update
+from sqlalchemy import String, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kith.db.models import AuthSession, OneTimeToken, RefreshToken, TokenPurpose, User
+from kith.db.models import ApiKey, AuthSession, OneTimeToken, RefreshToken, TokenPurpose, User
 
 # Runs on every authenticated request: built once, run with values (see kith.feed.repository).
 _ACTIVE_SESSION_USER = (
@@ -110,3 +110,50 @@ async def retire_one_time_tokens(
         )
         .values(used_at=now)
     )
+
+
+# --- accounts: the lookups every domain uses to find a user ----------------------------
+
+
+async def get_user(session: AsyncSession, user_id: str) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def find_by_login(session: AsyncSession, identifier: str) -> User | None:
+    """Find a user by e-mail (when the identifier has an @) or by username, case-insensitively."""
+    key = identifier.strip().lower()
+    column = User.email if "@" in key else User.username_key
+    return await session.scalar(select(User).where(column == key))
+
+
+async def find_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == email.lower()))
+
+
+async def username_taken(session: AsyncSession, username: str) -> bool:
+    found = await session.scalar(select(User.id).where(User.username_key == username.lower()))
+    return found is not None
+
+
+async def email_taken(session: AsyncSession, email: str) -> bool:
+    return await find_by_email(session, email) is not None
+
+
+async def find_api_key(session: AsyncSession, key_hash: str, now: datetime) -> tuple[ApiKey, User] | None:
+    """An unexpired key and its active owner, in one query."""
+    row = (
+        await session.execute(
+            select(ApiKey, User)
+            .join(User, User.id == ApiKey.user_id)
+            .where(
+                ApiKey.key_hash == key_hash,
+                or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+                User.suspended.is_(False),
+            )
+        )
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+async def touch_api_key(session: AsyncSession, key_id: str, now: datetime) -> None:
+    await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))

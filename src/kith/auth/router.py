@@ -13,6 +13,7 @@ from kith.auth.schemas import (
     PasswordGrantForm,
     PasswordResetConfirm,
     PasswordResetRequest,
+    PrivateUser,
     RefreshRequest,
     RegisterRequest,
     TokenPair,
@@ -23,7 +24,6 @@ from kith.core.urls import API_PREFIX, absolute_url
 from kith.http.idempotency import idempotent
 from kith.http.ratelimit import LoginThrottleDep, body_email, rate_limit
 from kith.http.session import ResourcesDep, SessionDep
-from kith.users.schemas import PrivateUser
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 UserAgent = Annotated[str | None, Header(include_in_schema=False)]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Literal, Self
 
 from pydantic import (
@@ -9,12 +10,79 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    computed_field,
     model_validator,
 )
 
 from kith.auth.password_policy import password_problem
-from kith.core.schemas import NO_NUL, Password, PasswordInput, RequestModel, ResponseModel, given
-from kith.users.schemas import DisplayNameText
+from kith.core.schemas import (
+    LINE,
+    NO_NUL,
+    TEXT_RULE,
+    Password,
+    PasswordInput,
+    RequestModel,
+    ResponseModel,
+    Timestamp,
+    given,
+)
+from kith.core.urls import media_url
+from kith.db.models import Role
+
+# --- how an account is shown: to everyone in lists, and to its owner ---------------------
+
+
+def no_control_characters(value: str) -> str:
+    # Unicode category Cc: C0 controls, DEL and the C1 controls (U+0080-U+009F, where
+    # U+009B is a terminal's CSI, as dangerous in a log or a console as ESC).
+    if any(unicodedata.category(char) == "Cc" and char not in "\n\t" for char in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def single_line(value: str) -> str:
+    if "\n" in value or "\t" in value:
+        raise ValueError("must be a single line")
+    return value
+
+
+DisplayNameText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=50),
+    AfterValidator(no_control_characters),
+    AfterValidator(single_line),
+    Field(examples=["Ada Lovelace"], json_schema_extra={TEXT_RULE: LINE}),
+]
+
+
+class UserSummary(ResponseModel):
+    """A user as shown beside their posts, comments and requests."""
+
+    id: str
+    username: str
+    display_name: str
+    avatar_key: str | None = Field(default=None, exclude=True)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def avatar_url(self) -> str | None:
+        return media_url(self.avatar_key)
+
+
+class PublicUser(UserSummary):
+    """What any signed-in user may see of another."""
+
+    bio: str
+    created_at: Timestamp
+
+
+class PrivateUser(PublicUser):
+    """The account owner's own view."""
+
+    email: str
+    email_verified: bool
+    role: Role
+
 
 Username = Annotated[
     str,

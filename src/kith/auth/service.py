@@ -11,13 +11,13 @@ from kith.auth import jobs, repository
 from kith.auth.password_policy import password_problem
 from kith.auth.schemas import RegisterRequest, TokenPair
 from kith.core.errors import BadRequest, Conflict, Forbidden, Unauthorized, Unprocessable
-from kith.core.jobs import enqueue
+from kith.core.jobs import enqueue, job
 from kith.core.realtime import publish_after_commit
 from kith.core.security import InvalidToken, hash_token, new_token
 from kith.db.models import AuthSession, OneTimeToken, RefreshToken, Role, TokenPurpose, User
 from kith.runtime.limits import LoginThrottle
 from kith.runtime.resources import Resources
-from kith.users import service as users
+from kith.runtime.transaction import unit_of_work
 
 
 class InvalidCredentials(Unauthorized):
@@ -41,11 +41,15 @@ class InvalidOneTimeToken(BadRequest):
     default_detail = "The token is invalid, expired or already used."
 
 
+# The account lookup other domains use; they never reach auth's repository directly.
+get_user = repository.get_user
+
+
 async def register(session: AsyncSession, resources: Resources, data: RegisterRequest) -> User:
     """Create an account and queue its verification and welcome e-mails."""
-    if await users.username_taken(session, data.username):
+    if await repository.username_taken(session, data.username):
         raise Conflict("That username is taken.", code="username_taken")
-    if await users.email_taken(session, data.email):
+    if await repository.email_taken(session, data.email):
         raise Conflict("An account with that e-mail address exists.", code="email_taken")
     user = User(
         username=data.username,
@@ -78,7 +82,8 @@ async def create_user(
 ) -> User:
     """Create an account directly (the command line's `create-admin`)."""
     data = RegisterRequest(username=username, email=email, password=password)
-    if await users.username_taken(session, data.username) or await users.email_taken(session, data.email):
+    taken = await repository.username_taken(session, data.username)
+    if taken or await repository.email_taken(session, data.email):
         raise Conflict("That username or e-mail address is taken.", code="username_taken")
     user = User(
         username=data.username,
@@ -102,7 +107,7 @@ async def authenticate(
     Failed attempts are counted per account before the hash is computed, so a spent
     budget answers 429 without any hashing work.
     """
-    user = await users.find_by_login(session, identifier)
+    user = await repository.find_by_login(session, identifier)
     account = user.id if user is not None else f"name:{identifier.strip().lower()}"
     await throttle.check(account)
     valid, new_hash = await resources.passwords.verify(password, user.password_hash if user else None)
@@ -155,7 +160,7 @@ async def refresh(session: AsyncSession, resources: Resources, refresh_token: st
     token, auth_session = found
     if auth_session.revoked_at is not None or auth_session.expires_at <= now:
         raise InvalidRefreshToken()
-    user = await users.get_user(session, auth_session.user_id)
+    user = await repository.get_user(session, auth_session.user_id)
     if user is None or user.suspended:
         raise InvalidRefreshToken()
     if token.used_at is not None or not await repository.mark_refresh_token_used(session, token.id, now):
@@ -254,7 +259,7 @@ async def _use_one_time_token(
     found = await repository.find_one_time_token(session, hash_token(token), purpose)
     if found is None or found.used_at is not None or found.expires_at <= now:
         raise InvalidOneTimeToken()
-    user = await users.get_user(session, found.user_id)
+    user = await repository.get_user(session, found.user_id)
     if user is None or user.email != found.email:
         raise InvalidOneTimeToken()
     if not await repository.consume_one_time_token(session, found.id, now):
@@ -271,12 +276,19 @@ async def verify_email(session: AsyncSession, resources: Resources, token: str) 
 async def request_password_reset(session: AsyncSession, resources: Resources, email: str) -> None:
     """Queue the reset of `email`. The request does this same work whether or not an account
     has the address, so neither its answer nor its timing tells; the job looks it up."""
-    enqueue(session, jobs.reset_password_of, email=email)
+    enqueue(session, reset_password_of, email=email)
+
+
+@job
+async def reset_password_of(resources: Resources, *, email: str) -> None:
+    """Issue and mail a reset token if an account has `email`; queued for every request."""
+    async with unit_of_work(resources) as session:
+        await issue_password_reset(session, resources, email)
 
 
 async def issue_password_reset(session: AsyncSession, resources: Resources, email: str) -> None:
     """E-mail a reset token if an active account has the address (run by a job)."""
-    user = await users.find_by_email(session, email)
+    user = await repository.find_by_email(session, email)
     if user is None or user.suspended:
         return
     token = await _new_one_time_token(

@@ -4,9 +4,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
 
+from kith.auth.schemas import UserSummary, no_control_characters
 from kith.core.schemas import MULTILINE, TEXT_RULE, RequestModel, ResponseModel, Timestamp
 from kith.db.models import ReportStatus, ReportTarget
-from kith.users.schemas import UserSummary, no_control_characters
 
 EXCERPT_LENGTH = 280
 

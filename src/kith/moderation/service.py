@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kith.admin import service as admin
+from kith.audit import service as audit
 from kith.auth import service as auth
+from kith.auth.schemas import UserSummary
 from kith.core.errors import BadRequest, Conflict, NotFound
 from kith.core.pagination import CursorParams
 from kith.db.models import Report, ReportStatus, ReportTarget, User, open_report_key
@@ -20,8 +21,6 @@ from kith.moderation import repository
 from kith.moderation.schemas import EXCERPT_LENGTH, ReportCreate, ReportedContent, ReportView
 from kith.posts import service as posts
 from kith.runtime.resources import Resources
-from kith.users import service as users
-from kith.users.schemas import UserSummary
 
 DISMISSED = "dismissed"
 CONTENT_REMOVED = "content_removed"
@@ -186,19 +185,19 @@ async def act_on_report(
     Removing resolves every open report on the same target. 409 `not_open` once handled.
     """
     report, reporter = await _load(session, report_id)
-    audit = {"reported_type": report.target_type, "reported_id": report.target_id}
+    reported = {"reported_type": report.target_type, "reported_id": report.target_id}
     if action == "dismiss":
         await _close(
             session, resources, moderator, report, status=ReportStatus.dismissed, resolution=DISMISSED
         )
-        admin.record_action(session, moderator, "report.dismissed", "report", report.id, **audit)
+        audit.record_action(session, moderator, "report.dismissed", "report", report.id, **reported)
         return (await _views(session, moderator, [(report, reporter)]))[0]
 
     resolution = await _remove_target(session, resources, moderator, report)
     closed = await _close(
         session, resources, moderator, report, status=ReportStatus.resolved, resolution=resolution
     )
-    admin.record_action(
+    audit.record_action(
         session,
         moderator,
         "report.resolved",
@@ -206,7 +205,7 @@ async def act_on_report(
         report.id,
         resolution=resolution,
         reports_closed=closed,
-        **audit,
+        **reported,
     )
     return (await _views(session, moderator, [(report, reporter)]))[0]
 
@@ -225,7 +224,7 @@ async def _remove_target(session: AsyncSession, resources: Resources, moderator:
             return ALREADY_REMOVED
         await posts.remove_comment(session, moderator, found_comments[0], report_id=report.id)
         return CONTENT_REMOVED
-    user = await users.get_user(session, report.target_id)
+    user = await auth.get_user(session, report.target_id)
     if user is None:
         return ALREADY_REMOVED
     if posts.is_staff(user):
@@ -236,5 +235,5 @@ async def _remove_target(session: AsyncSession, resources: Resources, moderator:
     if not user.suspended:
         user.suspended = True
         await auth.logout_all(session, resources, user.id)
-        admin.record_action(session, moderator, "user.suspended", "user", user.id, report_id=report.id)
+        audit.record_action(session, moderator, "user.suspended", "user", user.id, report_id=report.id)
     return USER_SUSPENDED

@@ -4,9 +4,9 @@ from typing import Annotated, Self
 
 from pydantic import ConfigDict, Field, StrictBool, model_validator
 
+from kith.auth.schemas import UserSummary
 from kith.core.schemas import RequestModel, ResponseModel, Timestamp, given
 from kith.db.models import NotificationType
-from kith.users.schemas import UserSummary
 
 
 class NotificationView(ResponseModel):

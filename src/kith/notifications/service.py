@@ -6,13 +6,13 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kith.auth.schemas import UserSummary
 from kith.core.pagination import CursorParams
 from kith.core.realtime import publish_after_commit
 from kith.db.models import Notification, NotificationType, User
 from kith.notifications import repository
 from kith.notifications.schemas import NotificationView
 from kith.runtime.resources import Resources
-from kith.users.schemas import UserSummary
 
 
 async def notify(

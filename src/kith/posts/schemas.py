@@ -4,6 +4,7 @@ from typing import Annotated, Self
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, model_validator
 
+from kith.auth.schemas import UserSummary, no_control_characters
 from kith.core.schemas import (
     MULTILINE,
     SPACES,
@@ -16,7 +17,6 @@ from kith.core.schemas import (
 )
 from kith.db.models import Visibility
 from kith.media.schemas import MediaView
-from kith.users.schemas import UserSummary, no_control_characters
 
 MAX_POST_LENGTH = 5000
 MAX_COMMENT_LENGTH = 2000

@@ -14,15 +14,16 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kith.admin import service as admin
+from kith.audit import service as audit
+from kith.auth.schemas import UserSummary
 from kith.core.errors import BadRequest, NotFound, Unprocessable
 from kith.core.pagination import CursorParams
 from kith.db.models import Comment, Media, NotificationType, Post, Role, User
-from kith.feed import events as feed
 from kith.media import service as media
 from kith.media.schemas import MediaView
 from kith.notifications import service as notifications
 from kith.posts import repository
+from kith.posts.events import PostPublished
 from kith.posts.repository import AuthoredComment, AuthoredPost
 from kith.posts.schemas import (
     CommentCreate,
@@ -34,9 +35,9 @@ from kith.posts.schemas import (
     PostUpdate,
     PostView,
 )
+from kith.runtime.events import announce
 from kith.runtime.resources import Resources
-from kith.users import service as users
-from kith.users.schemas import UserSummary
+from kith.social import service as social
 
 # The query every list of posts starts from (the feed builds on it too).
 readable_posts = repository.readable_posts
@@ -127,7 +128,7 @@ async def post_view(session: AsyncSession, viewer: User, post: AuthoredPost) -> 
 
 async def visible_author(session: AsyncSession, viewer: User, user_id: str) -> User:
     """A user whose profile the viewer may see, else 404: unknown, suspended or in a block."""
-    user = await users.visible_user(session, viewer, user_id)
+    user = await social.visible_user(session, viewer, user_id)
     if (
         user.id != viewer.id
         and not is_staff(viewer)
@@ -163,7 +164,7 @@ async def create_post(
     if data.media_ids:
         await media.attach_to_post(session, resources, author, post, data.media_ids)
         await session.flush()  # autoflush is off: later queries must see the attachment
-    feed.post_published(session, resources, post)
+    await announce(session, resources, PostPublished(post_id=post.id, author_id=post.author_id))
     return AuthoredPost(post, author)
 
 
@@ -186,7 +187,7 @@ async def update_post(
         post.content = changes.content
     if changes.visibility is not None and changes.visibility != post.visibility:
         post.visibility = changes.visibility
-        feed.post_published(session, resources, post)
+        await announce(session, resources, PostPublished(post_id=post.id, author_id=post.author_id))
     post.edited_at = resources.clock.now()
     await session.flush()
     return target
@@ -203,7 +204,7 @@ async def remove_post(session: AsyncSession, actor: User, target: AuthoredPost, 
     """
     post = target.post
     if actor.id != post.author_id:
-        admin.record_action(
+        audit.record_action(
             session, actor, "post.removed", "post", post.id, author_id=post.author_id, **details
         )
     await media.release_post_media(session, post.id)
@@ -357,7 +358,7 @@ async def remove_comment(session: AsyncSession, actor: User, target: AuthoredCom
     """Delete a comment. Staff removing someone else's comment leaves an audit log entry."""
     comment = target.comment
     if actor.id not in (comment.author_id, target.post_author_id):
-        admin.record_action(
+        audit.record_action(
             session,
             actor,
             "comment.removed",

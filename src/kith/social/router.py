@@ -26,7 +26,6 @@ from kith.social.schemas import (
     FriendRequestView,
     FriendView,
 )
-from kith.users import service as users
 
 router = APIRouter(tags=["social"])
 
@@ -69,7 +68,7 @@ async def send_friend_request(
     `too_many_pending_requests` when the caller has 100 requests waiting for an answer, and
     429 `rate_limited` after 50 requests in a day (by default).
     """
-    receiver = await users.visible_user(session, user, data.receiver_id)
+    receiver = await service.visible_user(session, user, data.receiver_id)
     friend_request, created = await service.send_request(session, resources, user, receiver)
     if created:
         response.headers["Location"] = absolute_url(f"{API_PREFIX}/friend-requests/{friend_request.id}")
@@ -200,7 +199,7 @@ async def block_user(
     the caller did not exist. 400 `cannot_block_self`; 404 `user_not_found`; 409
     `already_blocked`.
     """
-    target = await users.visible_user(session, user, data.user_id, hide_blocked=False)
+    target = await service.visible_user(session, user, data.user_id, hide_blocked=False)
     blocked_at = await service.block(session, resources, user, target)
     return BlockView.of(target, blocked_at)
 

@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
+from kith.auth.schemas import UserSummary
 from kith.core.schemas import RequestModel, ResponseModel, Timestamp
 from kith.db.models import FriendRequest, FriendRequestStatus, User
-from kith.users.schemas import UserSummary
 
 UserId = Annotated[
     str,

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kith.auth import service as auth
 from kith.core.errors import BadRequest, Conflict, DomainError, NotFound
 from kith.core.pagination import CursorParams
 from kith.db.models import (
@@ -23,10 +24,11 @@ from kith.db.models import (
     User,
     pair_key,
 )
-from kith.feed import events as feed
 from kith.notifications import service as notifications
+from kith.runtime.events import announce
 from kith.runtime.resources import Resources
 from kith.social import repository
+from kith.social.events import FriendshipStarted
 from kith.social.relations import Relationship
 
 MAX_PENDING_SENT = 100
@@ -167,7 +169,7 @@ async def _accept(
         type=NotificationType.friend_accepted,
         friend_request_id=request.id,
     )
-    feed.friendship_started(session, resources, [request.sender_id, request.receiver_id])
+    await announce(session, resources, FriendshipStarted(user_ids=(request.sender_id, request.receiver_id)))
     return True
 
 
@@ -292,3 +294,21 @@ async def list_blocks(
 
 def _id_of(user: User) -> str:
     return user.id
+
+
+async def visible_user(
+    session: AsyncSession, viewer: User, user_id: str, *, hide_blocked: bool = True
+) -> User:
+    """Load a user the viewer may see, or raise 404.
+
+    Suspended accounts are hidden from users; a block hides each side from the other,
+    whatever the role (`hide_blocked=False` for blocking itself).
+    """
+    user = await auth.get_user(session, user_id)
+    if (
+        user is None
+        or (user.suspended and user.id != viewer.id and viewer.role == "user")
+        or (hide_blocked and user.id != viewer.id and await in_block(session, viewer.id, user.id))
+    ):
+        raise NotFound("No such user.", code="user_not_found")
+    return user

@@ -8,12 +8,14 @@ from fastapi import APIRouter, Query, status
 
 from kith.auth import service as auth
 from kith.auth.dependencies import CurrentUser, SessionPrincipal, SessionUser
+from kith.auth.schemas import PrivateUser, PublicUser
 from kith.core.errors import problem_responses
 from kith.core.pagination import CursorPage, OffsetPage
 from kith.core.schemas import NO_NUL
 from kith.http.idempotency import idempotent
 from kith.http.pagination import CursorDep, OffsetDep
 from kith.http.session import ResourcesDep, SessionDep
+from kith.social import service as social
 from kith.users import service
 from kith.users.schemas import (
     AccountDeletion,
@@ -21,9 +23,7 @@ from kith.users.schemas import (
     ApiKeyView,
     CreatedApiKey,
     PasswordChange,
-    PrivateUser,
     ProfileUpdate,
-    PublicUser,
     UserProfile,
 )
 
@@ -128,5 +128,5 @@ async def get_user(user_id: str, user: CurrentUser, session: SessionDep) -> obje
     404 `user_not_found` when there is no such user or it is hidden from the caller
     (suspended, or in a block with the caller either way).
     """
-    target = await service.visible_user(session, user, user_id)
+    target = await social.visible_user(session, user, user_id)
     return await service.profile(session, user, target)

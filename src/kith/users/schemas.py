@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-import unicodedata
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, Field, StringConstraints, computed_field, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
+from kith.auth.schemas import DisplayNameText, PublicUser, no_control_characters, single_line
 from kith.core.schemas import (
     LINE,
     MULTILINE,
@@ -16,32 +16,9 @@ from kith.core.schemas import (
     Timestamp,
     TimestampInput,
 )
-from kith.core.urls import media_url
-from kith.db.models import Role, User
+from kith.db.models import User
 from kith.social.relations import Relationship
 
-
-def no_control_characters(value: str) -> str:
-    # Unicode category Cc: C0 controls, DEL and the C1 controls (U+0080-U+009F, where
-    # U+009B is a terminal's CSI, as dangerous in a log or a console as ESC).
-    if any(unicodedata.category(char) == "Cc" and char not in "\n\t" for char in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-def single_line(value: str) -> str:
-    if "\n" in value or "\t" in value:
-        raise ValueError("must be a single line")
-    return value
-
-
-DisplayNameText = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=50),
-    AfterValidator(no_control_characters),
-    AfterValidator(single_line),
-    Field(examples=["Ada Lovelace"], json_schema_extra={TEXT_RULE: LINE}),
-]
 BioText = Annotated[
     str,
     StringConstraints(max_length=500),
@@ -64,27 +41,6 @@ KeyName = Annotated[
 ]
 
 
-class UserSummary(ResponseModel):
-    """A user as shown beside their posts, comments and requests."""
-
-    id: str
-    username: str
-    display_name: str
-    avatar_key: str | None = Field(default=None, exclude=True)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def avatar_url(self) -> str | None:
-        return media_url(self.avatar_key)
-
-
-class PublicUser(UserSummary):
-    """What any signed-in user may see of another."""
-
-    bio: str
-    created_at: Timestamp
-
-
 class UserProfile(PublicUser):
     """A user's public profile, as the caller sees it."""
 
@@ -101,14 +57,6 @@ class UserProfile(PublicUser):
         return cls.model_validate(
             {**fields, "friend_count": friend_count, "post_count": post_count, "relationship": relationship}
         )
-
-
-class PrivateUser(PublicUser):
-    """The account owner's own view."""
-
-    email: str
-    email_verified: bool
-    role: Role
 
 
 class ProfileUpdate(RequestModel):

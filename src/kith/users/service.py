@@ -15,34 +15,10 @@ from kith.social import service as social
 from kith.users import repository
 from kith.users.schemas import ApiKeyCreate, ProfileUpdate, UserProfile
 
-API_KEY_PREFIX = "kith_"
-
-# Lookups that other domains (auth) use; they never reach the repository directly.
-get_user = repository.get_user
-find_by_login = repository.find_by_login
-find_by_email = repository.find_by_email
-username_taken = repository.username_taken
-email_taken = repository.email_taken
-find_api_key = repository.find_api_key
+# The statement behind the user directory, for the admin list.
 search_statement = repository.search_users
 
-
-async def visible_user(
-    session: AsyncSession, viewer: User, user_id: str, *, hide_blocked: bool = True
-) -> User:
-    """Load a user the viewer may see, or raise 404.
-
-    Suspended accounts are hidden from users; a block hides each side from the other,
-    whatever the role (`hide_blocked=False` for blocking itself).
-    """
-    user = await repository.get_user(session, user_id)
-    if (
-        user is None
-        or (user.suspended and user.id != viewer.id and viewer.role == "user")
-        or (hide_blocked and user.id != viewer.id and await social.in_block(session, viewer.id, user.id))
-    ):
-        raise NotFound("No such user.", code="user_not_found")
-    return user
+API_KEY_PREFIX = "kith_"
 
 
 async def profile(session: AsyncSession, viewer: User, user: User) -> UserProfile:
