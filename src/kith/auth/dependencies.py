@@ -20,7 +20,7 @@ from kith.core.errors import Forbidden, Unauthorized
 from kith.core.jobs import enqueue
 from kith.core.security import hash_token
 from kith.core.urls import API_PREFIX
-from kith.db.models import ApiKey, Role, User
+from kith.db.models import STAFF_ROLES, ApiKey, Role, User
 from kith.http.session import ResourcesDep, SessionDep, resources_dependency
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -125,7 +125,7 @@ def require_role(*roles: Role) -> Callable[[Principal], Awaitable[User]]:
 
 
 AdminUser = Annotated[User, Depends(require_role(Role.admin))]
-StaffUser = Annotated[User, Depends(require_role(Role.moderator, Role.admin))]
+StaffUser = Annotated[User, Depends(require_role(*STAFF_ROLES))]
 
 
 async def password_hashing_slot(request: Request) -> AsyncIterator[None]:

@@ -227,7 +227,7 @@ async def _remove_target(session: AsyncSession, resources: Resources, moderator:
     user = await auth.get_user(session, report.target_id)
     if user is None:
         return ALREADY_REMOVED
-    if posts.is_staff(user):
+    if user.is_staff:
         raise BadRequest(
             "Moderators and admins are not suspended through reports; an admin changes their account.",
             code="cannot_suspend_staff",

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from kith.core.pagination import CursorParams
-from kith.db.models import Comment, Like, Post, Role, User
+from kith.db.models import Comment, Like, Post, User
 from kith.posts.visibility import can_read_post, readable_by_user
 from kith.social.relations import blocked_either_way
 
@@ -61,16 +61,12 @@ class LikedBy(NamedTuple):
     user: User
 
 
-def _is_staff(viewer: User) -> bool:
-    return viewer.role in (Role.moderator, Role.admin)
-
-
 def shown_to(viewer: User, person: type[User]) -> ColumnElement[bool]:
     """Whether `person` (a comment author, a liker) is shown to the viewer.
 
     Blocks hide people both ways and suspended accounts are hidden, except from staff.
     """
-    if _is_staff(viewer):
+    if viewer.is_staff:
         return true()
     return (person.suspended.is_(False)) & ~blocked_either_way(viewer.id, person.id)
 
@@ -90,7 +86,7 @@ _READABLE_POST = _ONE_POST.where(readable_by_user(bindparam("viewer_id", type_=S
 
 
 async def readable_post(session: AsyncSession, viewer: User, post_id: str) -> AuthoredPost | None:
-    if viewer.role in (Role.moderator, Role.admin):
+    if viewer.is_staff:
         result = await session.execute(_ONE_POST, {"post_id": post_id})
     else:
         result = await session.execute(_READABLE_POST, {"post_id": post_id, "viewer_id": viewer.id})

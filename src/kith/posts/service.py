@@ -18,7 +18,7 @@ from kith.audit import service as audit
 from kith.auth.schemas import UserSummary
 from kith.core.errors import BadRequest, NotFound, Unprocessable
 from kith.core.pagination import CursorParams
-from kith.db.models import Comment, Media, NotificationType, Post, Role, User
+from kith.db.models import Comment, Media, NotificationType, Post, User
 from kith.media import service as media
 from kith.media.schemas import MediaView
 from kith.notifications import service as notifications
@@ -52,10 +52,6 @@ class PostNotFound(NotFound):
 class CommentNotFound(NotFound):
     default_code = "comment_not_found"
     default_detail = "No such comment, or it is not visible to you."
-
-
-def is_staff(user: User) -> bool:
-    return user.role in (Role.moderator, Role.admin)
 
 
 def _empty_post_error() -> Unprocessable:
@@ -129,11 +125,7 @@ async def post_view(session: AsyncSession, viewer: User, post: AuthoredPost) -> 
 async def visible_author(session: AsyncSession, viewer: User, user_id: str) -> User:
     """A user whose profile the viewer may see, else 404: unknown, suspended or in a block."""
     user = await social.visible_user(session, viewer, user_id)
-    if (
-        user.id != viewer.id
-        and not is_staff(viewer)
-        and await repository.blocked(session, viewer.id, user.id)
-    ):
+    if user.id != viewer.id and not viewer.is_staff and await repository.blocked(session, viewer.id, user.id):
         raise NotFound("No such user.", code="user_not_found")
     return user
 
@@ -194,7 +186,7 @@ async def update_post(
 
 
 def may_remove_post(actor: User, post: Post) -> bool:
-    return actor.id == post.author_id or is_staff(actor)
+    return actor.id == post.author_id or actor.is_staff
 
 
 async def remove_post(session: AsyncSession, actor: User, target: AuthoredPost, **details: Any) -> None:
@@ -351,7 +343,7 @@ async def edit_comment(
 
 
 def may_remove_comment(actor: User, target: AuthoredComment) -> bool:
-    return actor.id in (target.comment.author_id, target.post_author_id) or is_staff(actor)
+    return actor.id in (target.comment.author_id, target.post_author_id) or actor.is_staff
 
 
 async def remove_comment(session: AsyncSession, actor: User, target: AuthoredComment, **details: Any) -> None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select, true
 
-from kith.db.models import Post, Role, User, Visibility
+from kith.db.models import Post, User, Visibility
 from kith.social.relations import blocked_either_way, is_friend_of
 
 
 def can_read_post(viewer: User) -> ColumnElement[bool]:
     """A WHERE clause on `Post` that keeps only the posts `viewer` may read."""
-    if viewer.role in (Role.moderator, Role.admin):
+    if viewer.is_staff:
         return true()
     return readable_by_user(viewer.id)
 

@@ -11,7 +11,7 @@ from enum import StrEnum
 from sqlalchemy import ColumnElement, Select, and_, exists, or_, select, true
 from sqlalchemy.orm import InstrumentedAttribute
 
-from kith.db.models import Block, Friendship, Role, User
+from kith.db.models import Block, Friendship, User
 
 UserColumn = InstrumentedAttribute[str] | ColumnElement[str]
 
@@ -59,5 +59,5 @@ def visible_to(viewer: User) -> ColumnElement[bool]:
     Nobody sees a user in a block with them, either way; plain users do not see
     suspended accounts (staff do).
     """
-    not_suspended = true() if viewer.role in (Role.moderator, Role.admin) else User.suspended.is_(False)
+    not_suspended = true() if viewer.is_staff else User.suspended.is_(False)
     return and_(not_suspended, ~blocked_either_way(viewer.id, User.id))

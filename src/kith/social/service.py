@@ -307,7 +307,7 @@ async def visible_user(
     user = await auth.get_user(session, user_id)
     if (
         user is None
-        or (user.suspended and user.id != viewer.id and viewer.role == "user")
+        or (user.suspended and user.id != viewer.id and not viewer.is_staff)
         or (hide_blocked and user.id != viewer.id and await in_block(session, viewer.id, user.id))
     ):
         raise NotFound("No such user.", code="user_not_found")

@@ -11,9 +11,10 @@ from kith.db.models.outgoing_email import OutgoingEmail
 from kith.db.models.post import Comment, Like, Post, Visibility
 from kith.db.models.report import Report, ReportStatus, ReportTarget, open_report_key
 from kith.db.models.social import Block, FriendRequest, FriendRequestStatus, Friendship, pair_key
-from kith.db.models.user import Role, User
+from kith.db.models.user import STAFF_ROLES, Role, User
 
 __all__ = [
+    "STAFF_ROLES",
     "ApiKey",
     "AuditLogEntry",
     "AuthSession",

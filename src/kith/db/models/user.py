@@ -14,6 +14,15 @@ class Role(StrEnum):
     moderator = "moderator"
     admin = "admin"
 
+    @property
+    def is_staff(self) -> bool:
+        """Moderators and admins: they see and act on what plain users may not."""
+        return self in STAFF_ROLES
+
+
+# The staff roles, for guards that list roles; `is_staff` is the one test of them.
+STAFF_ROLES = (Role.moderator, Role.admin)
+
 
 class User(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "users"
@@ -31,3 +40,8 @@ class User(IdMixin, CreatedAtMixin, Base):
     role: Mapped[Role] = mapped_column(String(16), default=Role.user, server_default=Role.user)
     suspended: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def is_staff(self) -> bool:
+        """Whether the user is a moderator or an admin (the one spelling of it)."""
+        return Role(self.role).is_staff
