@@ -70,7 +70,7 @@ def encode_timed_position(moment: datetime, row_id: str) -> str:
 
 
 def decode_timed_position(position: str) -> tuple[datetime, str]:
-    """The (time, id) pair of a `fetch_by_time` cursor; 422 `invalid_cursor` when malformed."""
+    """The (time, id) pair of a `window_by_time` cursor; 422 `invalid_cursor` when malformed."""
     moment_text, _, row_id = position.partition("|")
     try:
         moment = datetime.fromisoformat(moment_text)
@@ -126,6 +126,30 @@ class CursorParams:
         rows = rows[: self.limit]
         return rows, encode_cursor(position(rows[-1]))
 
+    def window_by_time(
+        self,
+        statement: Select[*Columns],
+        time_key: InstrumentedAttribute[datetime],
+        id_key: InstrumentedAttribute[str],
+    ) -> Select[*Columns]:
+        """Restrict `statement` to this page, newest first, keyed by (timestamp, id) rather
+        than by a time-ordered id; one row extra. Run it, then `cut_by_time` the rows.
+
+        For lists ordered by when a link was made (friendships, blocks, likes), whose rows
+        have no id of their own: `id_key` breaks ties between equal timestamps.
+        """
+        if self.after is not None:
+            moment, row_id = decode_timed_position(self.after)
+            after: ColumnElement[bool] = or_(time_key < moment, and_(time_key == moment, id_key < row_id))
+            statement = statement.where(after)
+        return statement.order_by(time_key.desc(), id_key.desc()).limit(self.limit + 1)
+
+    def cut_by_time(
+        self, rows: list[T], moment_of: Callable[[T], datetime], id_of: Callable[[T], str]
+    ) -> tuple[list[T], str | None]:
+        """`cut` for a `window_by_time`: the cursor holds the last row's (timestamp, id)."""
+        return self.cut(rows, lambda row: encode_timed_position(moment_of(row), id_of(row)))
+
     async def fetch_by_time(
         self,
         session: AsyncSession,
@@ -134,23 +158,10 @@ class CursorParams:
         id_key: InstrumentedAttribute[str],
         id_of: Callable[[Row], str],
     ) -> tuple[list[tuple[Row, datetime]], str | None]:
-        """One page, newest first, of rows keyed by (timestamp, id) rather than by a time-ordered id.
-
-        For lists ordered by when a link was made (friendships, blocks), whose rows have
-        no id of their own. `statement` selects `(thing, time_key)`; `id_of(thing)` equals
-        `id_key` and breaks ties between equal timestamps.
-        """
-        if self.after is not None:
-            moment, row_id = decode_timed_position(self.after)
-            after: ColumnElement[bool] = or_(time_key < moment, and_(time_key == moment, id_key < row_id))
-            statement = statement.where(after)
-        statement = statement.order_by(time_key.desc(), id_key.desc()).limit(self.limit + 1)
-        rows = [(row[0], row[1]) for row in (await session.execute(statement)).all()]
-        if len(rows) <= self.limit:
-            return rows, None
-        rows = rows[: self.limit]
-        thing, moment = rows[-1]
-        return rows, encode_cursor(encode_timed_position(moment, id_of(thing)))
+        """One page of `(thing, time_key)` rows by `window_by_time`; `id_of(thing)` equals `id_key`."""
+        window = self.window_by_time(statement, time_key, id_key)
+        rows = [(row[0], row[1]) for row in (await session.execute(window)).all()]
+        return self.cut_by_time(rows, lambda row: row[1], lambda row: id_of(row[0]))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from sqlalchemy import (
     delete,
     func,
     literal,
-    or_,
     select,
     true,
     update,
@@ -184,11 +183,7 @@ async def like_count(session: AsyncSession, post_id: str) -> int:
 
 
 async def page_of_likers(
-    session: AsyncSession,
-    viewer: User,
-    post_id: str,
-    after: tuple[datetime, str] | None,
-    params: CursorParams,
+    session: AsyncSession, viewer: User, post_id: str, params: CursorParams
 ) -> tuple[list[LikedBy], str | None]:
     """Who liked the post, newest like first; keyset on (liked at, user id)."""
     liker = LIKER
@@ -197,14 +192,9 @@ async def page_of_likers(
         .join(liker, liker.id == Like.user_id)
         .where(Like.post_id == post_id, shown_to(viewer, liker))
     )
-    if after is not None:
-        liked_at, user_id = after
-        statement = statement.where(
-            or_(Like.created_at < liked_at, (Like.created_at == liked_at) & (Like.user_id < user_id))
-        )
-    statement = statement.order_by(Like.created_at.desc(), Like.user_id.desc()).limit(params.limit + 1)
-    rows = [LikedBy(row[0], row[1]) for row in await session.execute(statement)]
-    return params.cut(rows, lambda item: f"{item.like.created_at.isoformat()}|{item.like.user_id}")
+    window = params.window_by_time(statement, Like.created_at, Like.user_id)
+    rows = [LikedBy(row[0], row[1]) for row in await session.execute(window)]
+    return params.cut_by_time(rows, lambda item: item.like.created_at, lambda item: item.like.user_id)
 
 
 # --- comments -------------------------------------------------------------------------

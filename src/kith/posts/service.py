@@ -8,7 +8,6 @@ equal the rows behind them, however many requests race.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -238,28 +237,11 @@ async def unlike(session: AsyncSession, viewer: User, post: Post) -> None:
         await notifications.withdraw_like(session, viewer.id, post.id)
 
 
-def _liker_position(position: str | None) -> tuple[datetime, str] | None:
-    if position is None:
-        return None
-    liked_at, _, user_id = position.partition("|")
-    try:
-        when = datetime.fromisoformat(liked_at)
-        if when.tzinfo is None or not user_id:
-            raise ValueError(position)
-    except ValueError:
-        raise Unprocessable(
-            "The cursor is not valid; use `next_cursor` from a previous page.", code="invalid_cursor"
-        ) from None
-    return when, user_id
-
-
 async def likers(
     session: AsyncSession, viewer: User, post: Post, params: CursorParams
 ) -> tuple[list[Liker], str | None]:
     """Who liked the post, newest like first; people hidden from the viewer are left out."""
-    rows, next_cursor = await repository.page_of_likers(
-        session, viewer, post.id, _liker_position(params.after), params
-    )
+    rows, next_cursor = await repository.page_of_likers(session, viewer, post.id, params)
     items = [
         Liker(
             id=row.user.id,
