@@ -9,11 +9,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kith.admin import repository
 from kith.admin.schemas import AdminUserUpdate
 from kith.auth import service as auth
-from kith.core.errors import BadRequest, NotFound
+from kith.core.errors import BadRequest, UserNotFound
 from kith.core.pagination import CursorParams, OffsetParams
 from kith.core.resources import Resources
 from kith.db.models import AuditLogEntry, User
 from kith.users import service as users
+
+
+class CannotModifySelf(BadRequest):
+    code = "cannot_modify_self"
+    default_detail = "Admins cannot change or delete their own account here; ask another admin."
+    description = "Admins cannot change or delete their own account through the admin API."
 
 
 def record_action(
@@ -46,12 +52,9 @@ async def list_users(
 async def _target(session: AsyncSession, admin: User, user_id: str) -> User:
     user = await users.get_user(session, user_id)
     if user is None:
-        raise NotFound("No such user.", code="user_not_found")
+        raise UserNotFound()
     if user.id == admin.id:
-        raise BadRequest(
-            "Admins cannot change or delete their own account here; ask another admin.",
-            code="cannot_modify_self",
-        )
+        raise CannotModifySelf()
     return user
 
 

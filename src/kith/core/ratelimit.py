@@ -134,8 +134,9 @@ class Outcome:
 
 class RateLimited(DomainError):
     status = 429
-    default_code = "rate_limited"
+    code = "rate_limited"
     default_detail = "Too many requests; retry after the number of seconds in `Retry-After`."
+    description = "Too many requests; wait for `Retry-After` seconds."
 
     def __init__(self, outcome: Outcome) -> None:
         super().__init__(headers={"Retry-After": str(outcome.retry_after)})
@@ -311,9 +312,7 @@ class RateLimitMiddleware:
         _record(scope, outcome)
         if outcome is not None and not outcome.allowed:
             error = _refuse(outcome)
-            response = problem_response(
-                StarletteRequest(scope), error.status, error.code, error.detail, headers=error.headers
-            )
+            response = problem_response(StarletteRequest(scope), error)
             await response(scope, receive, self._with_headers(scope, send))
             return
         await self.app(scope, receive, self._with_headers(scope, send))

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import FileResponse
 
-from kith.core.errors import NotFound, problem_responses
+from kith.core.errors import problem_responses
 from kith.core.idempotency import Claim, DeferredAttempt, Recorded, record_answer, request_hash
 from kith.core.ratelimit import rate_limit
 from kith.core.urls import media_url
@@ -121,7 +121,7 @@ async def get_media_file(key: str, request: Request, resources: ResourcesDep) ->
     """
     stored = await resources.media.open(key) if is_valid_key(key) else None
     if stored is None:
-        raise NotFound("No such media file.", code="media_not_found")
+        raise service.MediaNotFound()
     headers = {
         "Cache-Control": FILE_CACHE_CONTROL,
         "X-Content-Type-Options": "nosniff",

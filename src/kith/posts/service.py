@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.admin import service as admin
-from kith.core.errors import BadRequest, NotFound, Unprocessable
-from kith.core.pagination import CursorParams
+from kith.core.errors import BadRequest, NotFound, Unprocessable, UserNotFound
+from kith.core.pagination import CursorParams, InvalidCursor
 from kith.core.resources import Resources
 from kith.db.models import Comment, Media, NotificationType, Post, Role, User
 from kith.feed import events as feed
@@ -44,13 +44,21 @@ page_of_posts = repository.page_of_posts
 
 
 class PostNotFound(NotFound):
-    default_code = "post_not_found"
+    code = "post_not_found"
     default_detail = "No such post, or it is not visible to you."
+    description = "No such post, or not visible to the caller."
 
 
 class CommentNotFound(NotFound):
-    default_code = "comment_not_found"
+    code = "comment_not_found"
     default_detail = "No such comment, or it is not visible to you."
+    description = "No such comment, or not visible to the caller."
+
+
+class PostNeedsContent(BadRequest):
+    code = "post_needs_content"
+    default_detail = "A post without images needs text."
+    description = "A post without images cannot have its text emptied."
 
 
 def is_staff(user: User) -> bool:
@@ -133,7 +141,7 @@ async def visible_author(session: AsyncSession, viewer: User, user_id: str) -> U
         and not is_staff(viewer)
         and await repository.blocked(session, viewer.id, user.id)
     ):
-        raise NotFound("No such user.", code="user_not_found")
+        raise UserNotFound()
     return user
 
 
@@ -178,7 +186,7 @@ async def update_post(
     if changes.content is not None:
         if not changes.content and not (await media.media_of_posts(session, [post.id])).get(post.id):
             # A rule of the post's stored state (does it have images?), hence 400, not 422.
-            error = BadRequest("A post without images needs text.", code="post_needs_content")
+            error = PostNeedsContent()
             error.errors = [
                 {"field": "body.content", "message": "this post has no images", "type": "value_error"}
             ]
@@ -254,9 +262,7 @@ def _liker_position(position: str | None) -> tuple[datetime, str] | None:
         if when.tzinfo is None or not user_id:
             raise ValueError(position)
     except ValueError:
-        raise Unprocessable(
-            "The cursor is not valid; use `next_cursor` from a previous page.", code="invalid_cursor"
-        ) from None
+        raise InvalidCursor() from None
     return when, user_id
 
 

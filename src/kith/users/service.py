@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kith.core.errors import BadRequest, Forbidden, NotFound
+from kith.core.errors import BadRequest, Forbidden, NotFound, UserNotFound
 from kith.core.pagination import CursorParams, OffsetParams
 from kith.core.resources import Resources
 from kith.core.security import hash_token, new_token
@@ -27,6 +27,24 @@ find_api_key = repository.find_api_key
 search_statement = repository.search_users
 
 
+class WrongPassword(Forbidden):
+    code = "wrong_password"
+    default_detail = "The password is wrong."
+    description = "The current password is wrong."
+
+
+class ExpiryInPast(BadRequest):
+    code = "expiry_in_past"
+    default_detail = "The expiry has already passed."
+    description = "An API key's `expires_at` must be in the future."
+
+
+class ApiKeyNotFound(NotFound):
+    code = "api_key_not_found"
+    default_detail = "No such API key."
+    description = "No such API key."
+
+
 async def visible_user(
     session: AsyncSession, viewer: User, user_id: str, *, hide_blocked: bool = True
 ) -> User:
@@ -41,7 +59,7 @@ async def visible_user(
         or (user.suspended and user.id != viewer.id and viewer.role == "user")
         or (hide_blocked and user.id != viewer.id and await social.in_block(session, viewer.id, user.id))
     ):
-        raise NotFound("No such user.", code="user_not_found")
+        raise UserNotFound()
     return user
 
 
@@ -71,7 +89,7 @@ async def update_profile(
 async def check_password(resources: Resources, user: User, password: str) -> None:
     valid, _ = await resources.passwords.verify(password, user.password_hash)
     if not valid:
-        raise Forbidden("The password is wrong.", code="wrong_password")
+        raise WrongPassword()
 
 
 async def delete_account(session: AsyncSession, user: User) -> None:
@@ -100,7 +118,7 @@ async def create_api_key(
     """Make a key; the secret is returned once and only its hash is kept."""
     if data.expires_at is not None and data.expires_at <= resources.clock.now():
         # Judged against the clock, which no schema knows: 400, not 422.
-        error = BadRequest("The expiry has already passed.", code="expiry_in_past")
+        error = ExpiryInPast()
         error.errors = [
             {"field": "body.expires_at", "message": "must be in the future", "type": "value_error"}
         ]
@@ -122,5 +140,5 @@ async def create_api_key(
 async def delete_api_key(session: AsyncSession, user: User, key_id: str) -> None:
     key = await repository.get_api_key(session, user.id, key_id)
     if key is None:
-        raise NotFound("No such API key.", code="api_key_not_found")
+        raise ApiKeyNotFound()
     await session.delete(key)
