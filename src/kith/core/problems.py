@@ -15,7 +15,7 @@ from kith.core.errors import NotFound, problem_types
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/problems/{code}", response_class=HTMLResponse)
+@router.get("/problems/{code}", operation_id="getProblemType", response_class=HTMLResponse)
 async def problem_page(code: str) -> HTMLResponse:
     description = problem_types().get(code)
     if description is None:

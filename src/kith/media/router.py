@@ -61,6 +61,7 @@ _FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 @router.post(
     "/media",
+    operation_id="uploadMedia",
     status_code=status.HTTP_201_CREATED,
     response_model=MediaView,
     responses=problem_responses(401, 403, 413, 415, 422, 429, 503),
@@ -109,6 +110,7 @@ async def upload_media(
 
 @router.get(
     "/media/{key}",
+    operation_id="getMediaFile",
     response_class=FileResponse,
     responses={**_FILE_RESPONSE, **problem_responses(404)},
 )
