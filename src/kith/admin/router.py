@@ -1,4 +1,4 @@
-"""Routes of contract §8 (administration)."""
+"""Routes of the administration API (docs/api.md#moderation-and-administration)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Routes of contract §2: accounts and authentication."""
+"""Routes of accounts and authentication (docs/api.md#accounts-and-authentication)."""
 
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ def docs_csp(html: bytes) -> str:
 
 
 class SecurityHeadersMiddleware:
-    """Adds the security headers of contract §9 to every HTTP response, errors included.
+    """Adds the security headers (docs/api.md#operations) to every HTTP response, errors included.
 
     A header a route set itself (media files set their own) is kept. The docs pages are
     buffered (they are small HTML) so their CSP can name their inline scripts' hashes.

@@ -1,4 +1,4 @@
-"""Liveness and readiness (contract §9)."""
+"""Liveness and readiness (docs/api.md#operations)."""
 
 from __future__ import annotations
 

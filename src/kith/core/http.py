@@ -6,7 +6,7 @@ from fastapi import Request
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# Responses under these prefixes hold credentials or private data (contract §1).
+# Responses under these prefixes hold credentials or private data (docs/api.md#conventions).
 NO_STORE_PREFIXES = ("/api/v1/auth", "/api/v1/users/me", "/api/v1/admin")
 
 
@@ -26,7 +26,10 @@ def cache_control_for(path: str, authenticated: bool) -> str | None:
 
 
 class CachePolicyMiddleware:
-    """Applies the contract's `Cache-Control` rules to every response, errors included."""
+    """Applies the API's `Cache-Control` rules to every response, errors included.
+
+    The rules: docs/api.md#conventions.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -1,4 +1,4 @@
-"""`Idempotency-Key` on create endpoints (contract §1), attached with `@idempotent`.
+"""`Idempotency-Key` on create endpoints (docs/api.md#conventions), attached with `@idempotent`.
 
 A client that retries a create after a timeout sends the same `Idempotency-Key` and gets
 the first answer again instead of a second resource. How it works:

@@ -1,4 +1,4 @@
-"""Prometheus metrics (contract §9): what they count, the middleware and `GET /metrics`.
+"""Prometheus metrics (docs/api.md#operations): what they count, the middleware and `GET /metrics`.
 
 Requests are labelled by route template (`/api/v1/users/{user_id}`), never by raw path,
 so a scan of random URLs cannot blow up the series count. With several worker

@@ -1,4 +1,4 @@
-"""Route of contract §6: the news feed."""
+"""Route of the news feed (docs/api.md#news-feed)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Routes of the media domain: uploading images and serving them (contract §5)."""
+"""Routes of the media domain: uploading images and serving them (docs/api.md#posts-media-likes-comments)."""
 
 from __future__ import annotations
 

@@ -173,7 +173,7 @@ def media_not_available(field: str, message: str) -> BadRequest:
     """An upload id that the current state rules out: unknown, someone else's, or attached.
 
     400 rather than 422: the request is well formed, and whether an id is usable depends
-    on what is stored (contract §1), which no schema can say.
+    on what is stored (docs/api.md#conventions), which no schema can say.
     """
     error = MediaNotAvailable()
     error.errors = [{"field": field, "message": message, "type": "value_error"}]

@@ -1,4 +1,4 @@
-"""Routes of contract §8 (reports and moderation)."""
+"""Routes of reports and moderation (docs/api.md#moderation-and-administration)."""
 
 from __future__ import annotations
 

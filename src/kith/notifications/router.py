@@ -1,4 +1,4 @@
-"""Routes of contract §7: notifications, and the live stream."""
+"""Routes of notifications (docs/api.md#notifications-and-the-live-stream)."""
 
 from __future__ import annotations
 

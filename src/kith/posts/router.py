@@ -1,4 +1,5 @@
-"""Routes of contract §5: posts, likes and comments (uploads live in the media domain)."""
+"""Routes of posts, likes and comments (docs/api.md#posts-media-likes-comments); uploads live in
+the media domain."""
 
 from __future__ import annotations
 

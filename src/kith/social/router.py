@@ -1,4 +1,4 @@
-"""Routes of contract §4: friend requests, friendships and blocks."""
+"""Routes of friend requests, friendships and blocks (docs/api.md#friends-and-blocks)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Social rules: friend requests, friendships and blocks (contract §4).
+"""Social rules: friend requests, friendships and blocks (docs/api.md#friends-and-blocks).
 
 Friendship is mutual: two rows, (A, B) and (B, A), made and removed together. At
 most one request between two users is pending at a time, whoever sent it; the unique

@@ -1,4 +1,4 @@
-"""Routes of contract §3: users, profiles and personal API keys."""
+"""Routes of users, profiles and personal API keys (docs/api.md#users)."""
 
 from __future__ import annotations
 
