@@ -13,7 +13,7 @@ the run itself alive. None of it hides a response from a check:
   the admin for `/admin` and `/moderation`, a plain user everywhere else. A 401 (the run
   logged itself out) makes schemathesis log in again and retry.
 - `Idempotency-Key` values are made unique per request: a key reused with a different
-  body is 422 by contract (§1), and the generator repeats short keys. Reuse has its own
+  body is 422 (docs/api.md#conventions), and the generator repeats short keys. Reuse has its own
   tests (`tests/integration/test_idempotency.py`).
 - The admin never suspends, demotes or deletes the two accounts the run logs in with,
   which would end the run: such a request goes to an id that does not exist instead.

@@ -333,7 +333,7 @@ async def test_rules_of_stored_state_are_400_not_422(client: httpx.AsyncClient, 
     """Schema-valid requests refused because of what is stored (an upload id that is not one
     of the caller's free uploads, emptying a post that has no images, an expiry already past)
     were 422 `validation_error`, which says the request itself is invalid. They are 400 with
-    a code of their own, like every other rule of the current state (contract §1)."""
+    a code of their own, like every other rule of the current state (docs/api.md#conventions)."""
     ada = await member(resources, "ada")
     unknown = "01234567-89ab-7def-8123-456789abcdef"
     post = await create_post(client, ada, content="hello")

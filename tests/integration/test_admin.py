@@ -1,4 +1,7 @@
-"""Contract §8, administration: the user directory, roles, suspension, deletion, audit log."""
+"""Administration: the user directory, roles, suspension, deletion, audit log.
+
+See docs/api.md#moderation-and-administration.
+"""
 
 from __future__ import annotations
 

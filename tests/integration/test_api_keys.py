@@ -1,4 +1,4 @@
-"""Contract §3, personal API keys: creation, use, scopes, limits, expiry, listing."""
+"""Personal API keys (docs/api.md#users): creation, use, scopes, limits, expiry, listing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Contract §2 through the HTTP API: registration, login, tokens, sessions, e-mail flows."""
+"""Accounts and authentication through the HTTP API: registration, login, tokens, sessions, e-mail flows.
+
+See docs/api.md#accounts-and-authentication.
+"""
 
 from __future__ import annotations
 

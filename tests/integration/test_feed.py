@@ -1,4 +1,4 @@
-"""The news feed (contract §6) on the SQL path and the Redis timeline path."""
+"""The news feed (docs/api.md#news-feed) on the SQL path and the Redis timeline path."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Contract §1: ETags, `If-None-Match` and 304 on single resources and lists."""
+"""Caching (docs/api.md#conventions): ETags, `If-None-Match` and 304 on single resources and lists."""
 
 from __future__ import annotations
 

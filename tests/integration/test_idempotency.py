@@ -1,4 +1,4 @@
-"""Contract §1: `Idempotency-Key` on create endpoints."""
+"""Idempotency (docs/api.md#conventions): `Idempotency-Key` on create endpoints."""
 
 from __future__ import annotations
 

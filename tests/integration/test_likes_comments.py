@@ -1,4 +1,7 @@
-"""Contract §5 likes and comments through the HTTP API, and counters through account deletion."""
+"""Likes and comments through the HTTP API, and counters through account deletion.
+
+See docs/api.md#posts-media-likes-comments.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Contract §5, media: uploads judged by content, re-encoded, capped while streaming, served, cleaned up."""
+"""Media: uploads judged by content, re-encoded, capped while streaming, served, cleaned up.
+
+See docs/api.md#posts-media-likes-comments.
+"""
 
 from __future__ import annotations
 

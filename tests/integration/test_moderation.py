@@ -1,4 +1,7 @@
-"""Contract §8 reports through the HTTP API: reporting, the moderation queue, and its actions."""
+"""Reports through the HTTP API: reporting, the moderation queue, and its actions.
+
+See docs/api.md#moderation-and-administration.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Contract §7 rules through the API: which actions notify whom, and clean-up."""
+"""Notification rules through the API: which actions notify whom, and clean-up.
+
+See docs/api.md#notifications-and-the-live-stream.
+"""
 
 from __future__ import annotations
 

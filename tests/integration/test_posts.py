@@ -1,4 +1,7 @@
-"""Contract §5 through the HTTP API: writing, reading, editing and deleting posts, and who sees what."""
+"""Posts through the HTTP API: writing, reading, editing and deleting posts, and who sees what.
+
+See docs/api.md#posts-media-likes-comments.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Contract §1: rate limits, their headers, their keys, and what happens when Redis fails.
+"""Rate limits (docs/api.md#conventions): their headers, their keys, and what happens when Redis fails.
 
 The clock that the limits read is frozen at the start of a day (so every window, of a
 minute or of a day, starts with the test) and moves only with the application clock

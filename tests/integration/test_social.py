@@ -1,4 +1,5 @@
-"""Contract §4 (friends and blocks) and the social parts of §3 through the HTTP API."""
+"""Friends and blocks (docs/api.md#friends-and-blocks) and the social parts of docs/api.md#users
+through the HTTP API."""
 
 from __future__ import annotations
 

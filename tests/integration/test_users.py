@@ -1,4 +1,4 @@
-"""Contract §3 through the HTTP API: own account, profile edits, password, deletion, search."""
+"""Users (docs/api.md#users) through the HTTP API: own account, profile edits, password, deletion, search."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ answered. On SQLite the one `kith serve` process is killed and started again; on
 PostgreSQL `kith serve --workers 2` runs and one worker is killed, which the supervisor
 replaces while the other keeps serving.
 
-A worker killed mid-request leaves its key's mark in progress, and the contract (§1)
+A worker killed mid-request leaves its key's mark in progress, and docs/api.md#conventions
 answers 409 `idempotency_in_progress` to a retry until the mark is 60 s old. A writer
 that gets that 409 for a key whose previous attempt died with the worker (it is the only
 one using its keys, so no live request holds the mark) moves that mark's `updated_at`

@@ -1,4 +1,4 @@
-"""Routes of contract §8 (administration)."""
+"""Routes of the administration API (docs/api.md#moderation-and-administration)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,12 @@ from kith.http.session import ResourcesDep, SessionDep
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
-@router.get("/users", response_model=OffsetPage[AdminUserView], responses=problem_responses(401, 403, 422))
+@router.get(
+    "/users",
+    operation_id="listUsersAsAdmin",
+    response_model=OffsetPage[AdminUserView],
+    responses=problem_responses(401, 403, 422),
+)
 async def list_users(
     admin: AdminUser,
     session: SessionDep,
@@ -34,7 +39,10 @@ async def list_users(
 
 
 @router.patch(
-    "/users/{user_id}", response_model=AdminUserView, responses=problem_responses(400, 401, 403, 404, 422)
+    "/users/{user_id}",
+    operation_id="updateUserAsAdmin",
+    response_model=AdminUserView,
+    responses=problem_responses(400, 401, 403, 404, 422),
 )
 async def update_user(
     user_id: str, changes: AdminUserUpdate, admin: AdminUser, session: SessionDep, resources: ResourcesDep
@@ -45,6 +53,7 @@ async def update_user(
 
 @router.delete(
     "/users/{user_id}",
+    operation_id="deleteUserAsAdmin",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(400, 401, 403, 404),
 )
@@ -53,7 +62,12 @@ async def delete_user(user_id: str, admin: AdminUser, session: SessionDep) -> No
     await service.delete_user(session, admin, user_id)
 
 
-@router.get("/audit-log", response_model=CursorPage[AuditLogView], responses=problem_responses(401, 403, 422))
+@router.get(
+    "/audit-log",
+    operation_id="listAuditLog",
+    response_model=CursorPage[AuditLogView],
+    responses=problem_responses(401, 403, 422),
+)
 async def audit_log(admin: AdminUser, session: SessionDep, page: CursorDep) -> object:
     """Every moderator and admin action, newest first: who did what to which target, and when."""
     entries, next_cursor = await audit.audit_log(session, page.params)

@@ -7,11 +7,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kith.admin.schemas import AdminUserUpdate
 from kith.audit.service import record_action
 from kith.auth import service as auth
-from kith.core.errors import BadRequest, NotFound
+from kith.core.errors import BadRequest, UserNotFound
 from kith.core.pagination import OffsetParams
 from kith.db.models import User
 from kith.runtime.resources import Resources
 from kith.users import service as users
+
+
+class CannotModifySelf(BadRequest):
+    code = "cannot_modify_self"
+    default_detail = "Admins cannot change or delete their own account here; ask another admin."
+    description = "Admins cannot change or delete their own account through the admin API."
 
 
 async def list_users(
@@ -23,12 +29,9 @@ async def list_users(
 async def _target(session: AsyncSession, admin: User, user_id: str) -> User:
     user = await auth.get_user(session, user_id)
     if user is None:
-        raise NotFound("No such user.", code="user_not_found")
+        raise UserNotFound()
     if user.id == admin.id:
-        raise BadRequest(
-            "Admins cannot change or delete their own account here; ask another admin.",
-            code="cannot_modify_self",
-        )
+        raise CannotModifySelf()
     return user
 
 

@@ -27,6 +27,25 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # How stale `last_used_at` of an API key may get before a request refreshes it.
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
 
+
+class InsufficientScope(Forbidden):
+    code = "insufficient_scope"
+    default_detail = "This API key is read-only."
+    description = "The API key is read-only."
+
+
+class ApiKeyNotAllowed(Forbidden):
+    code = "api_key_not_allowed"
+    default_detail = "API keys cannot do this; use an access token from a login."
+    description = "API keys cannot manage credentials or use admin routes."
+
+
+class InsufficientRole(Forbidden):
+    code = "insufficient_role"
+    default_detail = "Your role does not allow this."
+    description = "The caller's role does not allow this."
+
+
 bearer_scheme = OAuth2PasswordBearer(
     tokenUrl=f"{API_PREFIX}/auth/token",
     auto_error=False,
@@ -76,10 +95,10 @@ async def current_principal(
     else:
         raise Unauthorized()
     if principal is None:
-        raise Unauthorized("The credentials are invalid, expired or revoked.", code="invalid_token")
+        raise auth.InvalidAuthToken()
     key = principal.api_key
     if key is not None and request.method not in READ_METHODS and "write" not in key.scope_list:
-        raise Forbidden("This API key is read-only.", code="insufficient_scope")
+        raise InsufficientScope()
     request.scope.setdefault("state", {})["user_id"] = principal.user.id
     return principal
 
@@ -97,9 +116,7 @@ CurrentUser = Annotated[User, Depends(current_user)]
 async def session_principal(principal: CurrentPrincipal) -> Principal:
     """A caller who logged in: API keys cannot manage credentials or use admin routes."""
     if principal.via_api_key:
-        raise Forbidden(
-            "API keys cannot do this; use an access token from a login.", code="api_key_not_allowed"
-        )
+        raise ApiKeyNotAllowed()
     return principal
 
 
@@ -118,7 +135,7 @@ def require_role(*roles: Role) -> Callable[[Principal], Awaitable[User]]:
 
     async def guard(principal: SessionPrincipal) -> User:
         if principal.user.role not in roles:
-            raise Forbidden("Your role does not allow this.", code="insufficient_role")
+            raise InsufficientRole()
         return principal.user
 
     return guard

@@ -1,4 +1,4 @@
-"""Routes of contract §2: accounts and authentication."""
+"""Routes of accounts and authentication (docs/api.md#accounts-and-authentication)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ UserAgent = Annotated[str | None, Header(include_in_schema=False)]
 
 @router.post(
     "/register",
+    operation_id="register",
     status_code=status.HTTP_201_CREATED,
     response_model=PrivateUser,
     responses=problem_responses(409, 422, 429),
@@ -52,6 +53,7 @@ async def register(
 
 @router.post(
     "/login",
+    operation_id="logIn",
     response_model=TokenPair,
     responses=problem_responses(401, 403, 422, 429),
     dependencies=[rate_limit("login"), HashingSlot],
@@ -76,6 +78,7 @@ async def login(
 
 @router.post(
     "/token",
+    operation_id="issueToken",
     response_model=TokenPair,
     responses=problem_responses(401, 403, 422, 429),
     dependencies=[rate_limit("login"), HashingSlot],
@@ -96,7 +99,9 @@ async def token(
     return await service.start_session(session, resources, user, user_agent)
 
 
-@router.post("/refresh", response_model=TokenPair, responses=problem_responses(401, 422))
+@router.post(
+    "/refresh", operation_id="refreshTokens", response_model=TokenPair, responses=problem_responses(401, 422)
+)
 async def refresh(data: RefreshRequest, session: SessionDep, resources: ResourcesDep) -> TokenPair:
     """Trade a refresh token for a new pair. The old refresh token stops working.
 
@@ -106,27 +111,45 @@ async def refresh(data: RefreshRequest, session: SessionDep, resources: Resource
     return await service.refresh(session, resources, data.refresh_token)
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403))
+@router.post(
+    "/logout",
+    operation_id="logOut",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403),
+)
 async def logout(principal: SessionPrincipal, session: SessionDep, resources: ResourcesDep) -> None:
     """End the current session: its refresh token and access tokens stop working at once."""
     assert principal.session_id is not None
     await service.logout(session, resources, principal.session_id)
 
 
-@router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403))
+@router.post(
+    "/logout-all",
+    operation_id="logOutEverywhere",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403),
+)
 async def logout_all(principal: SessionPrincipal, session: SessionDep, resources: ResourcesDep) -> None:
     """End every session of the account, this one included."""
     await service.logout_all(session, resources, principal.user.id)
 
 
-@router.post("/verify-email", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(400, 422))
+@router.post(
+    "/verify-email",
+    operation_id="verifyEmail",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 422),
+)
 async def verify_email(data: TokenRequest, session: SessionDep, resources: ResourcesDep) -> None:
     """Confirm the e-mail address with the token from the verification e-mail (single use, 7 days)."""
     await service.verify_email(session, resources, data.token)
 
 
 @router.post(
-    "/verify-email/resend", status_code=status.HTTP_202_ACCEPTED, responses=problem_responses(401, 409)
+    "/verify-email/resend",
+    operation_id="resendVerificationEmail",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(401, 409),
 )
 async def resend_verification(user: CurrentUser, session: SessionDep, resources: ResourcesDep) -> None:
     """Send a new verification e-mail; links in earlier ones stop working. 409 `already_verified`."""
@@ -135,6 +158,7 @@ async def resend_verification(user: CurrentUser, session: SessionDep, resources:
 
 @router.post(
     "/password-reset",
+    operation_id="requestPasswordReset",
     status_code=status.HTTP_202_ACCEPTED,
     responses=problem_responses(422, 429),
     dependencies=[rate_limit("password_reset", key=body_email)],
@@ -147,7 +171,10 @@ async def password_reset(data: PasswordResetRequest, session: SessionDep, resour
 
 
 @router.post(
-    "/password-reset/confirm", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(400, 422)
+    "/password-reset/confirm",
+    operation_id="confirmPasswordReset",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 422),
 )
 async def password_reset_confirm(
     data: PasswordResetConfirm, session: SessionDep, resources: ResourcesDep

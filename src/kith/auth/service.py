@@ -21,12 +21,20 @@ from kith.runtime.transaction import unit_of_work
 
 
 class InvalidCredentials(Unauthorized):
-    default_code = "invalid_credentials"
+    code = "invalid_credentials"
     default_detail = "The login or the password is wrong."
+    description = "The login or password is wrong."
 
 
-class InvalidRefreshToken(Unauthorized):
-    default_code = "invalid_token"
+class InvalidAuthToken(Unauthorized):
+    """An access token or API key that is unknown, expired or revoked."""
+
+    code = "invalid_token"
+    default_detail = "The credentials are invalid, expired or revoked."
+    description = "The token is invalid, expired, revoked or already used."
+
+
+class InvalidRefreshToken(InvalidAuthToken):
     default_detail = "The refresh token is not valid."
 
 
@@ -37,8 +45,33 @@ class RefreshTokenReused(InvalidRefreshToken):
 
 
 class InvalidOneTimeToken(BadRequest):
-    default_code = "invalid_token"
+    code = "invalid_token"
     default_detail = "The token is invalid, expired or already used."
+    description = InvalidAuthToken.description
+
+
+class UsernameTaken(Conflict):
+    code = "username_taken"
+    default_detail = "That username is taken."
+    description = "Another account has this username (case does not matter)."
+
+
+class EmailTaken(Conflict):
+    code = "email_taken"
+    default_detail = "An account with that e-mail address exists."
+    description = "Another account has this e-mail address."
+
+
+class AccountSuspended(Forbidden):
+    code = "account_suspended"
+    default_detail = "This account is suspended."
+    description = "The account is suspended."
+
+
+class AlreadyVerified(Conflict):
+    code = "already_verified"
+    default_detail = "The e-mail address is already verified."
+    description = "The e-mail address is already verified."
 
 
 # The account lookup other domains use; they never reach auth's repository directly.
@@ -48,9 +81,9 @@ get_user = repository.get_user
 async def register(session: AsyncSession, resources: Resources, data: RegisterRequest) -> User:
     """Create an account and queue its verification and welcome e-mails."""
     if await repository.username_taken(session, data.username):
-        raise Conflict("That username is taken.", code="username_taken")
+        raise UsernameTaken()
     if await repository.email_taken(session, data.email):
-        raise Conflict("An account with that e-mail address exists.", code="email_taken")
+        raise EmailTaken()
     user = User(
         username=data.username,
         username_key=data.username.lower(),
@@ -64,7 +97,7 @@ async def register(session: AsyncSession, resources: Resources, data: RegisterRe
         await session.flush()
     except IntegrityError:
         # Lost a race with a concurrent registration of the same name or address.
-        raise Conflict("That username or e-mail address is taken.", code="username_taken") from None
+        raise UsernameTaken("That username or e-mail address is taken.") from None
     await send_verification(session, resources, user)
     enqueue(session, jobs.send_welcome_email, to=user.email, name=user.display_name)
     return user
@@ -84,7 +117,7 @@ async def create_user(
     data = RegisterRequest(username=username, email=email, password=password)
     taken = await repository.username_taken(session, data.username)
     if taken or await repository.email_taken(session, data.email):
-        raise Conflict("That username or e-mail address is taken.", code="username_taken")
+        raise UsernameTaken("That username or e-mail address is taken.")
     user = User(
         username=data.username,
         username_key=data.username.lower(),
@@ -116,7 +149,7 @@ async def authenticate(
         raise InvalidCredentials()
     await throttle.succeeded(account)
     if user.suspended:
-        raise Forbidden("This account is suspended.", code="account_suspended")
+        raise AccountSuspended()
     if new_hash:
         user.password_hash = new_hash
     return user
@@ -248,7 +281,7 @@ async def send_verification(session: AsyncSession, resources: Resources, user: U
 
 async def resend_verification(session: AsyncSession, resources: Resources, user: User) -> None:
     if user.email_verified:
-        raise Conflict("The e-mail address is already verified.", code="already_verified")
+        raise AlreadyVerified()
     await send_verification(session, resources, user)
 
 
@@ -322,8 +355,6 @@ async def set_password(
 
 class PasswordRejected(Unprocessable):
     """A password that the schema could not judge alone (it equals the username...)."""
-
-    default_code = "validation_error"
 
     def __init__(self, message: str, *, field: str) -> None:
         super().__init__("The request is not valid.")

@@ -147,7 +147,7 @@ class Settings(BaseSettings):
     media_unattached_ttl_hours: float = Field(default=24, gt=0)
     media_cleanup_interval_seconds: float = Field(default=600, gt=0)
 
-    # Rate limits (contract §1), as "<count>/<period>" ("300/5 minutes", "50/day");
+    # Rate limits (docs/api.md#conventions), as "<count>/<period>" ("300/5 minutes", "50/day");
     # an empty value switches that one limit off, `rate_limits_enabled=false` all of them.
     rate_limits_enabled: bool = True
     rate_limit_general: str = "300/5 minutes"

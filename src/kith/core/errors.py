@@ -7,6 +7,7 @@ into `application/problem+json` with a stable `code`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -25,83 +26,182 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 
 class DomainError(Exception):
-    """An error the API reports to its client. Subclasses fix status and default code."""
+    """An error the API reports to its client: one subclass per problem type (`code`).
 
-    status: ClassVar[int] = 400
-    default_code: ClassVar[str] = "bad_request"
-    default_detail: ClassVar[str] = "The request breaks a rule of this API."
+    A class that declares `code` must declare the one-line `description` that the code's
+    page at `/problems/<code>` shows (docs/api.md#conventions); a subclass that declares
+    neither is the same problem type, raised from elsewhere. Codes therefore exist only as
+    classes, and `problem_types()` lists them all for the pages.
+    """
+
+    status: ClassVar[int]
+    code: ClassVar[str]
+    default_detail: ClassVar[str]
+    description: ClassVar[str]
     # An error that records something on purpose (a revoked session after refresh-token
     # reuse) keeps the transaction's changes; every other error rolls them back.
     keeps_changes: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" not in cls.__dict__:
+            return
+        if not _CODE_PATTERN.fullmatch(cls.code):
+            raise TypeError(f"{cls.__qualname__}.code {cls.code!r} is not snake_case")
+        description = cls.__dict__.get("description")
+        if not description:
+            raise TypeError(f"{cls.__qualname__} declares {cls.code!r} without a description for its page")
+        # Two classes may share a code (an invalid token is 401 on refresh, 400 on a
+        # one-time link) only as one problem type, with one page.
+        known = _DESCRIPTIONS.setdefault(cls.code, description)
+        if known != description:
+            raise TypeError(f"{cls.__qualname__} describes {cls.code!r} differently from an earlier class")
 
     def __init__(
         self,
         detail: str | None = None,
         *,
-        code: str | None = None,
         headers: Mapping[str, str] | None = None,
+        errors: Sequence[Mapping[str, str]] | None = None,
     ) -> None:
         self.detail = detail or self.default_detail
-        self.code = code or self.default_code
         self.headers = dict(headers or {})
         # Field errors, for the validation failures a service finds (rare; schemas find most).
-        self.errors: list[dict[str, str]] | None = None
+        self.errors: list[dict[str, str]] | None = None if errors is None else [dict(e) for e in errors]
         super().__init__(self.detail)
+
+
+_CODE_PATTERN = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
+_DESCRIPTIONS: dict[str, str] = {}
+
+
+def problem_types() -> dict[str, str]:
+    """Every problem code with its description, from the `DomainError` classes defined so far.
+
+    Each domain defines its errors beside the code that raises them, so the list is complete
+    once the app's routers are imported (`create_app` does that).
+    """
+    return dict(sorted(_DESCRIPTIONS.items()))
 
 
 class BadRequest(DomainError):
     status = 400
+    code = "bad_request"
+    default_detail = "The request breaks a rule of this API."
+    description = "The request breaks a rule of the API."
 
 
 class Unauthorized(DomainError):
     status = 401
-    default_code = "not_authenticated"
+    code = "not_authenticated"
     default_detail = "Valid credentials are required."
+    description = "Send `Authorization: Bearer <token>` or `X-API-Key`."
 
-    def __init__(self, detail: str | None = None, *, code: str | None = None) -> None:
-        super().__init__(detail, code=code, headers={"WWW-Authenticate": "Bearer"})
+    def __init__(self, detail: str | None = None, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer", **(headers or {})})
 
 
 class Forbidden(DomainError):
     status = 403
-    default_code = "forbidden"
+    code = "forbidden"
     default_detail = "You are not allowed to do this."
+    description = "The caller is not allowed to do this."
 
 
 class NotFound(DomainError):
     status = 404
-    default_code = "not_found"
+    code = "not_found"
     default_detail = "The resource does not exist or is not visible to you."
+    description = "No such resource, or not visible to the caller."
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
+    default_detail = "No such user."
+    description = "No such user, or not visible to the caller."
+
+
+class MethodNotAllowed(DomainError):
+    status = 405
+    code = "method_not_allowed"
+    default_detail = "Method Not Allowed"
+    description = "The path exists but not with this method; `Allow` lists the methods it takes."
+
+
+class NotAcceptable(DomainError):
+    status = 406
+    code = "not_acceptable"
+    default_detail = "Not Acceptable"
+    description = "The server cannot answer in a media type that `Accept` allows."
 
 
 class Conflict(DomainError):
     status = 409
-    default_code = "conflict"
+    code = "conflict"
     default_detail = "The request conflicts with the current state of the resource."
+    description = "The request conflicts with the current state."
 
 
 class PayloadTooLarge(DomainError):
     status = 413
-    default_code = "payload_too_large"
+    code = "payload_too_large"
     default_detail = "The request body is too large."
+    description = "The body is too large."
 
 
 class UnsupportedMediaType(DomainError):
     status = 415
-    default_code = "unsupported_media_type"
+    code = "unsupported_media_type"
     default_detail = "The content type is not supported."
+    description = "The content type is not supported."
 
 
 class Unprocessable(DomainError):
     status = 422
-    default_code = "validation_error"
+    code = "validation_error"
     default_detail = "The request is not valid."
+    description = "A field is missing or invalid; `errors` names each one."
+
+
+class MalformedJson(Unprocessable):
+    code = "malformed_json"
+    default_detail = "The request body is not valid JSON."
+    description = "The body is not valid JSON."
+
+
+class MalformedMultipart(Unprocessable):
+    code = "malformed_multipart"
+    default_detail = "The multipart body is not valid."
+    description = "The multipart body is not valid: boundary, part headers or closing boundary."
+
+
+class InvalidHost(BadRequest):
+    code = "invalid_host"
+    default_detail = "The Host header names a host this server does not serve."
+    description = "The `Host` header names a host this server does not serve (docs/configuration.md)."
+
+
+class HttpError(DomainError):
+    """What the framework reports with a status no other class covers; rendered with that status."""
+
+    status = 400
+    code = "http_error"
+    default_detail = "Bad Request"
+    description = "An HTTP error without a more specific code; `status` and `title` say which."
+
+
+class InternalError(DomainError):
+    status = 500
+    code = "internal_error"
+    default_detail = "Something went wrong on our side. Quote the request id if you report it."
+    description = "An unexpected error; quote the request id when reporting it."
 
 
 class ServiceUnavailable(DomainError):
     status = 503
-    default_code = "service_unavailable"
+    code = "service_unavailable"
     default_detail = "The service cannot answer right now; try again shortly."
+    description = "A dependency is down; try again shortly."
 
 
 class FieldError(BaseModel):
@@ -117,56 +217,56 @@ class Problem(BaseModel):
     title: str = Field(examples=["Not Found"])
     status: int = Field(examples=[404])
     detail: str = Field(examples=["The resource does not exist or is not visible to you."])
-    code: str = Field(examples=["not_found"])
+    code: str = Field(examples=[NotFound.code])
     request_id: str | None = Field(default=None, examples=["01J9Z8X4Q2W3E4R5T6Y7U8I9O0"])
     errors: list[FieldError] | None = None
 
 
 def problem_response(
     request: Request | None,
-    status: int,
-    code: str,
-    detail: str,
+    error: DomainError,
     *,
-    errors: Sequence[Mapping[str, str]] | None = None,
-    headers: Mapping[str, str] | None = None,
+    status: int | None = None,
     public_url: str = "",
     request_id: str | None = None,
 ) -> Response:
-    """Render a problem document. `request` supplies the request id and public URL."""
+    """Render `error` as a problem document. `request` supplies the request id and public URL.
+
+    `status` overrides the class's only for an `HttpError`, which takes the framework's.
+    """
+    status = status or error.status
     if request is not None:
         request_id = request_id or request.scope.get("state", {}).get("request_id")
         resources = getattr(request.app.state, "resources", None)
         if resources is not None:
             public_url = resources.settings.public_url
     body: dict[str, Any] = {
-        "type": f"{public_url}/problems/{code}",
+        "type": f"{public_url}/problems/{error.code}",
         "title": HTTPStatus(status).phrase,
         "status": status,
-        "detail": detail,
-        "code": code,
+        "detail": error.detail,
+        "code": error.code,
         "request_id": request_id,
     }
-    if errors is not None:
-        body["errors"] = list(errors)
+    if error.errors is not None:
+        body["errors"] = list(error.errors)
     return Response(
         orjson.dumps(body),
         status_code=status,
         media_type=PROBLEM_CONTENT_TYPE,
-        headers=dict(headers or {}),
+        headers=error.headers,
     )
 
 
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "not_authenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    429: "rate_limited",
+_HTTP_ERRORS: dict[int, type[DomainError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    405: MethodNotAllowed,
+    406: NotAcceptable,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
 }
 
 
@@ -192,7 +292,7 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
 
 async def _domain_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
-    return problem_response(request, exc.status, exc.code, exc.detail, headers=exc.headers, errors=exc.errors)
+    return problem_response(request, exc)
 
 
 # Methods a 405 may list in `Allow`; anything else is never routed.
@@ -215,11 +315,7 @@ def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
 
 def _malformed_json(request: Request) -> Response:
     return problem_response(
-        request,
-        422,
-        "malformed_json",
-        "The request body is not valid JSON.",
-        errors=[{"field": "body", "message": "invalid JSON", "type": "json_invalid"}],
+        request, MalformedJson(errors=[{"field": "body", "message": "invalid JSON", "type": "json_invalid"}])
     )
 
 
@@ -233,10 +329,9 @@ def _unreadable_body(request: Request, cause: BaseException | None) -> Response 
         # The same answer the upload route gives a broken multipart body.
         return problem_response(
             request,
-            422,
-            "malformed_multipart",
-            "The multipart body is not valid.",
-            errors=[{"field": "body", "message": cause.message, "type": "multipart_invalid"}],
+            MalformedMultipart(
+                errors=[{"field": "body", "message": cause.message, "type": "multipart_invalid"}]
+            ),
         )
     return None
 
@@ -248,16 +343,14 @@ async def _http_error_handler(request: Request, exc: Exception) -> Response:
         unreadable = _unreadable_body(request, exc.__cause__ or exc.__context__)
         if unreadable is not None:
             return unreadable
-    code = _HTTP_CODES.get(status, "http_error")
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).description
     if status == 404:
         detail = "No such resource."
     headers = dict(exc.headers or {})
     if status == 405:
         headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
-    if status == 401:
-        headers.setdefault("WWW-Authenticate", "Bearer")
-    return problem_response(request, status, code, detail, headers=headers)
+    error = _HTTP_ERRORS.get(status, HttpError)(detail, headers=headers)
+    return problem_response(request, error, status=status)
 
 
 async def _validation_error_handler(request: Request, exc: Exception) -> Response:
@@ -265,7 +358,7 @@ async def _validation_error_handler(request: Request, exc: Exception) -> Respons
     errors = validation_errors(exc)
     if any(error["type"] == "json_invalid" for error in errors):
         return _malformed_json(request)
-    return problem_response(request, 422, "validation_error", "The request is not valid.", errors=errors)
+    return problem_response(request, Unprocessable(errors=errors))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -33,6 +33,12 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
 
+class InvalidCursor(Unprocessable):
+    code = "invalid_cursor"
+    default_detail = "The cursor is not valid; use `next_cursor` from a previous page."
+    description = "The `cursor` parameter did not come from a previous page."
+
+
 class CursorPage(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last.")
@@ -58,10 +64,7 @@ def decode_cursor(cursor: str) -> str:
         if not isinstance(position, str) or not 1 <= len(position) <= 100 or "\x00" in position:
             raise ValueError(position)
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeEncodeError):
-        raise Unprocessable(
-            "The cursor is not valid; use `next_cursor` from a previous page.",
-            code="invalid_cursor",
-        ) from None
+        raise InvalidCursor() from None
     return position
 
 
@@ -77,10 +80,7 @@ def decode_timed_position(position: str) -> tuple[datetime, str]:
         if moment.tzinfo is None or not row_id:
             raise ValueError(position)
     except ValueError:
-        raise Unprocessable(
-            "The cursor is not valid; use `next_cursor` from a previous page.",
-            code="invalid_cursor",
-        ) from None
+        raise InvalidCursor() from None
     return moment, row_id
 
 

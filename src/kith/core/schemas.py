@@ -64,7 +64,7 @@ Password = Annotated[
 
 # --- what trimming means for the OpenAPI description ---------------------------------------
 #
-# Request strings are trimmed before their limits are checked (contract §1), so a schema
+# Request strings are trimmed before their limits are checked (docs/api.md#conventions), so a schema
 # that says `maxLength: 50` is wrong both ways for " Ada " padded past 50 characters. The
 # JSON Schema of every request model therefore carries its string limits in a pattern:
 # whatever trimming removes, around a core of the allowed length. Text fields add their

@@ -1,4 +1,4 @@
-"""Route of contract §6: the news feed."""
+"""Route of the news feed (docs/api.md#news-feed)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,12 @@ from kith.posts.schemas import PostView
 router = APIRouter(tags=["feed"])
 
 
-@router.get("/feed", response_model=CursorPage[PostView], responses=problem_responses(401, 422))
+@router.get(
+    "/feed",
+    operation_id="listFeed",
+    response_model=CursorPage[PostView],
+    responses=problem_responses(401, 422),
+)
 async def feed(user: CurrentUser, session: SessionDep, resources: ResourcesDep, page: CursorDep) -> object:
     """The caller's news feed: posts by the caller and the caller's friends that the caller
     may see, newest first, each a full post object. Keyset pagination: walking the pages

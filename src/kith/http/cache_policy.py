@@ -7,7 +7,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kith.core.urls import API_PREFIX
 
-# Responses under these prefixes hold credentials or private data (contract §1).
+# Responses under these prefixes hold credentials or private data (docs/api.md#conventions).
 NO_STORE_PREFIXES = tuple(f"{API_PREFIX}{path}" for path in ("/auth", "/users/me", "/admin"))
 
 
@@ -21,7 +21,10 @@ def cache_control_for(path: str, authenticated: bool) -> str | None:
 
 
 class CachePolicyMiddleware:
-    """Applies the contract's `Cache-Control` rules to every response, errors included."""
+    """Applies the API's `Cache-Control` rules to every response, errors included.
+
+    The rules: docs/api.md#conventions.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

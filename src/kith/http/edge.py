@@ -19,7 +19,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kith.core.config import ConfigurationError, Settings
-from kith.core.errors import problem_response
+from kith.core.errors import InvalidHost, NotFound, PayloadTooLarge, Unprocessable, problem_response
 
 # JSON needs nothing from a browser: no scripts, no styles, no framing.
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -56,7 +56,7 @@ def docs_csp(html: bytes) -> str:
 
 
 class SecurityHeadersMiddleware:
-    """Adds the security headers of contract §9 to every HTTP response, errors included.
+    """Adds the security headers (docs/api.md#operations) to every HTTP response, errors included.
 
     A header a route set itself (media files set their own) is kept. The docs pages are
     buffered (they are small HTML) so their CSP can name their inline scripts' hashes.
@@ -153,9 +153,7 @@ class TrustedHostMiddleware:
             return
         response = problem_response(
             None,
-            400,
-            "invalid_host",
-            "The Host header names a host this server does not serve.",
+            InvalidHost(),
             public_url=self.public_url,
             request_id=scope.get("state", {}).get("request_id"),
         )
@@ -181,7 +179,7 @@ class NulRefusalMiddleware:
         query: bytes = scope.get("query_string", b"")
         if "\x00" in scope["path"]:
             response = problem_response(
-                None, 404, "not_found", "No such resource.", public_url=self.public_url, request_id=request_id
+                None, NotFound("No such resource."), public_url=self.public_url, request_id=request_id
             )
         elif b"%00" in query or b"\x00" in query:
             names = sorted(
@@ -189,17 +187,16 @@ class NulRefusalMiddleware:
             )
             response = problem_response(
                 None,
-                422,
-                "validation_error",
-                "The request is not valid.",
-                errors=[
-                    {
-                        "field": f"query.{name}",
-                        "message": "must not contain NUL (U+0000)",
-                        "type": "value_error",
-                    }
-                    for name in names or ["?"]
-                ],
+                Unprocessable(
+                    errors=[
+                        {
+                            "field": f"query.{name}",
+                            "message": "must not contain NUL (U+0000)",
+                            "type": "value_error",
+                        }
+                        for name in names or ["?"]
+                    ]
+                ),
                 public_url=self.public_url,
                 request_id=request_id,
             )
@@ -272,9 +269,7 @@ class BodySizeLimitMiddleware:
         public_url = app.state.settings.public_url if app is not None else ""
         response = problem_response(
             None,
-            413,
-            "payload_too_large",
-            str(exc.detail),
+            PayloadTooLarge(str(exc.detail)),
             public_url=public_url,
             request_id=scope.get("state", {}).get("request_id"),
         )

@@ -1,4 +1,4 @@
-"""Liveness and readiness (contract §9)."""
+"""Liveness and readiness (docs/api.md#operations)."""
 
 from __future__ import annotations
 
@@ -19,14 +19,17 @@ class Health(BaseModel):
     checks: dict[str, Literal["ok", "failed", "not_configured"]]
 
 
-@router.get("/healthz", response_model=Health)
+@router.get("/healthz", operation_id="getLiveness", response_model=Health)
 async def healthz() -> Health:
     """200 while the process runs."""
     return Health(status="ok", checks={})
 
 
 @router.get(
-    "/readyz", response_model=Health, responses={503: {"model": Health, "description": "Database down."}}
+    "/readyz",
+    operation_id="getReadiness",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "Database down."}},
 )
 async def readyz(resources: ResourcesDep) -> object:
     """200 when the database answers, else 503. A configured Redis that does not answer

@@ -1,4 +1,4 @@
-"""`Idempotency-Key` on create endpoints (contract §1), attached with `@idempotent`.
+"""`Idempotency-Key` on create endpoints (docs/api.md#conventions), attached with `@idempotent`.
 
 A client that retries a create after a timeout sends the same `Idempotency-Key` and gets
 the first answer again instead of a second resource. How it works:
@@ -132,17 +132,24 @@ def request_hash(method: str, path: str, body: bytes) -> str:
 # --- the mark ------------------------------------------------------------------------------
 
 
+class IdempotencyKeyReused(Unprocessable):
+    code = "idempotency_key_reused"
+    default_detail = "This Idempotency-Key was already used for a different request."
+    description = "The Idempotency-Key was used before for another method, path or body."
+
+
+class IdempotencyInProgress(Conflict):
+    code = "idempotency_in_progress"
+    default_detail = "A request with this Idempotency-Key is still being processed; retry shortly."
+    description = "A request with this Idempotency-Key is still running; retry shortly."
+
+
 def _reused() -> Unprocessable:
-    return Unprocessable(
-        "This Idempotency-Key was already used for a different request.", code="idempotency_key_reused"
-    )
+    return IdempotencyKeyReused()
 
 
 def _in_progress() -> Conflict:
-    return Conflict(
-        "A request with this Idempotency-Key is still being processed; retry shortly.",
-        code="idempotency_in_progress",
-    )
+    return IdempotencyInProgress()
 
 
 async def _claim(

@@ -103,7 +103,7 @@ class MetricsMiddleware:
 router = APIRouter()
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", operation_id="getMetrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     """Prometheus text format, only for `Authorization: Bearer <KITH_METRICS_TOKEN>`.
 

@@ -9,7 +9,7 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kith.core.errors import ServiceUnavailable, problem_response
+from kith.core.errors import DomainError, InternalError, ServiceUnavailable, problem_response
 from kith.core.outages import is_dependency_outage
 from kith.core.urls import public_base_url
 
@@ -82,20 +82,16 @@ class RequestContextMiddleware:
                 # Expected while the database or Redis is away: no traceback, no message
                 # (a driver's message may quote the SQL it was running).
                 log.warning("dependency_unavailable", path=scope.get("path"), error=type(error).__name__)
-                unavailable = ServiceUnavailable(headers={"Retry-After": str(self.retry_after_seconds)})
-                status_code, code, detail = unavailable.status, unavailable.code, unavailable.detail
-                headers = unavailable.headers
+                problem: DomainError = ServiceUnavailable(
+                    headers={"Retry-After": str(self.retry_after_seconds)}
+                )
             else:
                 log.exception("unhandled_exception", path=scope.get("path"))
-                status_code, code, headers = 500, "internal_error", {}
-                detail = "Something went wrong on our side. Quote the request id if you report it."
+                problem = InternalError()
             if scope["type"] == "http" and not response_started:
                 response = problem_response(
                     None,
-                    status_code,
-                    code,
-                    detail,
-                    headers=headers,
+                    problem,
                     public_url=self.public_url,
                     request_id=request_id,
                 )

@@ -92,6 +92,20 @@ def _plain_parameters(schema: dict[str, Any]) -> None:
                 properties[name] = _not_null(value)
 
 
+def _alternatives_as_constraints(schema: dict[str, Any]) -> None:
+    """A body model's "give `content` or `media_ids`" rule (`anyOf`/`oneOf` beside its
+    `properties`) moves into `allOf`, which means the same in JSON Schema.
+
+    Code generators read a top-level `anyOf` as "the body is one of these types" and make a
+    type of each branch (a login body with an e-mail but no password); under `allOf` they
+    keep the model's own properties and leave the rule to the server.
+    """
+    for component in schema.get("components", {}).get("schemas", {}).values():
+        for keyword in ("anyOf", "oneOf"):
+            if keyword in component and "properties" in component:
+                component.setdefault("allOf", []).append({keyword: component.pop(keyword)})
+
+
 # OpenAPI links: how the answer of one operation feeds the next (the id of a new post into
 # `GET /posts/{post_id}`, a new user into a friend request). Clients and code generators
 # read them; stateful fuzzing follows them (docs/security.md). Keyed by the source
@@ -237,6 +251,10 @@ def install_openapi(app: FastAPI, *, rate_limited: bool = True) -> None:
         _declare_bearer(schema)
         _plain_parameters(schema)
         _declare_links(schema)
+        _alternatives_as_constraints(schema)
+        # Every 422 is a Problem (below); FastAPI's own shapes for it are never sent.
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
         problem_ref = {"$ref": "#/components/schemas/Problem"}
         for path, path_item in schema.get("paths", {}).items():
             for method, operation in path_item.items():

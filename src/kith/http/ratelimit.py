@@ -89,9 +89,7 @@ class RateLimitMiddleware:
         _record(scope, outcome)
         if outcome is not None and not outcome.allowed:
             error = refuse(outcome)
-            response = problem_response(
-                StarletteRequest(scope), error.status, error.code, error.detail, headers=error.headers
-            )
+            response = problem_response(StarletteRequest(scope), error)
             await response(scope, receive, self._with_headers(scope, send))
             return
         await self.app(scope, receive, self._with_headers(scope, send))

@@ -48,11 +48,21 @@ class EncodedImage:
     size: int
 
 
+class ImageTooLarge(Unprocessable):
+    code = "image_too_large"
+    default_detail = "The image has too many pixels (width × height)."
+    description = "The image has more pixels (width × height) than the server accepts."
+
+
+class InvalidImage(Unprocessable):
+    code = "invalid_image"
+    default_detail = "The image is damaged or truncated and cannot be decoded."
+    description = "The image is damaged or truncated and cannot be decoded."
+
+
 def too_many_pixels(max_pixels: int) -> Unprocessable:
-    error = Unprocessable(
-        f"The image is larger than {max_pixels:,} pixels (width × height).", code="image_too_large"
-    )
-    error.errors = [{"field": "body.file", "message": "too many pixels", "type": "image_too_large"}]
+    error = ImageTooLarge(f"The image is larger than {max_pixels:,} pixels (width × height).")
+    error.errors = [{"field": "body.file", "message": "too many pixels", "type": error.code}]
     return error
 
 
@@ -61,8 +71,8 @@ def unsupported() -> UnsupportedMediaType:
 
 
 def unreadable() -> Unprocessable:
-    error = Unprocessable("The image is damaged or truncated and cannot be decoded.", code="invalid_image")
-    error.errors = [{"field": "body.file", "message": "cannot decode the image", "type": "invalid_image"}]
+    error = InvalidImage()
+    error.errors = [{"field": "body.file", "message": "cannot decode the image", "type": error.code}]
     return error
 
 

@@ -1,4 +1,4 @@
-"""Routes of the media domain: uploading images and serving them (contract §5)."""
+"""Routes of the media domain: uploading images and serving them (docs/api.md#posts-media-likes-comments)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import FileResponse
 
-from kith.core.errors import NotFound, problem_responses
+from kith.core.errors import problem_responses
 from kith.core.urls import media_url
 from kith.http.idempotency import Claim, DeferredAttempt, Recorded, record_answer, request_hash
 from kith.http.ratelimit import rate_limit
@@ -61,6 +61,7 @@ _FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 @router.post(
     "/media",
+    operation_id="uploadMedia",
     status_code=status.HTTP_201_CREATED,
     response_model=MediaView,
     responses=problem_responses(401, 403, 413, 415, 422, 429, 503),
@@ -109,6 +110,7 @@ async def upload_media(
 
 @router.get(
     "/media/{key}",
+    operation_id="getMediaFile",
     response_class=FileResponse,
     responses={**_FILE_RESPONSE, **problem_responses(404)},
 )
@@ -121,7 +123,7 @@ async def get_media_file(key: str, request: Request, resources: ResourcesDep) ->
     """
     stored = await resources.media.open(key) if is_valid_key(key) else None
     if stored is None:
-        raise NotFound("No such media file.", code="media_not_found")
+        raise service.MediaNotFound()
     headers = {
         "Cache-Control": FILE_CACHE_CONTROL,
         "X-Content-Type-Options": "nosniff",

@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kith.core.errors import BadRequest, Unprocessable
+from kith.core.errors import BadRequest, NotFound, Unprocessable
 from kith.core.jobs import enqueue
 from kith.db.models import Media, Post, User
 from kith.media import images, jobs, repository
@@ -157,15 +157,25 @@ async def release_post_media(session: AsyncSession, post_id: str) -> None:
     await repository.release_post(session, post_id)
 
 
+class MediaNotFound(NotFound):
+    code = "media_not_found"
+    default_detail = "No such media file."
+    description = "No media file under this key."
+
+
+class MediaNotAvailable(BadRequest):
+    code = "media_not_available"
+    default_detail = "An upload in the request is not one of your uploads free to use."
+    description = "An upload id is unknown, someone else's, or already in use."
+
+
 def media_not_available(field: str, message: str) -> BadRequest:
     """An upload id that the current state rules out: unknown, someone else's, or attached.
 
     400 rather than 422: the request is well formed, and whether an id is usable depends
-    on what is stored (contract §1), which no schema can say.
+    on what is stored (docs/api.md#conventions), which no schema can say.
     """
-    error = BadRequest(
-        "An upload in the request is not one of your uploads free to use.", code="media_not_available"
-    )
+    error = MediaNotAvailable()
     error.errors = [{"field": field, "message": message, "type": "value_error"}]
     return error
 

@@ -54,11 +54,15 @@ def is_disk_full(exc: OSError) -> bool:
     return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
+class StorageFull(ServiceUnavailable):
+    code = "storage_full"
+    default_detail = "The server has no room to store the upload right now; try again later."
+    description = "The media storage is full; nothing was stored. Retry after `Retry-After` seconds."
+
+
 def storage_full() -> ServiceUnavailable:
     """503 `storage_full`: the media directory has no room for the upload; nothing was kept."""
-    return ServiceUnavailable(
-        "The server has no room to store the upload right now; try again later.",
-        code="storage_full",
+    return StorageFull(
         # The rest of a body that was still streaming is never read.
         headers={"Retry-After": str(STORAGE_FULL_RETRY_AFTER), "Connection": "close"},
     )

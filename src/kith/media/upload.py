@@ -23,7 +23,14 @@ from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
-from kith.core.errors import BadRequest, DomainError, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from kith.core.errors import (
+    BadRequest,
+    DomainError,
+    MalformedMultipart,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedMediaType,
+)
 from kith.media.storage import is_disk_full, storage_full
 
 FILE_FIELD = "file"
@@ -40,14 +47,20 @@ class ReceivedFile:
     sha256: str
 
 
+class UploadInterrupted(BadRequest):
+    code = "upload_interrupted"
+    default_detail = "The upload was interrupted."
+    description = "The client stopped sending the upload before its end."
+
+
 def too_large(max_bytes: int) -> PayloadTooLarge:
     # The rest of the body is never read: the connection cannot be reused.
     return PayloadTooLarge(f"The file is larger than {max_bytes:,} bytes.", headers={"Connection": "close"})
 
 
 def malformed(message: str) -> Unprocessable:
-    error = Unprocessable("The multipart body is not valid.", code="malformed_multipart")
-    error.errors = [{"field": "body", "message": message, "type": "malformed_multipart"}]
+    error = MalformedMultipart()
+    error.errors = [{"field": "body", "message": message, "type": error.code}]
     return error
 
 
@@ -193,4 +206,4 @@ async def _stream_into(
             parser.finalize()
     except ClientDisconnect:
         # Nobody is left to read an answer; this keeps the log free of a spurious 500.
-        raise BadRequest("The upload was interrupted.", code="upload_interrupted") from None
+        raise UploadInterrupted() from None

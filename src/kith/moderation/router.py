@@ -1,4 +1,4 @@
-"""Routes of contract §8 (reports and moderation)."""
+"""Routes of reports and moderation (docs/api.md#moderation-and-administration)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ router = APIRouter(tags=["moderation"])
 
 @router.post(
     "/reports",
+    operation_id="createReport",
     status_code=status.HTTP_201_CREATED,
     response_model=SubmittedReport,
     responses=problem_responses(400, 401, 403, 404, 409, 422),
@@ -38,6 +39,7 @@ async def submit_report(data: ReportCreate, user: CurrentUser, session: SessionD
 
 @router.get(
     "/moderation/reports",
+    operation_id="listReports",
     response_model=CursorPage[ReportView],
     responses=problem_responses(401, 403, 422),
 )
@@ -58,6 +60,7 @@ async def list_reports(
 
 @router.patch(
     "/moderation/reports/{report_id}",
+    operation_id="resolveReport",
     response_model=ReportView,
     responses=problem_responses(400, 401, 403, 404, 409, 422),
 )

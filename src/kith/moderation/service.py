@@ -29,13 +29,35 @@ ALREADY_REMOVED = "already_removed"
 
 
 class ReportNotFound(NotFound):
-    default_code = "report_not_found"
+    code = "report_not_found"
     default_detail = "No such report."
+    description = "No such report."
 
 
 class AlreadyReported(Conflict):
-    default_code = "already_reported"
+    code = "already_reported"
     default_detail = "You already have an open report on this; a moderator will look at it."
+    description = "The caller already has an open report on this target."
+
+
+class CannotReportSelf(BadRequest):
+    code = "cannot_report_self"
+    default_detail = "You cannot report yourself or your own content."
+    description = "A user cannot report themselves or their own content."
+
+
+class ReportNotOpen(Conflict):
+    code = "not_open"
+    default_detail = "This report has already been handled."
+    description = "The report has already been handled."
+
+
+class CannotSuspendStaff(BadRequest):
+    code = "cannot_suspend_staff"
+    default_detail = (
+        "Moderators and admins are not suspended through reports; an admin changes their account."
+    )
+    description = "Moderators and admins are not suspended through reports; an admin changes their account."
 
 
 def _excerpt(text: str | None) -> str | None:
@@ -59,7 +81,7 @@ async def _reported_author_id(session: AsyncSession, reporter: User, data: Repor
 async def submit_report(session: AsyncSession, reporter: User, data: ReportCreate) -> Report:
     """Report a post, comment or user the reporter can see. One open report per target each."""
     if await _reported_author_id(session, reporter, data) == reporter.id:
-        raise BadRequest("You cannot report yourself or your own content.", code="cannot_report_self")
+        raise CannotReportSelf()
     key = open_report_key(reporter.id, data.target_type, data.target_id)
     if await repository.open_report_of(session, key) is not None:
         raise AlreadyReported()
@@ -149,7 +171,7 @@ async def _load(session: AsyncSession, report_id: str) -> tuple[Report, User]:
     if found is None:
         raise ReportNotFound()
     if found[0].status != ReportStatus.open:
-        raise Conflict("This report has already been handled.", code="not_open")
+        raise ReportNotOpen()
     return found
 
 
@@ -173,7 +195,7 @@ async def _close(
     )
     if report.id not in closed:
         # Another moderator handled it between our read and our write.
-        raise Conflict("This report has already been handled.", code="not_open")
+        raise ReportNotOpen()
     return closed
 
 
@@ -228,10 +250,7 @@ async def _remove_target(session: AsyncSession, resources: Resources, moderator:
     if user is None:
         return ALREADY_REMOVED
     if user.is_staff:
-        raise BadRequest(
-            "Moderators and admins are not suspended through reports; an admin changes their account.",
-            code="cannot_suspend_staff",
-        )
+        raise CannotSuspendStaff()
     if not user.suspended:
         user.suspended = True
         await auth.logout_all(session, resources, user.id)

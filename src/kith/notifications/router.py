@@ -1,4 +1,4 @@
-"""Routes of contract §7: notifications, and the live stream."""
+"""Routes of notifications (docs/api.md#notifications-and-the-live-stream)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,12 @@ from kith.notifications.schemas import MarkRead, NotificationView, UnreadCount
 router = APIRouter(prefix="/notifications", tags=["notifications"])
 
 
-@router.get("", response_model=CursorPage[NotificationView], responses=problem_responses(401, 422))
+@router.get(
+    "",
+    operation_id="listNotifications",
+    response_model=CursorPage[NotificationView],
+    responses=problem_responses(401, 422),
+)
 async def list_notifications(
     user: CurrentUser,
     session: SessionDep,
@@ -33,13 +38,23 @@ async def list_notifications(
     return page.page(items, next_cursor)
 
 
-@router.get("/unread-count", response_model=UnreadCount, responses=problem_responses(401))
+@router.get(
+    "/unread-count",
+    operation_id="getUnreadCount",
+    response_model=UnreadCount,
+    responses=problem_responses(401),
+)
 async def unread_count(user: CurrentUser, session: SessionDep) -> UnreadCount:
     """How many of the caller's notifications are unread."""
     return UnreadCount(count=await service.unread_count(session, user))
 
 
-@router.post("/read", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403, 422))
+@router.post(
+    "/read",
+    operation_id="markNotificationsRead",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 422),
+)
 async def mark_read(data: MarkRead, user: CurrentUser, session: SessionDep, resources: ResourcesDep) -> None:
     """Mark notifications read: `{"ids": [...]}` (ids that are not the caller's are
     ignored) or `{"all": true}`. Open streams get the new `unread_count`."""

@@ -59,7 +59,7 @@ async def _unread(resources: Resources, user_id: str) -> int:
 
 @router.websocket("/stream")
 async def stream(websocket: WebSocket) -> None:
-    """Live notifications (see contract §7 and docs/api-guide.md)."""
+    """Live notifications (docs/api.md#notifications-and-the-live-stream, docs/api-guide.md)."""
     resources: Resources = websocket.app.state.resources
     settings = resources.settings
     await websocket.accept()

@@ -1,4 +1,5 @@
-"""Routes of contract §5: posts, likes and comments (uploads live in the media domain)."""
+"""Routes of posts, likes and comments (docs/api.md#posts-media-likes-comments); uploads live in
+the media domain."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ router = APIRouter(tags=["posts"])
 
 @router.post(
     "/posts",
+    operation_id="createPost",
     status_code=status.HTTP_201_CREATED,
     response_model=PostView,
     responses=problem_responses(400, 401, 403, 422, 429),
@@ -61,14 +63,19 @@ async def create_post(
     return await service.new_post_view(session, post, with_media=bool(data.media_ids))
 
 
-@router.get("/posts/{post_id}", response_model=PostView, responses=problem_responses(401, 404))
+@router.get(
+    "/posts/{post_id}", operation_id="getPost", response_model=PostView, responses=problem_responses(401, 404)
+)
 async def get_post(post: ReadablePost, user: CurrentUser, session: SessionDep) -> PostView:
     """A post the caller may read. 404 `post_not_found` when it does not exist or is hidden."""
     return await service.post_view(session, user, post)
 
 
 @router.patch(
-    "/posts/{post_id}", response_model=PostView, responses=problem_responses(400, 401, 403, 404, 422)
+    "/posts/{post_id}",
+    operation_id="updatePost",
+    response_model=PostView,
+    responses=problem_responses(400, 401, 403, 404, 422),
 )
 async def update_post(
     changes: PostUpdate, post: OwnedPost, user: CurrentUser, session: SessionDep, resources: ResourcesDep
@@ -83,7 +90,10 @@ async def update_post(
 
 
 @router.delete(
-    "/posts/{post_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403, 404)
+    "/posts/{post_id}",
+    operation_id="deletePost",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404),
 )
 async def delete_post(post: RemovablePost, user: CurrentUser, session: SessionDep) -> None:
     """Delete a post with its likes and comments. The author, a moderator or an admin may.
@@ -94,7 +104,10 @@ async def delete_post(post: RemovablePost, user: CurrentUser, session: SessionDe
 
 
 @router.get(
-    "/users/{user_id}/posts", response_model=CursorPage[PostView], responses=problem_responses(401, 404, 422)
+    "/users/{user_id}/posts",
+    operation_id="listUserPosts",
+    response_model=CursorPage[PostView],
+    responses=problem_responses(401, 404, 422),
 )
 async def posts_of_user(user_id: str, user: CurrentUser, session: SessionDep, page: CursorDep) -> object:
     """The user's posts that the caller may read, newest first.
@@ -111,6 +124,7 @@ async def posts_of_user(user_id: str, user: CurrentUser, session: SessionDep, pa
 
 @router.post(
     "/posts/{post_id}/like",
+    operation_id="likePost",
     status_code=status.HTTP_201_CREATED,
     response_model=LikeState,
     responses={
@@ -130,6 +144,7 @@ async def like_post(
 
 @router.delete(
     "/posts/{post_id}/like",
+    operation_id="unlikePost",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404),
 )
@@ -139,7 +154,10 @@ async def unlike_post(post: ReadablePost, user: CurrentUser, session: SessionDep
 
 
 @router.get(
-    "/posts/{post_id}/likes", response_model=CursorPage[Liker], responses=problem_responses(401, 404, 422)
+    "/posts/{post_id}/likes",
+    operation_id="listLikes",
+    response_model=CursorPage[Liker],
+    responses=problem_responses(401, 404, 422),
 )
 async def list_likes(post: ReadablePost, user: CurrentUser, session: SessionDep, page: CursorDep) -> object:
     """Users who liked the post, most recent like first, with `liked_at`.
@@ -156,6 +174,7 @@ async def list_likes(post: ReadablePost, user: CurrentUser, session: SessionDep,
 
 @router.post(
     "/posts/{post_id}/comments",
+    operation_id="createComment",
     status_code=status.HTTP_201_CREATED,
     response_model=CommentView,
     responses=problem_responses(401, 403, 404, 422, 429),
@@ -172,6 +191,7 @@ async def add_comment(
 
 @router.get(
     "/posts/{post_id}/comments",
+    operation_id="listComments",
     response_model=CursorPage[CommentView],
     responses=problem_responses(401, 404, 422),
 )
@@ -188,7 +208,10 @@ async def list_comments(
 
 
 @router.patch(
-    "/comments/{comment_id}", response_model=CommentView, responses=problem_responses(401, 403, 404, 422)
+    "/comments/{comment_id}",
+    operation_id="updateComment",
+    response_model=CommentView,
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def edit_comment(
     changes: CommentUpdate, comment: OwnedComment, session: SessionDep, resources: ResourcesDep
@@ -199,6 +222,7 @@ async def edit_comment(
 
 @router.delete(
     "/comments/{comment_id}",
+    operation_id="deleteComment",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404),
 )

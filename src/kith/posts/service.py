@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.audit import service as audit
 from kith.auth.schemas import UserSummary
-from kith.core.errors import BadRequest, NotFound, Unprocessable
+from kith.core.errors import BadRequest, NotFound, Unprocessable, UserNotFound
 from kith.core.pagination import CursorParams
 from kith.db.models import Comment, Media, NotificationType, Post, User
 from kith.media import service as media
@@ -44,13 +44,21 @@ page_of_posts = repository.page_of_posts
 
 
 class PostNotFound(NotFound):
-    default_code = "post_not_found"
+    code = "post_not_found"
     default_detail = "No such post, or it is not visible to you."
+    description = "No such post, or not visible to the caller."
 
 
 class CommentNotFound(NotFound):
-    default_code = "comment_not_found"
+    code = "comment_not_found"
     default_detail = "No such comment, or it is not visible to you."
+    description = "No such comment, or not visible to the caller."
+
+
+class PostNeedsContent(BadRequest):
+    code = "post_needs_content"
+    default_detail = "A post without images needs text."
+    description = "A post without images cannot have its text emptied."
 
 
 def _empty_post_error() -> Unprocessable:
@@ -125,7 +133,7 @@ async def visible_author(session: AsyncSession, viewer: User, user_id: str) -> U
     """A user whose profile the viewer may see, else 404: unknown, suspended or in a block."""
     user = await social.visible_user(session, viewer, user_id)
     if user.id != viewer.id and not viewer.is_staff and await repository.blocked(session, viewer.id, user.id):
-        raise NotFound("No such user.", code="user_not_found")
+        raise UserNotFound()
     return user
 
 
@@ -170,7 +178,7 @@ async def update_post(
     if changes.content is not None:
         if not changes.content and not (await media.media_of_posts(session, [post.id])).get(post.id):
             # A rule of the post's stored state (does it have images?), hence 400, not 422.
-            error = BadRequest("A post without images needs text.", code="post_needs_content")
+            error = PostNeedsContent()
             error.errors = [
                 {"field": "body.content", "message": "this post has no images", "type": "value_error"}
             ]

@@ -106,8 +106,9 @@ class Outcome:
 
 class RateLimited(DomainError):
     status = 429
-    default_code = "rate_limited"
+    code = "rate_limited"
     default_detail = "Too many requests; retry after the number of seconds in `Retry-After`."
+    description = "Too many requests; wait for `Retry-After` seconds."
 
     def __init__(self, outcome: Outcome) -> None:
         super().__init__(headers={"Retry-After": str(outcome.retry_after)})

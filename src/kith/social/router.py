@@ -1,4 +1,4 @@
-"""Routes of contract §4: friend requests, friendships and blocks."""
+"""Routes of friend requests, friendships and blocks (docs/api.md#friends-and-blocks)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ ACCEPTED_INSTEAD: dict[int | str, dict[str, Any]] = {
 
 @router.post(
     "/friend-requests",
+    operation_id="sendFriendRequest",
     status_code=status.HTTP_201_CREATED,
     response_model=FriendRequestView,
     responses={**ACCEPTED_INSTEAD, **problem_responses(400, 401, 403, 404, 409, 422, 429)},
@@ -78,7 +79,10 @@ async def send_friend_request(
 
 
 @router.get(
-    "/friend-requests", response_model=CursorPage[FriendRequestView], responses=problem_responses(401, 422)
+    "/friend-requests",
+    operation_id="listFriendRequests",
+    response_model=CursorPage[FriendRequestView],
+    responses=problem_responses(401, 422),
 )
 async def list_friend_requests(
     user: CurrentUser,
@@ -104,7 +108,10 @@ async def list_friend_requests(
 
 
 @router.get(
-    "/friend-requests/{request_id}", response_model=FriendRequestView, responses=problem_responses(401, 404)
+    "/friend-requests/{request_id}",
+    operation_id="getFriendRequest",
+    response_model=FriendRequestView,
+    responses=problem_responses(401, 404),
 )
 async def get_friend_request(request_id: str, user: CurrentUser, session: SessionDep) -> FriendRequestView:
     """One friend request the caller sent or received; 404 `friend_request_not_found` for anyone else."""
@@ -114,6 +121,7 @@ async def get_friend_request(request_id: str, user: CurrentUser, session: Sessio
 
 @router.patch(
     "/friend-requests/{request_id}",
+    operation_id="answerFriendRequest",
     response_model=FriendRequestView,
     responses=problem_responses(401, 403, 404, 409, 422),
 )
@@ -138,6 +146,7 @@ async def answer_friend_request(
 
 @router.delete(
     "/friend-requests/{request_id}",
+    operation_id="cancelFriendRequest",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404, 409),
 )
@@ -155,7 +164,10 @@ async def cancel_friend_request(request_id: str, user: CurrentUser, session: Ses
 
 
 @router.delete(
-    "/friends/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403, 404)
+    "/friends/{user_id}",
+    operation_id="unfriend",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404),
 )
 async def unfriend(user_id: str, user: CurrentUser, session: SessionDep) -> None:
     """End a friendship, for both users. 404 `not_friends` when the caller is not friends with them."""
@@ -164,6 +176,7 @@ async def unfriend(user_id: str, user: CurrentUser, session: SessionDep) -> None
 
 @router.get(
     "/users/{user_id}/friends",
+    operation_id="listFriends",
     response_model=CursorPage[FriendView],
     responses=problem_responses(401, 404, 422),
 )
@@ -184,6 +197,7 @@ async def list_friends(
 
 @router.post(
     "/blocks",
+    operation_id="blockUser",
     status_code=status.HTTP_201_CREATED,
     response_model=BlockView,
     responses=problem_responses(400, 401, 403, 404, 409, 422),
@@ -204,7 +218,12 @@ async def block_user(
     return BlockView.of(target, blocked_at)
 
 
-@router.get("/blocks", response_model=CursorPage[BlockView], responses=problem_responses(401, 422))
+@router.get(
+    "/blocks",
+    operation_id="listBlocks",
+    response_model=CursorPage[BlockView],
+    responses=problem_responses(401, 422),
+)
 async def list_blocks(user: CurrentUser, session: SessionDep, page: CursorDep) -> object:
     """The users the caller blocks, most recent block first."""
     rows, next_cursor = await service.list_blocks(session, user, page.params)
@@ -212,7 +231,10 @@ async def list_blocks(user: CurrentUser, session: SessionDep, page: CursorDep) -
 
 
 @router.delete(
-    "/blocks/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403, 404)
+    "/blocks/{user_id}",
+    operation_id="unblockUser",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404),
 )
 async def unblock_user(user_id: str, user: CurrentUser, session: SessionDep) -> None:
     """Lift a block. Friendships and requests it ended do not come back. 404 `not_blocked`."""

@@ -1,4 +1,4 @@
-"""Request and response bodies of the social domain (contract §4)."""
+"""Request and response bodies of the social domain (docs/api.md#friends-and-blocks)."""
 
 from __future__ import annotations
 

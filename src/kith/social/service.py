@@ -1,4 +1,4 @@
-"""Social rules: friend requests, friendships and blocks (contract §4).
+"""Social rules: friend requests, friendships and blocks (docs/api.md#friends-and-blocks).
 
 Friendship is mutual: two rows, (A, B) and (B, A), made and removed together. At
 most one request between two users is pending at a time, whoever sent it; the unique
@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.auth import service as auth
-from kith.core.errors import BadRequest, Conflict, DomainError, NotFound
+from kith.core.errors import BadRequest, Conflict, DomainError, NotFound, UserNotFound
 from kith.core.pagination import CursorParams
 from kith.db.models import (
     Block,
@@ -42,24 +42,88 @@ RequestWithUsers = tuple[FriendRequest, User, User]
 
 class TooManyPendingRequests(DomainError):
     status = 429
-    default_code = "too_many_pending_requests"
+    code = "too_many_pending_requests"
     default_detail = (
         f"You have {MAX_PENDING_SENT} friend requests waiting for an answer; "
         "cancel some or wait for answers before sending more."
     )
+    description = (
+        f"The caller has {MAX_PENDING_SENT} friend requests waiting for an answer; "
+        "cancel some or wait for answers before sending more."
+    )
+
+
+class FriendRequestNotFound(NotFound):
+    code = "friend_request_not_found"
+    default_detail = "No such friend request."
+    description = "No such friend request, or it is not addressed to or sent by the caller."
+
+
+class NotPending(Conflict):
+    code = "not_pending"
+    default_detail = "The friend request has already been answered."
+    description = "The friend request has already been answered or cancelled."
+
+
+class CannotBefriendSelf(BadRequest):
+    code = "cannot_befriend_self"
+    default_detail = "You cannot send a friend request to yourself."
+    description = "A user cannot send a friend request to themselves."
+
+
+class AlreadyFriends(Conflict):
+    code = "already_friends"
+    default_detail = "You are already friends."
+    description = "The two users are already friends."
+
+
+class RequestPending(Conflict):
+    code = "request_pending"
+    default_detail = "Your friend request is already waiting for an answer."
+    description = "A friend request between the two users is already waiting for an answer."
+
+
+class RequestRejectedRecently(BadRequest):
+    code = "request_rejected_recently"
+    default_detail = "This user declined your friend request less than 24 hours ago; try again later."
+    description = "The receiver declined the caller's request less than 24 hours ago; try again later."
+
+
+class NotFriends(NotFound):
+    code = "not_friends"
+    default_detail = "You are not friends with this user."
+    description = "The caller is not friends with this user."
+
+
+class CannotBlockSelf(BadRequest):
+    code = "cannot_block_self"
+    default_detail = "You cannot block yourself."
+    description = "A user cannot block themselves."
+
+
+class AlreadyBlocked(Conflict):
+    code = "already_blocked"
+    default_detail = "You already block this user."
+    description = "The caller already blocks this user."
+
+
+class NotBlocked(NotFound):
+    code = "not_blocked"
+    default_detail = "You do not block this user."
+    description = "The caller does not block this user."
 
 
 def _user_not_found() -> NotFound:
     # The same answer for an unknown, suspended or blocking user: a block is never revealed.
-    return NotFound("No such user.", code="user_not_found")
+    return UserNotFound()
 
 
 def _request_not_found() -> NotFound:
-    return NotFound("No such friend request.", code="friend_request_not_found")
+    return FriendRequestNotFound()
 
 
 def _not_pending() -> Conflict:
-    return Conflict("The friend request has already been answered.", code="not_pending")
+    return NotPending()
 
 
 # --- relationships, for profiles and visibility ---------------------------------------
@@ -100,18 +164,16 @@ async def send_request(
     unknown, not hidden by a block.
     """
     if receiver.id == sender.id:
-        raise BadRequest("You cannot send a friend request to yourself.", code="cannot_befriend_self")
+        raise CannotBefriendSelf()
     if receiver.suspended:
         raise _user_not_found()
     for _ in range(SEND_ATTEMPTS):
         if await repository.are_friends(session, sender.id, receiver.id):
-            raise Conflict("You are already friends.", code="already_friends")
+            raise AlreadyFriends()
         pending = await repository.pending_between(session, sender.id, receiver.id)
         if pending is not None:
             if pending.sender_id == sender.id:
-                raise Conflict(
-                    "Your friend request is already waiting for an answer.", code="request_pending"
-                )
+                raise RequestPending()
             if await _accept(session, resources, pending, accepter=sender):
                 return pending, False
             continue  # cancelled or answered meanwhile: look again
@@ -136,16 +198,13 @@ async def send_request(
         # was deleted meanwhile): read again and answer as if it had been there first.
         if not await repository.user_exists(session, receiver.id):
             raise _user_not_found()
-    raise Conflict("A friend request between you is being processed; try again.", code="request_pending")
+    raise RequestPending("A friend request between you is being processed; try again.")
 
 
 async def _check_may_send(session: AsyncSession, resources: Resources, sender: User, receiver: User) -> None:
     rejected_at = await repository.last_rejection(session, sender.id, receiver.id)
     if rejected_at is not None and resources.clock.now() - rejected_at < RESEND_AFTER_REJECTION:
-        raise BadRequest(
-            "This user declined your friend request less than 24 hours ago; try again later.",
-            code="request_rejected_recently",
-        )
+        raise RequestRejectedRecently()
     if await repository.count_pending_sent(session, sender.id) >= MAX_PENDING_SENT:
         raise TooManyPendingRequests()
 
@@ -244,7 +303,7 @@ async def with_users(session: AsyncSession, requests: list[FriendRequest]) -> li
 async def unfriend(session: AsyncSession, user: User, friend_id: str) -> None:
     """End a friendship, for both sides at once. 404 `not_friends` when there is none."""
     if not await repository.delete_friendship(session, user.id, friend_id):
-        raise NotFound("You are not friends with this user.", code="not_friends")
+        raise NotFriends()
 
 
 async def list_friends(
@@ -268,10 +327,10 @@ async def block(session: AsyncSession, resources: Resources, blocker: User, targ
     counts after an unblock.
     """
     if target.id == blocker.id:
-        raise BadRequest("You cannot block yourself.", code="cannot_block_self")
+        raise CannotBlockSelf()
     now = resources.clock.now()
     if not await repository.add_block(session, blocker.id, target.id, now):
-        raise Conflict("You already block this user.", code="already_blocked")
+        raise AlreadyBlocked()
     await repository.delete_friendship(session, blocker.id, target.id)
     await repository.delete_pending_between(session, blocker.id, target.id)
     return now
@@ -280,7 +339,7 @@ async def block(session: AsyncSession, resources: Resources, blocker: User, targ
 async def unblock(session: AsyncSession, blocker: User, user_id: str) -> None:
     """Lift a block the user made. 404 `not_blocked` when there is none."""
     if not await repository.delete_block(session, blocker.id, user_id):
-        raise NotFound("You do not block this user.", code="not_blocked")
+        raise NotBlocked()
 
 
 async def list_blocks(
@@ -310,5 +369,5 @@ async def visible_user(
         or (user.suspended and user.id != viewer.id and not viewer.is_staff)
         or (hide_blocked and user.id != viewer.id and await in_block(session, viewer.id, user.id))
     ):
-        raise NotFound("No such user.", code="user_not_found")
+        raise UserNotFound()
     return user

@@ -1,4 +1,4 @@
-"""Routes of contract §3: users, profiles and personal API keys."""
+"""Routes of users, profiles and personal API keys (docs/api.md#users)."""
 
 from __future__ import annotations
 
@@ -31,13 +31,15 @@ router = APIRouter(prefix="/users", tags=["users"])
 me = APIRouter(prefix="/users/me", tags=["users"])
 
 
-@me.get("", response_model=PrivateUser, responses=problem_responses(401))
+@me.get("", operation_id="getMe", response_model=PrivateUser, responses=problem_responses(401))
 async def get_me(user: CurrentUser) -> object:
     """The caller's own account, with private fields (e-mail, role)."""
     return user
 
 
-@me.patch("", response_model=PrivateUser, responses=problem_responses(400, 401, 403, 422))
+@me.patch(
+    "", operation_id="updateMe", response_model=PrivateUser, responses=problem_responses(400, 401, 403, 422)
+)
 async def update_me(
     changes: ProfileUpdate, user: CurrentUser, session: SessionDep, resources: ResourcesDep
 ) -> object:
@@ -49,7 +51,12 @@ async def update_me(
     return await service.update_profile(session, resources, user, changes)
 
 
-@me.post("/password", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403, 422))
+@me.post(
+    "/password",
+    operation_id="changePassword",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 422),
+)
 async def change_password(
     data: PasswordChange, principal: SessionPrincipal, session: SessionDep, resources: ResourcesDep
 ) -> None:
@@ -59,7 +66,12 @@ async def change_password(
     await auth.end_other_sessions(session, resources, principal.user.id, principal.session_id)
 
 
-@me.delete("", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403, 422))
+@me.delete(
+    "",
+    operation_id="deleteMe",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 422),
+)
 async def delete_me(
     data: AccountDeletion, user: SessionUser, session: SessionDep, resources: ResourcesDep
 ) -> None:
@@ -68,7 +80,12 @@ async def delete_me(
     await service.delete_account(session, user)
 
 
-@me.get("/api-keys", response_model=CursorPage[ApiKeyView], responses=problem_responses(401, 403, 422))
+@me.get(
+    "/api-keys",
+    operation_id="listApiKeys",
+    response_model=CursorPage[ApiKeyView],
+    responses=problem_responses(401, 403, 422),
+)
 async def list_api_keys(user: SessionUser, session: SessionDep, page: CursorDep) -> object:
     """The caller's API keys, newest first. Secrets are never shown again, only their prefix."""
     keys, next_cursor = await service.list_api_keys(session, user, page.params)
@@ -77,6 +94,7 @@ async def list_api_keys(user: SessionUser, session: SessionDep, page: CursorDep)
 
 @me.post(
     "/api-keys",
+    operation_id="createApiKey",
     status_code=status.HTTP_201_CREATED,
     response_model=CreatedApiKey,
     responses=problem_responses(400, 401, 403, 422),
@@ -97,14 +115,22 @@ async def create_api_key(
 
 
 @me.delete(
-    "/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403, 404)
+    "/api-keys/{key_id}",
+    operation_id="deleteApiKey",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404),
 )
 async def delete_api_key(key_id: str, user: SessionUser, session: SessionDep) -> None:
     """Revoke an API key at once."""
     await service.delete_api_key(session, user, key_id)
 
 
-@router.get("", response_model=OffsetPage[PublicUser], responses=problem_responses(401, 422))
+@router.get(
+    "",
+    operation_id="searchUsers",
+    response_model=OffsetPage[PublicUser],
+    responses=problem_responses(401, 422),
+)
 async def search_users(
     user: CurrentUser,
     session: SessionDep,
@@ -121,7 +147,9 @@ async def search_users(
     return page.result([PublicUser.model_validate(found) for found in users], total)
 
 
-@router.get("/{user_id}", response_model=UserProfile, responses=problem_responses(401, 404))
+@router.get(
+    "/{user_id}", operation_id="getUser", response_model=UserProfile, responses=problem_responses(401, 404)
+)
 async def get_user(user_id: str, user: CurrentUser, session: SessionDep) -> object:
     """A user's public profile, with friend and post counts and the caller's `relationship` to them.
 

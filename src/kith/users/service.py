@@ -21,6 +21,24 @@ search_statement = repository.search_users
 API_KEY_PREFIX = "kith_"
 
 
+class WrongPassword(Forbidden):
+    code = "wrong_password"
+    default_detail = "The password is wrong."
+    description = "The current password is wrong."
+
+
+class ExpiryInPast(BadRequest):
+    code = "expiry_in_past"
+    default_detail = "The expiry has already passed."
+    description = "An API key's `expires_at` must be in the future."
+
+
+class ApiKeyNotFound(NotFound):
+    code = "api_key_not_found"
+    default_detail = "No such API key."
+    description = "No such API key."
+
+
 async def profile(session: AsyncSession, viewer: User, user: User) -> UserProfile:
     """The public profile of a user visible to the viewer, with counts and relationship."""
     return UserProfile.of(
@@ -47,7 +65,7 @@ async def update_profile(
 async def check_password(resources: Resources, user: User, password: str) -> None:
     valid, _ = await resources.passwords.verify(password, user.password_hash)
     if not valid:
-        raise Forbidden("The password is wrong.", code="wrong_password")
+        raise WrongPassword()
 
 
 async def delete_account(session: AsyncSession, user: User) -> None:
@@ -76,7 +94,7 @@ async def create_api_key(
     """Make a key; the secret is returned once and only its hash is kept."""
     if data.expires_at is not None and data.expires_at <= resources.clock.now():
         # Judged against the clock, which no schema knows: 400, not 422.
-        error = BadRequest("The expiry has already passed.", code="expiry_in_past")
+        error = ExpiryInPast()
         error.errors = [
             {"field": "body.expires_at", "message": "must be in the future", "type": "value_error"}
         ]
@@ -98,5 +116,5 @@ async def create_api_key(
 async def delete_api_key(session: AsyncSession, user: User, key_id: str) -> None:
     key = await repository.get_api_key(session, user.id, key_id)
     if key is None:
-        raise NotFound("No such API key.", code="api_key_not_found")
+        raise ApiKeyNotFound()
     await session.delete(key)
