@@ -40,12 +40,15 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench requirements
 	$(BIN)/ruff format --check src tests bench requirements
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/pytest
 
+# ruff, and the import layers of docs/architecture.md (pyproject.toml's [tool.importlinter]).
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench requirements
 	$(BIN)/ruff format --check src tests bench requirements
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -100,6 +103,7 @@ upgrade-check: $(STAMP)
 	$(BIN)/python requirements/compare.py $(LOCK_DEV) $(UPGRADE_VENV)/bin/python
 	$(UPGRADE_VENV)/bin/ruff check src tests bench requirements
 	$(UPGRADE_VENV)/bin/ruff format --check src tests bench requirements
+	$(UPGRADE_VENV)/bin/lint-imports
 	$(UPGRADE_VENV)/bin/mypy
 	KITH_TEST_BACKENDS=sqlite $(UPGRADE_VENV)/bin/pytest -q -p no:cacheprovider $(UPGRADE_CHECK_TESTS)
 	@echo "The newest allowed versions pass; 'make upgrade-lock' adopts them."

@@ -15,7 +15,6 @@ from kith import __version__
 from kith.admin.router import router as admin_router
 from kith.auth.router import router as auth_router
 from kith.core.config import Settings, get_settings
-from kith.core.errors import install_error_handlers
 from kith.core.logging import configure_logging
 from kith.core.metrics import process_stopped
 from kith.core.urls import API_PREFIX
@@ -30,6 +29,7 @@ from kith.http.edge import (
     TrustedHostMiddleware,
     check_cors,
 )
+from kith.http.errors import install_error_handlers
 from kith.http.health import router as health_router
 from kith.http.metrics import MetricsMiddleware
 from kith.http.metrics import router as metrics_router

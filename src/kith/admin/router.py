@@ -10,9 +10,9 @@ from kith.admin import service
 from kith.admin.schemas import AdminUserUpdate, AdminUserView, AuditLogView
 from kith.audit import service as audit
 from kith.auth.dependencies import AdminUser
-from kith.core.errors import problem_responses
 from kith.core.pagination import CursorPage, OffsetPage
 from kith.core.schemas import NO_NUL
+from kith.http.errors import problem_responses
 from kith.http.pagination import CursorDep, OffsetDep
 from kith.http.session import ResourcesDep, SessionDep
 

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kith.admin.schemas import AdminUserUpdate
 from kith.audit.service import record_action
 from kith.auth import service as auth
-from kith.core.errors import BadRequest, UserNotFound
+from kith.core.errors import BadRequest
 from kith.core.pagination import OffsetParams
 from kith.db.models import User
 from kith.runtime.resources import Resources
@@ -29,7 +29,7 @@ async def list_users(
 async def _target(session: AsyncSession, admin: User, user_id: str) -> User:
     user = await auth.get_user(session, user_id)
     if user is None:
-        raise UserNotFound()
+        raise auth.UserNotFound()
     if user.id == admin.id:
         raise CannotModifySelf()
     return user

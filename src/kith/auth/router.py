@@ -19,8 +19,8 @@ from kith.auth.schemas import (
     TokenPair,
     TokenRequest,
 )
-from kith.core.errors import problem_responses
 from kith.core.urls import API_PREFIX, absolute_url
+from kith.http.errors import problem_responses
 from kith.http.idempotency import idempotent
 from kith.http.ratelimit import LoginThrottleDep, body_email, rate_limit
 from kith.http.session import ResourcesDep, SessionDep

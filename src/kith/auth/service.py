@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kith.auth import jobs, repository
 from kith.auth.password_policy import password_problem
 from kith.auth.schemas import RegisterRequest, TokenPair
-from kith.core.errors import BadRequest, Conflict, Forbidden, Unauthorized, Unprocessable
+from kith.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from kith.core.jobs import enqueue, job
 from kith.core.realtime import publish_after_commit
 from kith.core.security import InvalidToken, hash_token, new_token
@@ -18,6 +18,12 @@ from kith.db.models import AuthSession, OneTimeToken, RefreshToken, Role, TokenP
 from kith.runtime.limits import LoginThrottle
 from kith.runtime.resources import Resources
 from kith.runtime.transaction import unit_of_work
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
+    default_detail = "No such user."
+    description = "No such user, or not visible to the caller."
 
 
 class InvalidCredentials(Unauthorized):

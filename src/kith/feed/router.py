@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from kith.auth.dependencies import CurrentUser
-from kith.core.errors import problem_responses
 from kith.core.pagination import CursorPage
 from kith.feed import service
+from kith.http.errors import problem_responses
 from kith.http.pagination import CursorDep
 from kith.http.session import ResourcesDep, SessionDep
 from kith.posts.schemas import PostView

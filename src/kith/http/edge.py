@@ -19,7 +19,8 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kith.core.config import ConfigurationError, Settings
-from kith.core.errors import InvalidHost, NotFound, PayloadTooLarge, Unprocessable, problem_response
+from kith.core.errors import InvalidHost, NotFound, PayloadTooLarge, Unprocessable
+from kith.http.errors import problem_response
 
 # JSON needs nothing from a browser: no scripts, no styles, no framing.
 API_CSP = "default-src 'none'; frame-ancestors 'none'"

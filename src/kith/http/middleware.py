@@ -9,9 +9,10 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kith.core.errors import DomainError, InternalError, ServiceUnavailable, problem_response
+from kith.core.errors import DomainError, InternalError, ServiceUnavailable
 from kith.core.outages import is_dependency_outage
 from kith.core.urls import public_base_url
+from kith.http.errors import problem_response
 
 log = structlog.get_logger("kith.request")
 

@@ -30,9 +30,9 @@ from fastapi import Depends, Request
 from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kith.core.errors import problem_response
 from kith.core.urls import API_PREFIX, MEDIA_PATH
 from kith.http.caller import Caller, identify_caller
+from kith.http.errors import problem_response
 from kith.runtime.limits import RULES, LoginThrottle, Outcome, refuse
 
 if TYPE_CHECKING:

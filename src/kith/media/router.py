@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import FileResponse
 
-from kith.core.errors import problem_responses
 from kith.core.urls import media_url
+from kith.http.errors import problem_responses
 from kith.http.idempotency import Claim, DeferredAttempt, Recorded, record_answer, request_hash
 from kith.http.ratelimit import rate_limit
 from kith.http.session import ResourcesDep

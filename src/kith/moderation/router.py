@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from kith.auth.dependencies import CurrentUser, StaffUser
-from kith.core.errors import problem_responses
 from kith.core.pagination import CursorPage
 from kith.db.models import ReportStatus
+from kith.http.errors import problem_responses
 from kith.http.idempotency import idempotent
 from kith.http.pagination import CursorDep
 from kith.http.session import ResourcesDep, SessionDep

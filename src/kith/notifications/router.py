@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from kith.auth.dependencies import CurrentUser
-from kith.core.errors import problem_responses
 from kith.core.pagination import CursorPage
+from kith.http.errors import problem_responses
 from kith.http.pagination import CursorDep
 from kith.http.session import ResourcesDep, SessionDep
 from kith.notifications import service

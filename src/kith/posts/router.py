@@ -6,9 +6,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from kith.auth.dependencies import CurrentUser
-from kith.core.errors import problem_responses
 from kith.core.pagination import CursorPage
 from kith.core.urls import API_PREFIX, absolute_url
+from kith.http.errors import problem_responses
 from kith.http.idempotency import idempotent
 from kith.http.pagination import CursorDep
 from kith.http.ratelimit import rate_limit

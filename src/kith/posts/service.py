@@ -14,8 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.audit import service as audit
+from kith.auth import service as auth
 from kith.auth.schemas import UserSummary
-from kith.core.errors import BadRequest, NotFound, Unprocessable, UserNotFound
+from kith.core.errors import BadRequest, NotFound, Unprocessable
 from kith.core.pagination import CursorParams
 from kith.db.models import Comment, Media, NotificationType, Post, User
 from kith.media import service as media
@@ -133,7 +134,7 @@ async def visible_author(session: AsyncSession, viewer: User, user_id: str) -> U
     """A user whose profile the viewer may see, else 404: unknown, suspended or in a block."""
     user = await social.visible_user(session, viewer, user_id)
     if user.id != viewer.id and not viewer.is_staff and await repository.blocked(session, viewer.id, user.id):
-        raise UserNotFound()
+        raise auth.UserNotFound()
     return user
 
 

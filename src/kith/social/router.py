@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 
 from kith.auth.dependencies import CurrentUser
-from kith.core.errors import problem_responses
 from kith.core.pagination import CursorPage
 from kith.core.urls import API_PREFIX, absolute_url
 from kith.db.models import FriendRequestStatus
+from kith.http.errors import problem_responses
 from kith.http.idempotency import idempotent
 from kith.http.pagination import CursorDep
 from kith.http.ratelimit import rate_limit

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.auth import service as auth
-from kith.core.errors import BadRequest, Conflict, DomainError, NotFound, UserNotFound
+from kith.core.errors import BadRequest, Conflict, DomainError, NotFound
 from kith.core.pagination import CursorParams
 from kith.db.models import (
     Block,
@@ -115,7 +115,7 @@ class NotBlocked(NotFound):
 
 def _user_not_found() -> NotFound:
     # The same answer for an unknown, suspended or blocking user: a block is never revealed.
-    return UserNotFound()
+    return auth.UserNotFound()
 
 
 def _request_not_found() -> NotFound:
@@ -369,5 +369,5 @@ async def visible_user(
         or (user.suspended and user.id != viewer.id and not viewer.is_staff)
         or (hide_blocked and user.id != viewer.id and await in_block(session, viewer.id, user.id))
     ):
-        raise UserNotFound()
+        raise auth.UserNotFound()
     return user

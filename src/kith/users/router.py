@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query, status
 from kith.auth import service as auth
 from kith.auth.dependencies import CurrentUser, SessionPrincipal, SessionUser
 from kith.auth.schemas import PrivateUser, PublicUser
-from kith.core.errors import problem_responses
 from kith.core.pagination import CursorPage, OffsetPage
 from kith.core.schemas import NO_NUL
+from kith.http.errors import problem_responses
 from kith.http.idempotency import idempotent
 from kith.http.pagination import CursorDep, OffsetDep
 from kith.http.session import ResourcesDep, SessionDep

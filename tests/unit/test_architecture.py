@@ -1,0 +1,72 @@
+"""The import contracts of docs/architecture.md hold, and `lint-imports` (run by `make lint`)
+fails as soon as a change breaks them: a cycle between two modules, or shared code that
+imports a domain."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def lint_imports(source: Path) -> subprocess.CompletedProcess[str]:
+    """Run lint-imports with the project's contracts on the `kith` package under `source`."""
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=source,
+        env=env,
+    )
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A copy of src/ to break on purpose."""
+    shutil.copytree(ROOT / "src" / "kith", tmp_path / "kith", ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def add_import(tree: Path, module: str, line: str) -> None:
+    path = tree.joinpath(*module.split(".")).with_suffix(".py")
+    path.write_text(path.read_text() + f"\n{line}\n")
+
+
+def test_the_tree_keeps_every_contract(tree: Path) -> None:
+    result = lint_imports(tree)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+def test_a_cycle_between_two_modules_of_one_package_breaks_the_build(tree: Path) -> None:
+    # auth.service imports auth.repository; the reverse closes a cycle inside auth.
+    add_import(tree, "kith.auth.repository", "from kith.auth import service as _cycle  # noqa")
+    result = lint_imports(tree)
+    assert result.returncode != 0
+    assert "No import cycles" in result.stdout
+    assert "BROKEN" in result.stdout
+
+
+def test_shared_code_importing_a_domain_breaks_the_build(tree: Path) -> None:
+    add_import(tree, "kith.runtime.transaction", "import kith.posts.service as _domain  # noqa")
+    result = lint_imports(tree)
+    assert result.returncode != 0
+    assert "Shared code imports no domain BROKEN" in result.stdout
+    assert "Layers: the composition root, then the domains, then the shared code BROKEN" in result.stdout
+
+
+def test_a_service_that_reaches_for_the_web_framework_breaks_the_build(tree: Path) -> None:
+    add_import(tree, "kith.posts.service", "from fastapi import Request as _request  # noqa")
+    result = lint_imports(tree)
+    assert result.returncode != 0
+    assert "know no web framework BROKEN" in result.stdout
