@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import FileResponse
 
 from kith.core.urls import media_url
+from kith.http.caching import if_none_match_hits
 from kith.http.errors import problem_responses
 from kith.http.idempotency import Claim, DeferredAttempt, Recorded, record_answer, request_hash
 from kith.http.ratelimit import rate_limit
@@ -129,13 +130,6 @@ async def get_media_file(key: str, request: Request, resources: ResourcesDep) ->
         "X-Content-Type-Options": "nosniff",
         "ETag": f'"{key}"',
     }
-    if _matches(request.headers.get("if-none-match"), headers["ETag"]):
+    if if_none_match_hits(request.headers.get("if-none-match"), headers["ETag"]):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     return FileResponse(stored.path, media_type=content_type_of(key), headers=headers)
-
-
-def _matches(if_none_match: str | None, etag: str) -> bool:
-    if not if_none_match:
-        return False
-    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-    return "*" in tags or etag in tags
