@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Header, Request, Response, status
+from fastapi import APIRouter, Form, Header, Response, status
 
 from kith.auth import service
 from kith.auth.dependencies import CurrentUser, HashingSlot, SessionPrincipal
@@ -21,7 +21,7 @@ from kith.auth.schemas import (
 )
 from kith.core.urls import API_PREFIX, absolute_url
 from kith.http.errors import problem_responses
-from kith.http.idempotency import idempotent
+from kith.http.idempotency import IdempotencyDep
 from kith.http.ratelimit import LoginThrottleDep, body_email, rate_limit
 from kith.http.session import ResourcesDep, SessionDep
 
@@ -37,18 +37,23 @@ UserAgent = Annotated[str | None, Header(include_in_schema=False)]
     responses=problem_responses(409, 422, 429),
     dependencies=[rate_limit("register")],
 )
-@idempotent
 async def register(
-    data: RegisterRequest, request: Request, response: Response, session: SessionDep, resources: ResourcesDep
+    idempotency: IdempotencyDep,
+    data: RegisterRequest,
+    response: Response,
+    session: SessionDep,
+    resources: ResourcesDep,
 ) -> object:
     """Create an account. A verification e-mail and a welcome e-mail follow in the background.
 
     Errors: 409 `username_taken` or `email_taken`; 422 names each invalid field
     (a password equal to the username or e-mail, or a common one, is refused).
     """
+    if idempotency.replay is not None:
+        return idempotency.replay
     user = await service.register(session, resources, data)
     response.headers["Location"] = absolute_url(f"{API_PREFIX}/users/{user.id}")
-    return user
+    return await idempotency.answer(session, user)
 
 
 @router.post(

@@ -1,4 +1,8 @@
-"""`Idempotency-Key` on create endpoints (docs/api.md#conventions), attached with `@idempotent`.
+"""`Idempotency-Key` on create endpoints (docs/api.md#conventions), attached as a dependency.
+
+A create route declares `idempotency: IdempotencyDep` as its first parameter, sends
+`idempotency.replay` back when there is one, and returns `await idempotency.answer(session,
+result)`.
 
 A client that retries a create after a timeout sends the same `Idempotency-Key` and gets
 the first answer again instead of a second resource. How it works:
@@ -30,19 +34,18 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
 import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import anyio
 from fastapi import Depends, Header, Request, Response
 from fastapi.encoders import jsonable_encoder
-from fastapi.routing import serialize_response
+from pydantic import TypeAdapter
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,7 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kith.core.errors import Conflict, Unprocessable
 from kith.db.models import IdempotencyKey
 from kith.http.caller import identify_caller
-from kith.http.session import SessionDep, get_resources
+from kith.http.session import get_resources
 from kith.runtime.periodic import periodic
 from kith.runtime.resources import Resources
 from kith.runtime.transaction import unit_of_work
@@ -67,8 +70,6 @@ IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
 # Headers of the first answer that a replay does not repeat (the transport's own).
 UNSTORED_HEADERS = frozenset({"content-length", "content-type", "set-cookie", "etag"})
-
-Endpoint = TypeVar("Endpoint", bound=Callable[..., Awaitable[Any]])
 
 
 @dataclass(frozen=True)
@@ -328,22 +329,20 @@ DeferredAttempt = Annotated[
 ]
 
 
+@functools.lru_cache(maxsize=64)
+def _adapter(model: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(model)
+
+
 async def _render(request: Request, result: Any) -> bytes:
-    """The body FastAPI would send for `result`, serialised with the route's response model."""
+    """The body the route sends for `result`: validated into its response model (ORM objects
+    by their attributes) and dumped to JSON by field name, as FastAPI itself does."""
     route = request.scope.get("route")
-    field = getattr(route, "response_field", None)
-    if field is None:
+    model = getattr(route, "response_model", None)
+    if model is None:
         return json.dumps(jsonable_encoder(result), separators=(",", ":")).encode()
-    body: bytes = await serialize_response(
-        field=field,
-        response_content=result,
-        by_alias=getattr(route, "response_model_by_alias", True),
-        exclude_unset=getattr(route, "response_model_exclude_unset", False),
-        exclude_defaults=getattr(route, "response_model_exclude_defaults", False),
-        exclude_none=getattr(route, "response_model_exclude_none", False),
-        dump_json=True,
-    )
-    return body
+    adapter = _adapter(model)
+    return adapter.dump_json(adapter.validate_python(result, from_attributes=True))
 
 
 async def record_answer(
@@ -369,58 +368,39 @@ async def record_answer(
     return answer
 
 
-def _parameter_of(signature: inspect.Signature, kind: type) -> str | None:
-    for param in signature.parameters.values():
-        if isinstance(param.annotation, type) and issubclass(param.annotation, kind):
-            return param.name
-    return None
+class Idempotency:
+    """A create request's `Idempotency-Key`: the earlier answer to send again, or this
+    request's claim, which `answer` completes in the request's transaction.
 
-
-def idempotent(endpoint: Endpoint) -> Endpoint:
-    """Make a create endpoint honour `Idempotency-Key`. Put it under the route decorator.
-
-    The endpoint's result is serialised and recorded inside the request's transaction,
-    and that exact body is what the client receives.
+    Without a key both are no-ops: `replay` is None and `answer` returns the result as is.
     """
-    signature = inspect.signature(endpoint, eval_str=True)
-    own = [param.replace(kind=inspect.Parameter.KEYWORD_ONLY) for param in signature.parameters.values()]
-    keyword = inspect.Parameter.KEYWORD_ONLY
-    # FastAPI hands the request and the response to one parameter each: reuse the
-    # endpoint's own if it has them.
-    request_name = _parameter_of(signature, Request) or "kith_idempotency_request"
-    response_name = _parameter_of(signature, Response) or "kith_idempotency_response"
-    parameters = [
-        # First, so the key is claimed before the request's session opens.
-        inspect.Parameter("kith_idempotency", keyword, annotation=Attempt),
-        *own,
-        *(
-            inspect.Parameter(name, keyword, annotation=kind)
-            for name, kind in ((request_name, Request), (response_name, Response))
-            if name not in signature.parameters
-        ),
-        inspect.Parameter("kith_idempotency_session", keyword, annotation=SessionDep),
-    ]
 
-    def take(values: dict[str, Any], name: str) -> Any:
-        return values[name] if name in signature.parameters else values.pop(name)
+    def __init__(
+        self, request: Request, response: Response, attempt: Claim | Replay | Recorded | None
+    ) -> None:
+        self._request = request
+        self._response = response
+        self._attempt = attempt
 
-    @functools.wraps(endpoint)
-    async def run(**values: Any) -> Any:
-        attempt: Claim | Replay | Recorded | None = values.pop("kith_idempotency")
-        session: AsyncSession = values.pop("kith_idempotency_session")
-        request: Request = take(values, request_name)
-        response: Response = take(values, response_name)
-        if isinstance(attempt, Replay):
-            return attempt.response()
-        assert not isinstance(attempt, Recorded)  # only deferred attempts find these
-        result = await endpoint(**values)
-        if attempt is None:
+    @property
+    def replay(self) -> Response | None:
+        """The first answer again (`Idempotent-Replayed: true`) when this request is a retry."""
+        return self._attempt.response() if isinstance(self._attempt, Replay) else None
+
+    async def answer(self, session: AsyncSession, result: Any) -> Any:
+        """Record `result` as the key's answer, in `session`'s transaction, and return it as
+        the exact bytes recorded; without a key, `result` itself."""
+        if not isinstance(self._attempt, Claim):
             return result
-        return await record_answer(request, response, session, attempt, result)
+        return await record_answer(self._request, self._response, session, self._attempt, result)
 
-    del run.__wrapped__  # FastAPI must read the signature below, not the endpoint's
-    run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
-    return run  # type: ignore[return-value]
+
+async def idempotency(request: Request, response: Response, attempt: Attempt) -> Idempotency:
+    return Idempotency(request, response, attempt)
+
+
+# The route's first parameter, so the key is claimed before the request's session opens.
+IdempotencyDep = Annotated[Idempotency, Depends(idempotency)]
 
 
 # --- house-keeping -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from kith.auth.dependencies import CurrentUser, StaffUser
 from kith.core.pagination import CursorPage
 from kith.db.models import ReportStatus
 from kith.http.errors import problem_responses
-from kith.http.idempotency import idempotent
+from kith.http.idempotency import IdempotencyDep
 from kith.http.pagination import CursorDep
 from kith.http.session import ResourcesDep, SessionDep
 from kith.moderation import service
@@ -26,15 +26,18 @@ router = APIRouter(tags=["moderation"])
     response_model=SubmittedReport,
     responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
-@idempotent
-async def submit_report(data: ReportCreate, user: CurrentUser, session: SessionDep) -> object:
+async def submit_report(
+    idempotency: IdempotencyDep, data: ReportCreate, user: CurrentUser, session: SessionDep
+) -> object:
     """Report a post, comment or user to the moderators.
 
     404 when the caller cannot see the target; 400 `cannot_report_self` for one's own
     account or content; 409 `already_reported` while the caller's earlier report on the
     same target is still open.
     """
-    return await service.submit_report(session, user, data)
+    if idempotency.replay is not None:
+        return idempotency.replay
+    return await idempotency.answer(session, await service.submit_report(session, user, data))
 
 
 @router.get(

@@ -3,13 +3,13 @@ the media domain."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response, status
 
 from kith.auth.dependencies import CurrentUser
 from kith.core.pagination import CursorPage
 from kith.core.urls import API_PREFIX, absolute_url
 from kith.http.errors import problem_responses
-from kith.http.idempotency import idempotent
+from kith.http.idempotency import IdempotencyDep
 from kith.http.pagination import CursorDep
 from kith.http.ratelimit import rate_limit
 from kith.http.session import ResourcesDep, SessionDep
@@ -43,24 +43,26 @@ router = APIRouter(tags=["posts"])
     responses=problem_responses(400, 401, 403, 422, 429),
     dependencies=[rate_limit("posts")],
 )
-@idempotent
 async def create_post(
+    idempotency: IdempotencyDep,
     data: PostCreate,
-    request: Request,
     response: Response,
     user: CurrentUser,
     session: SessionDep,
     resources: ResourcesDep,
-) -> PostView:
+) -> object:
     """Publish a post. `content`, `media_ids` or both are required (422 on `body.content` otherwise).
 
     `visibility` defaults to `friends`. `media_ids` are up to 4 of the caller's own uploads
     not yet attached to a post; any other id refuses the request (400 `media_not_available`
     on `body.media_ids`). The response's `Location` is the new post's URL.
     """
+    if idempotency.replay is not None:
+        return idempotency.replay
     post = await service.create_post(session, resources, user, data)
     response.headers["Location"] = absolute_url(f"{API_PREFIX}/posts/{post.post.id}")
-    return await service.new_post_view(session, post, with_media=bool(data.media_ids))
+    view = await service.new_post_view(session, post, with_media=bool(data.media_ids))
+    return await idempotency.answer(session, view)
 
 
 @router.get(
@@ -180,13 +182,18 @@ async def list_likes(post: ReadablePost, user: CurrentUser, session: SessionDep,
     responses=problem_responses(401, 403, 404, 422, 429),
     dependencies=[rate_limit("comments")],
 )
-@idempotent
 async def add_comment(
-    data: CommentCreate, post: ReadablePost, user: CurrentUser, session: SessionDep
-) -> CommentView:
+    idempotency: IdempotencyDep,
+    data: CommentCreate,
+    post: ReadablePost,
+    user: CurrentUser,
+    session: SessionDep,
+) -> object:
     """Comment on a post the caller can read (1 to 2000 characters)."""
+    if idempotency.replay is not None:
+        return idempotency.replay
     comment = await service.add_comment(session, user, post.post, data)
-    return service.comment_view(comment)
+    return await idempotency.answer(session, service.comment_view(comment))
 
 
 @router.get(

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from kith.auth.dependencies import CurrentUser
 from kith.core.pagination import CursorPage
 from kith.core.urls import API_PREFIX, absolute_url
 from kith.db.models import FriendRequestStatus
 from kith.http.errors import problem_responses
-from kith.http.idempotency import idempotent
+from kith.http.idempotency import IdempotencyDep
 from kith.http.pagination import CursorDep
 from kith.http.ratelimit import rate_limit
 from kith.http.session import ResourcesDep, SessionDep
@@ -48,15 +48,14 @@ ACCEPTED_INSTEAD: dict[int | str, dict[str, Any]] = {
     responses={**ACCEPTED_INSTEAD, **problem_responses(400, 401, 403, 404, 409, 422, 429)},
     dependencies=[rate_limit("friend_requests")],
 )
-@idempotent
 async def send_friend_request(
+    idempotency: IdempotencyDep,
     data: FriendRequestCreate,
-    request: Request,
     response: Response,
     user: CurrentUser,
     session: SessionDep,
     resources: ResourcesDep,
-) -> FriendRequestView:
+) -> object:
     """Ask a user to be friends: 201 with the pending request and its `Location`.
 
     If that user has already asked the caller, their request is accepted instead and the
@@ -69,13 +68,15 @@ async def send_friend_request(
     `too_many_pending_requests` when the caller has 100 requests waiting for an answer, and
     429 `rate_limited` after 50 requests in a day (by default).
     """
+    if idempotency.replay is not None:
+        return idempotency.replay
     receiver = await service.visible_user(session, user, data.receiver_id)
     friend_request, created = await service.send_request(session, resources, user, receiver)
     if created:
         response.headers["Location"] = absolute_url(f"{API_PREFIX}/friend-requests/{friend_request.id}")
-        return FriendRequestView.of(friend_request, user, receiver)
+        return await idempotency.answer(session, FriendRequestView.of(friend_request, user, receiver))
     response.status_code = status.HTTP_200_OK
-    return FriendRequestView.of(friend_request, receiver, user)
+    return await idempotency.answer(session, FriendRequestView.of(friend_request, receiver, user))
 
 
 @router.get(
@@ -202,10 +203,13 @@ async def list_friends(
     response_model=BlockView,
     responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
-@idempotent
 async def block_user(
-    data: BlockCreate, user: CurrentUser, session: SessionDep, resources: ResourcesDep
-) -> BlockView:
+    idempotency: IdempotencyDep,
+    data: BlockCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    resources: ResourcesDep,
+) -> object:
     """Block a user. Any friendship and pending friend request between the two ends.
 
     From then on neither sees the other's profile, posts or comments, finds the other in
@@ -213,9 +217,11 @@ async def block_user(
     the caller did not exist. 400 `cannot_block_self`; 404 `user_not_found`; 409
     `already_blocked`.
     """
+    if idempotency.replay is not None:
+        return idempotency.replay
     target = await service.visible_user(session, user, data.user_id, hide_blocked=False)
     blocked_at = await service.block(session, resources, user, target)
-    return BlockView.of(target, blocked_at)
+    return await idempotency.answer(session, BlockView.of(target, blocked_at))
 
 
 @router.get(

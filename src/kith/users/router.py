@@ -12,7 +12,7 @@ from kith.auth.schemas import PrivateUser, PublicUser
 from kith.core.pagination import CursorPage, OffsetPage
 from kith.core.schemas import NO_NUL
 from kith.http.errors import problem_responses
-from kith.http.idempotency import idempotent
+from kith.http.idempotency import IdempotencyDep
 from kith.http.pagination import CursorDep, OffsetDep
 from kith.http.session import ResourcesDep, SessionDep
 from kith.social import service as social
@@ -99,19 +99,26 @@ async def list_api_keys(user: SessionUser, session: SessionDep, page: CursorDep)
     response_model=CreatedApiKey,
     responses=problem_responses(400, 401, 403, 422),
 )
-@idempotent
 async def create_api_key(
-    data: ApiKeyCreate, user: SessionUser, session: SessionDep, resources: ResourcesDep
-) -> CreatedApiKey:
+    idempotency: IdempotencyDep,
+    data: ApiKeyCreate,
+    user: SessionUser,
+    session: SessionDep,
+    resources: ResourcesDep,
+) -> object:
     """Create a personal API key, sent as `X-API-Key`. The key is shown once, in this response.
 
     A `["read"]` key gets 403 on every write. No API key can manage credentials or use admin routes.
     An `expires_at` that has already passed is 400 `expiry_in_past`.
     """
+    if idempotency.replay is not None:
+        return idempotency.replay
     key, secret = await service.create_api_key(session, resources, user, data)
     # The view's `scopes` is read from the ORM's `scope_list`; the dict it dumps says `scopes`.
     view = ApiKeyView.model_validate(key).model_dump()
-    return CreatedApiKey.model_validate({**view, "key": secret}, by_name=True)
+    return await idempotency.answer(
+        session, CreatedApiKey.model_validate({**view, "key": secret}, by_name=True)
+    )
 
 
 @me.delete(
