@@ -114,6 +114,8 @@ def client_ip(scope: Scope, trusted_proxies: tuple[str, ...]) -> str:
 
 async def _api_key_owner(resources: Resources, key: str) -> str | None:
     now = resources.clock.now()
+    # Its own read: the caller is identified (for rate limits and idempotency keys) before
+    # the request's transaction opens.
     async with unit_of_work(resources, write=False) as session:
         user_id: str | None = await session.scalar(
             select(ApiKey.user_id).where(

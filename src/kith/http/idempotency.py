@@ -156,7 +156,11 @@ def _in_progress() -> Conflict:
 async def _claim(
     resources: Resources, owner: str, key: str, fingerprint: str | None
 ) -> Claim | Replay | Recorded:
-    """Step 1, in its own committed transaction: take the key, or learn why not."""
+    """Step 1, in its own committed transaction: take the key, or learn why not.
+
+    Separate from the request's transaction because a concurrent retry must see the mark
+    at once, and because on SQLite (one writer) it must not wait on the request's lock.
+    """
     for _ in range(3):
         try:
             async with unit_of_work(resources) as session:
@@ -245,7 +249,10 @@ async def _complete(
 
 
 async def _release(resources: Resources, claim: Claim) -> None:
-    """Remove this attempt's mark after a failure, so a retry can run."""
+    """Remove this attempt's mark after a failure, so a retry can run.
+
+    Its own transaction: the request's has rolled back (or never opened) by now.
+    """
     with anyio.CancelScope(shield=True):
         async with unit_of_work(resources) as session:
             await session.execute(

@@ -39,6 +39,10 @@ async def _token_from_first_message(websocket: WebSocket, wait_seconds: float) -
     return None
 
 
+# A WebSocket lives for hours and has no request transaction: each check below is a short
+# read of its own, so an open stream never holds a database connection between events.
+
+
 async def _identify(resources: Resources, token: str | None) -> tuple[str, str] | None:
     if not token:
         return None

@@ -126,6 +126,8 @@ class _RoleCache:
         cached = self._roles.get(user_id)
         if cached is not None and cached[1] > now:
             return cached[0]
+        # Its own read: the general limit is checked in middleware, before routing, when the
+        # request's transaction does not exist yet (no BEGIN on PostgreSQL for a read).
         async with unit_of_work(resources, write=False) as session:
             role: Role | None = await session.scalar(select(User.role).where(User.id == user_id))
         if len(self._roles) >= ROLE_CACHE_SIZE:
