@@ -16,7 +16,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIWebSocketRoute, _IncludedRouter
 from starlette.routing import BaseRoute
 
-from kith.auth.dependencies import AdminUser, StaffUser, current_principal, session_principal
+from kith.auth.dependencies import AdminUser, StaffUser, current_principal, login_principal
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def required_access(route: ServedRoute) -> str:
         return "admin"
     if STAFF_GUARD in calls:
         return "staff"
-    if session_principal in calls:
+    if login_principal in calls:
         return "session"
     if current_principal in calls or uploader in calls:
         return "user"

@@ -14,7 +14,7 @@ from kith.core.pagination import CursorPage, OffsetPage
 from kith.core.schemas import NO_NUL
 from kith.http.errors import problem_responses
 from kith.http.pagination import CursorDep, OffsetDep
-from kith.http.session import ResourcesDep, SessionDep
+from kith.http.session import DbSession, ResourcesDep
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 )
 async def list_users(
     admin: AdminUser,
-    session: SessionDep,
+    session: DbSession,
     page: OffsetDep,
     q: Annotated[
         str | None, Query(max_length=50, pattern=NO_NUL, description="Username or display-name prefix.")
@@ -45,7 +45,7 @@ async def list_users(
     responses=problem_responses(400, 401, 403, 404, 422),
 )
 async def update_user(
-    user_id: str, changes: AdminUserUpdate, admin: AdminUser, session: SessionDep, resources: ResourcesDep
+    user_id: str, changes: AdminUserUpdate, admin: AdminUser, session: DbSession, resources: ResourcesDep
 ) -> object:
     """Change a user's role, or suspend them (their tokens stop working at once). Audited."""
     return await service.update_user(session, resources, admin, user_id, changes)
@@ -57,7 +57,7 @@ async def update_user(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(400, 401, 403, 404),
 )
-async def delete_user(user_id: str, admin: AdminUser, session: SessionDep) -> None:
+async def delete_user(user_id: str, admin: AdminUser, session: DbSession) -> None:
     """Delete an account and everything it owns. Audited."""
     await service.delete_user(session, admin, user_id)
 
@@ -68,7 +68,7 @@ async def delete_user(user_id: str, admin: AdminUser, session: SessionDep) -> No
     response_model=CursorPage[AuditLogView],
     responses=problem_responses(401, 403, 422),
 )
-async def audit_log(admin: AdminUser, session: SessionDep, page: CursorDep) -> object:
+async def audit_log(admin: AdminUser, session: DbSession, page: CursorDep) -> object:
     """Every moderator and admin action, newest first: who did what to which target, and when."""
     entries, next_cursor = await audit.audit_log(session, page.params)
     return page.page(entries, next_cursor)

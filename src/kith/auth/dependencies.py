@@ -1,6 +1,6 @@
 """Who is calling: access tokens, API keys, scopes and roles, as dependencies.
 
-Routes declare what they need (`CurrentUser`, `SessionUser`, `require_role(...)`);
+Routes declare what they need (`CurrentUser`, `LoginUser`, `require_role(...)`);
 no handler checks credentials itself.
 """
 
@@ -21,7 +21,7 @@ from kith.core.jobs import enqueue
 from kith.core.security import hash_token
 from kith.core.urls import API_PREFIX
 from kith.db.models import STAFF_ROLES, ApiKey, Role, User
-from kith.http.session import ResourcesDep, SessionDep, resources_dependency
+from kith.http.session import DbSession, ResourcesDep, resources_dependency
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # How stale `last_used_at` of an API key may get before a request refreshes it.
@@ -61,7 +61,8 @@ class Principal:
     """The authenticated caller: a user, through a session token or an API key."""
 
     user: User
-    session_id: str | None = None
+    # The login session (an AuthSession row) the access token belongs to; None for an API key.
+    auth_session_id: str | None = None
     api_key: ApiKey | None = None
 
     @property
@@ -71,7 +72,7 @@ class Principal:
 
 async def current_principal(
     request: Request,
-    session: SessionDep,
+    session: DbSession,
     resources: ResourcesDep,
     token: Annotated[str | None, Depends(bearer_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
@@ -82,7 +83,7 @@ async def current_principal(
     if token:
         found_session = await auth.user_for_access_token(session, resources, token)
         if found_session is not None:
-            principal = Principal(user=found_session[0], session_id=found_session[1])
+            principal = Principal(user=found_session[0], auth_session_id=found_session[1])
     elif api_key:
         found = await repository.find_api_key(session, hash_token(api_key), now)
         if found is not None:
@@ -113,27 +114,27 @@ async def current_user(principal: CurrentPrincipal) -> User:
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-async def session_principal(principal: CurrentPrincipal) -> Principal:
+async def login_principal(principal: CurrentPrincipal) -> Principal:
     """A caller who logged in: API keys cannot manage credentials or use admin routes."""
     if principal.via_api_key:
         raise ApiKeyNotAllowed()
     return principal
 
 
-SessionPrincipal = Annotated[Principal, Depends(session_principal)]
+LoginPrincipal = Annotated[Principal, Depends(login_principal)]
 
 
-async def session_user(principal: SessionPrincipal) -> User:
+async def login_user(principal: LoginPrincipal) -> User:
     return principal.user
 
 
-SessionUser = Annotated[User, Depends(session_user)]
+LoginUser = Annotated[User, Depends(login_user)]
 
 
 def require_role(*roles: Role) -> Callable[[Principal], Awaitable[User]]:
     """A guard: the caller, logged in (not by API key), must hold one of `roles`."""
 
-    async def guard(principal: SessionPrincipal) -> User:
+    async def guard(principal: LoginPrincipal) -> User:
         if principal.user.role not in roles:
             raise InsufficientRole()
         return principal.user

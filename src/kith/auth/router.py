@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Header, Response, status
 
 from kith.auth import service
-from kith.auth.dependencies import CurrentUser, HashingSlot, SessionPrincipal
+from kith.auth.dependencies import CurrentUser, HashingSlot, LoginPrincipal
 from kith.auth.schemas import (
     LoginRequest,
     PasswordGrantForm,
@@ -23,7 +23,7 @@ from kith.core.urls import API_PREFIX, absolute_url
 from kith.http.errors import problem_responses
 from kith.http.idempotency import IdempotencyDep
 from kith.http.ratelimit import LoginThrottleDep, body_email, rate_limit
-from kith.http.session import ResourcesDep, SessionDep
+from kith.http.session import DbSession, ResourcesDep
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 UserAgent = Annotated[str | None, Header(include_in_schema=False)]
@@ -41,7 +41,7 @@ async def register(
     idempotency: IdempotencyDep,
     data: RegisterRequest,
     response: Response,
-    session: SessionDep,
+    session: DbSession,
     resources: ResourcesDep,
 ) -> object:
     """Create an account. A verification e-mail and a welcome e-mail follow in the background.
@@ -65,7 +65,7 @@ async def register(
 )
 async def login(
     data: LoginRequest,
-    session: SessionDep,
+    session: DbSession,
     resources: ResourcesDep,
     throttle: LoginThrottleDep,
     user_agent: UserAgent = None,
@@ -90,7 +90,7 @@ async def login(
 )
 async def token(
     form: Annotated[PasswordGrantForm, Form()],
-    session: SessionDep,
+    session: DbSession,
     resources: ResourcesDep,
     throttle: LoginThrottleDep,
     user_agent: UserAgent = None,
@@ -107,7 +107,7 @@ async def token(
 @router.post(
     "/refresh", operation_id="refreshTokens", response_model=TokenPair, responses=problem_responses(401, 422)
 )
-async def refresh(data: RefreshRequest, session: SessionDep, resources: ResourcesDep) -> TokenPair:
+async def refresh(data: RefreshRequest, session: DbSession, resources: ResourcesDep) -> TokenPair:
     """Trade a refresh token for a new pair. The old refresh token stops working.
 
     Presenting an already rotated refresh token again ends the whole session (reuse
@@ -122,10 +122,10 @@ async def refresh(data: RefreshRequest, session: SessionDep, resources: Resource
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403),
 )
-async def logout(principal: SessionPrincipal, session: SessionDep, resources: ResourcesDep) -> None:
+async def logout(principal: LoginPrincipal, session: DbSession, resources: ResourcesDep) -> None:
     """End the current session: its refresh token and access tokens stop working at once."""
-    assert principal.session_id is not None
-    await service.logout(session, resources, principal.session_id)
+    assert principal.auth_session_id is not None
+    await service.logout(session, resources, principal.auth_session_id)
 
 
 @router.post(
@@ -134,7 +134,7 @@ async def logout(principal: SessionPrincipal, session: SessionDep, resources: Re
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403),
 )
-async def logout_all(principal: SessionPrincipal, session: SessionDep, resources: ResourcesDep) -> None:
+async def logout_all(principal: LoginPrincipal, session: DbSession, resources: ResourcesDep) -> None:
     """End every session of the account, this one included."""
     await service.logout_all(session, resources, principal.user.id)
 
@@ -145,7 +145,7 @@ async def logout_all(principal: SessionPrincipal, session: SessionDep, resources
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(400, 422),
 )
-async def verify_email(data: TokenRequest, session: SessionDep, resources: ResourcesDep) -> None:
+async def verify_email(data: TokenRequest, session: DbSession, resources: ResourcesDep) -> None:
     """Confirm the e-mail address with the token from the verification e-mail (single use, 7 days)."""
     await service.verify_email(session, resources, data.token)
 
@@ -156,7 +156,7 @@ async def verify_email(data: TokenRequest, session: SessionDep, resources: Resou
     status_code=status.HTTP_202_ACCEPTED,
     responses=problem_responses(401, 409),
 )
-async def resend_verification(user: CurrentUser, session: SessionDep, resources: ResourcesDep) -> None:
+async def resend_verification(user: CurrentUser, session: DbSession, resources: ResourcesDep) -> None:
     """Send a new verification e-mail; links in earlier ones stop working. 409 `already_verified`."""
     await service.resend_verification(session, resources, user)
 
@@ -168,7 +168,7 @@ async def resend_verification(user: CurrentUser, session: SessionDep, resources:
     responses=problem_responses(422, 429),
     dependencies=[rate_limit("password_reset", key=body_email)],
 )
-async def password_reset(data: PasswordResetRequest, session: SessionDep, resources: ResourcesDep) -> None:
+async def password_reset(data: PasswordResetRequest, session: DbSession, resources: ResourcesDep) -> None:
     """E-mail a password reset token if an account has this address. Always 202, so the
     answer does not tell whether the account exists. 429 after 5 requests for one address
     in 30 minutes (by default), whether or not it has an account."""
@@ -182,7 +182,7 @@ async def password_reset(data: PasswordResetRequest, session: SessionDep, resour
     responses=problem_responses(400, 422),
 )
 async def password_reset_confirm(
-    data: PasswordResetConfirm, session: SessionDep, resources: ResourcesDep
+    data: PasswordResetConfirm, session: DbSession, resources: ResourcesDep
 ) -> None:
     """Set a new password with a reset token (single use, 1 hour). Ends every session."""
     await service.confirm_password_reset(session, resources, data.token, data.new_password)

@@ -222,7 +222,9 @@ async def user_for_access_token(
     return (user, claims.session_id) if user is not None else None
 
 
-async def session_is_live(session: AsyncSession, resources: Resources, user_id: str, session_id: str) -> bool:
+async def auth_session_is_live(
+    session: AsyncSession, resources: Resources, user_id: str, session_id: str
+) -> bool:
     user = await repository.active_session_user(session, user_id, session_id, resources.clock.now())
     return user is not None
 
@@ -246,7 +248,7 @@ async def logout_all(session: AsyncSession, resources: Resources, user_id: str) 
     _sessions_changed(session, user_id)
 
 
-async def end_other_sessions(
+async def end_other_auth_sessions(
     session: AsyncSession, resources: Resources, user_id: str, keep_session_id: str | None
 ) -> None:
     await repository.revoke_user_sessions(

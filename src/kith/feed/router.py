@@ -9,7 +9,7 @@ from kith.core.pagination import CursorPage
 from kith.feed import service
 from kith.http.errors import problem_responses
 from kith.http.pagination import CursorDep
-from kith.http.session import ResourcesDep, SessionDep
+from kith.http.session import DbSession, ResourcesDep
 from kith.posts.schemas import PostView
 
 router = APIRouter(tags=["feed"])
@@ -21,7 +21,7 @@ router = APIRouter(tags=["feed"])
     response_model=CursorPage[PostView],
     responses=problem_responses(401, 422),
 )
-async def feed(user: CurrentUser, session: SessionDep, resources: ResourcesDep, page: CursorDep) -> object:
+async def feed(user: CurrentUser, session: DbSession, resources: ResourcesDep, page: CursorDep) -> object:
     """The caller's news feed: posts by the caller and the caller's friends that the caller
     may see, newest first, each a full post object. Keyset pagination: walking the pages
     while others post never repeats or skips a post that existed when the walk began.

@@ -35,5 +35,5 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
+DbSession = Annotated[AsyncSession, Depends(request_session, scope="function")]
 ResourcesDep = Annotated[Resources, Depends(resources_dependency)]

@@ -12,7 +12,7 @@ from kith.db.models import ReportStatus
 from kith.http.errors import problem_responses
 from kith.http.idempotency import IdempotencyDep
 from kith.http.pagination import CursorDep
-from kith.http.session import ResourcesDep, SessionDep
+from kith.http.session import DbSession, ResourcesDep
 from kith.moderation import service
 from kith.moderation.schemas import ReportAction, ReportCreate, ReportView, SubmittedReport
 
@@ -27,7 +27,7 @@ router = APIRouter(tags=["moderation"])
     responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
 async def submit_report(
-    idempotency: IdempotencyDep, data: ReportCreate, user: CurrentUser, session: SessionDep
+    idempotency: IdempotencyDep, data: ReportCreate, user: CurrentUser, session: DbSession
 ) -> object:
     """Report a post, comment or user to the moderators.
 
@@ -48,7 +48,7 @@ async def submit_report(
 )
 async def list_reports(
     moderator: StaffUser,
-    session: SessionDep,
+    session: DbSession,
     page: CursorDep,
     report_status: Annotated[ReportStatus, Query(alias="status", description="Which reports to list.")] = (
         ReportStatus.open
@@ -68,7 +68,7 @@ async def list_reports(
     responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
 async def act_on_report(
-    report_id: str, data: ReportAction, moderator: StaffUser, session: SessionDep, resources: ResourcesDep
+    report_id: str, data: ReportAction, moderator: StaffUser, session: DbSession, resources: ResourcesDep
 ) -> object:
     """Handle an open report: `dismiss` it, or `remove_content`.
 

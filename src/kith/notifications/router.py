@@ -10,7 +10,7 @@ from kith.auth.dependencies import CurrentUser
 from kith.core.pagination import CursorPage
 from kith.http.errors import problem_responses
 from kith.http.pagination import CursorDep
-from kith.http.session import ResourcesDep, SessionDep
+from kith.http.session import DbSession, ResourcesDep
 from kith.notifications import service
 from kith.notifications.schemas import MarkRead, NotificationView, UnreadCount
 
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/notifications", tags=["notifications"])
 )
 async def list_notifications(
     user: CurrentUser,
-    session: SessionDep,
+    session: DbSession,
     page: CursorDep,
     unread_only: Annotated[bool, Query(description="Only notifications not yet read.")] = False,
 ) -> object:
@@ -44,7 +44,7 @@ async def list_notifications(
     response_model=UnreadCount,
     responses=problem_responses(401),
 )
-async def unread_count(user: CurrentUser, session: SessionDep) -> UnreadCount:
+async def unread_count(user: CurrentUser, session: DbSession) -> UnreadCount:
     """How many of the caller's notifications are unread."""
     return UnreadCount(count=await service.unread_count(session, user))
 
@@ -55,7 +55,7 @@ async def unread_count(user: CurrentUser, session: SessionDep) -> UnreadCount:
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 422),
 )
-async def mark_read(data: MarkRead, user: CurrentUser, session: SessionDep, resources: ResourcesDep) -> None:
+async def mark_read(data: MarkRead, user: CurrentUser, session: DbSession, resources: ResourcesDep) -> None:
     """Mark notifications read: `{"ids": [...]}` (ids that are not the caller's are
     ignored) or `{"all": true}`. Open streams get the new `unread_count`."""
     await service.mark_read(session, resources, user, None if data.all else data.ids)

@@ -53,7 +53,7 @@ async def _identify(resources: Resources, token: str | None) -> tuple[str, str] 
 
 async def _still_live(resources: Resources, user_id: str, session_id: str) -> bool:
     async with unit_of_work(resources, write=False) as session:
-        return await auth.session_is_live(session, resources, user_id, session_id)
+        return await auth.auth_session_is_live(session, resources, user_id, session_id)
 
 
 async def _unread(resources: Resources, user_id: str) -> int:

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Path
 
 from kith.auth.dependencies import CurrentUser
-from kith.http.session import SessionDep
+from kith.http.session import DbSession
 from kith.posts import service
 from kith.posts.repository import AuthoredComment, AuthoredPost
 
@@ -20,7 +20,7 @@ PostId = Annotated[str, Path(description="The post's id.")]
 CommentId = Annotated[str, Path(description="The comment's id.")]
 
 
-async def readable_post(post_id: PostId, user: CurrentUser, session: SessionDep) -> AuthoredPost:
+async def readable_post(post_id: PostId, user: CurrentUser, session: DbSession) -> AuthoredPost:
     """The post, with its author, if the caller may read it."""
     return await service.readable_post(session, user, post_id)
 
@@ -48,7 +48,7 @@ async def removable_post(post: ReadablePost, user: CurrentUser) -> AuthoredPost:
 RemovablePost = Annotated[AuthoredPost, Depends(removable_post)]
 
 
-async def readable_comment(comment_id: CommentId, user: CurrentUser, session: SessionDep) -> AuthoredComment:
+async def readable_comment(comment_id: CommentId, user: CurrentUser, session: DbSession) -> AuthoredComment:
     """The comment, if the caller can read its post and its author is not hidden from them."""
     return await service.readable_comment(session, user, comment_id)
 

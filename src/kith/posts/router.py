@@ -12,7 +12,7 @@ from kith.http.errors import problem_responses
 from kith.http.idempotency import IdempotencyDep
 from kith.http.pagination import CursorDep
 from kith.http.ratelimit import rate_limit
-from kith.http.session import ResourcesDep, SessionDep
+from kith.http.session import DbSession, ResourcesDep
 from kith.posts import service
 from kith.posts.dependencies import (
     OwnedComment,
@@ -48,7 +48,7 @@ async def create_post(
     data: PostCreate,
     response: Response,
     user: CurrentUser,
-    session: SessionDep,
+    session: DbSession,
     resources: ResourcesDep,
 ) -> object:
     """Publish a post. `content`, `media_ids` or both are required (422 on `body.content` otherwise).
@@ -68,7 +68,7 @@ async def create_post(
 @router.get(
     "/posts/{post_id}", operation_id="getPost", response_model=PostView, responses=problem_responses(401, 404)
 )
-async def get_post(post: ReadablePost, user: CurrentUser, session: SessionDep) -> PostView:
+async def get_post(post: ReadablePost, user: CurrentUser, session: DbSession) -> PostView:
     """A post the caller may read. 404 `post_not_found` when it does not exist or is hidden."""
     return await service.post_view(session, user, post)
 
@@ -80,7 +80,7 @@ async def get_post(post: ReadablePost, user: CurrentUser, session: SessionDep) -
     responses=problem_responses(400, 401, 403, 404, 422),
 )
 async def update_post(
-    changes: PostUpdate, post: OwnedPost, user: CurrentUser, session: SessionDep, resources: ResourcesDep
+    changes: PostUpdate, post: OwnedPost, user: CurrentUser, session: DbSession, resources: ResourcesDep
 ) -> PostView:
     """Change the text or visibility of one's own post; sets `edited_at`.
 
@@ -97,7 +97,7 @@ async def update_post(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404),
 )
-async def delete_post(post: RemovablePost, user: CurrentUser, session: SessionDep) -> None:
+async def delete_post(post: RemovablePost, user: CurrentUser, session: DbSession) -> None:
     """Delete a post with its likes and comments. The author, a moderator or an admin may.
 
     A moderator or admin removing someone else's post is recorded in the audit log.
@@ -111,7 +111,7 @@ async def delete_post(post: RemovablePost, user: CurrentUser, session: SessionDe
     response_model=CursorPage[PostView],
     responses=problem_responses(401, 404, 422),
 )
-async def posts_of_user(user_id: str, user: CurrentUser, session: SessionDep, page: CursorDep) -> object:
+async def posts_of_user(user_id: str, user: CurrentUser, session: DbSession, page: CursorDep) -> object:
     """The user's posts that the caller may read, newest first.
 
     404 `user_not_found` when the user does not exist, is suspended, or is in a block
@@ -135,7 +135,7 @@ async def posts_of_user(user_id: str, user: CurrentUser, session: SessionDep, pa
     },
 )
 async def like_post(
-    post: ReadablePost, response: Response, user: CurrentUser, session: SessionDep, resources: ResourcesDep
+    post: ReadablePost, response: Response, user: CurrentUser, session: DbSession, resources: ResourcesDep
 ) -> LikeState:
     """Like a post the caller can read. 201 the first time; 200, changing nothing, after that."""
     state, created = await service.like(session, resources, user, post.post)
@@ -150,7 +150,7 @@ async def like_post(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404),
 )
-async def unlike_post(post: ReadablePost, user: CurrentUser, session: SessionDep) -> None:
+async def unlike_post(post: ReadablePost, user: CurrentUser, session: DbSession) -> None:
     """Take back one's like. Idempotent: 204 whether or not there was one."""
     await service.unlike(session, user, post.post)
 
@@ -161,7 +161,7 @@ async def unlike_post(post: ReadablePost, user: CurrentUser, session: SessionDep
     response_model=CursorPage[Liker],
     responses=problem_responses(401, 404, 422),
 )
-async def list_likes(post: ReadablePost, user: CurrentUser, session: SessionDep, page: CursorDep) -> object:
+async def list_likes(post: ReadablePost, user: CurrentUser, session: DbSession, page: CursorDep) -> object:
     """Users who liked the post, most recent like first, with `liked_at`.
 
     People in a block with the caller and suspended accounts are left out of the list
@@ -187,7 +187,7 @@ async def add_comment(
     data: CommentCreate,
     post: ReadablePost,
     user: CurrentUser,
-    session: SessionDep,
+    session: DbSession,
 ) -> object:
     """Comment on a post the caller can read (1 to 2000 characters)."""
     if idempotency.replay is not None:
@@ -202,9 +202,7 @@ async def add_comment(
     response_model=CursorPage[CommentView],
     responses=problem_responses(401, 404, 422),
 )
-async def list_comments(
-    post: ReadablePost, user: CurrentUser, session: SessionDep, page: CursorDep
-) -> object:
+async def list_comments(post: ReadablePost, user: CurrentUser, session: DbSession, page: CursorDep) -> object:
     """The post's comments, oldest first.
 
     Comments by people in a block with the caller (either way) and by suspended
@@ -221,7 +219,7 @@ async def list_comments(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def edit_comment(
-    changes: CommentUpdate, comment: OwnedComment, session: SessionDep, resources: ResourcesDep
+    changes: CommentUpdate, comment: OwnedComment, session: DbSession, resources: ResourcesDep
 ) -> CommentView:
     """Change one's own comment; sets `edited_at`. 404 for anyone but its author."""
     return service.comment_view(await service.edit_comment(session, resources, comment, changes))
@@ -233,7 +231,7 @@ async def edit_comment(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404),
 )
-async def delete_comment(comment: RemovableComment, user: CurrentUser, session: SessionDep) -> None:
+async def delete_comment(comment: RemovableComment, user: CurrentUser, session: DbSession) -> None:
     """Delete a comment: its author, the post's author, a moderator or an admin may.
 
     Staff removing someone else's comment is recorded in the audit log.

@@ -14,7 +14,7 @@ from kith.http.errors import problem_responses
 from kith.http.idempotency import IdempotencyDep
 from kith.http.pagination import CursorDep
 from kith.http.ratelimit import rate_limit
-from kith.http.session import ResourcesDep, SessionDep
+from kith.http.session import DbSession, ResourcesDep
 from kith.social import service
 from kith.social.dependencies import VisibleUser
 from kith.social.schemas import (
@@ -53,7 +53,7 @@ async def send_friend_request(
     data: FriendRequestCreate,
     response: Response,
     user: CurrentUser,
-    session: SessionDep,
+    session: DbSession,
     resources: ResourcesDep,
 ) -> object:
     """Ask a user to be friends: 201 with the pending request and its `Location`.
@@ -87,7 +87,7 @@ async def send_friend_request(
 )
 async def list_friend_requests(
     user: CurrentUser,
-    session: SessionDep,
+    session: DbSession,
     page: CursorDep,
     direction: Annotated[
         Direction, Query(description="`incoming`: sent to the caller; `outgoing`: sent by the caller.")
@@ -114,7 +114,7 @@ async def list_friend_requests(
     response_model=FriendRequestView,
     responses=problem_responses(401, 404),
 )
-async def get_friend_request(request_id: str, user: CurrentUser, session: SessionDep) -> FriendRequestView:
+async def get_friend_request(request_id: str, user: CurrentUser, session: DbSession) -> FriendRequestView:
     """One friend request the caller sent or received; 404 `friend_request_not_found` for anyone else."""
     friend_request = await service.visible_request(session, user, request_id)
     return FriendRequestView.of(*(await service.with_users(session, [friend_request]))[0])
@@ -130,7 +130,7 @@ async def answer_friend_request(
     request_id: str,
     data: FriendRequestAction,
     user: CurrentUser,
-    session: SessionDep,
+    session: DbSession,
     resources: ResourcesDep,
 ) -> FriendRequestView:
     """Accept or reject a request sent to the caller; returns it in its new status.
@@ -151,7 +151,7 @@ async def answer_friend_request(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404, 409),
 )
-async def cancel_friend_request(request_id: str, user: CurrentUser, session: SessionDep) -> None:
+async def cancel_friend_request(request_id: str, user: CurrentUser, session: DbSession) -> None:
     """Withdraw a pending request the caller sent. It is deleted: afterwards it is 404 for
     both sides and listed nowhere, and its notification to the receiver is gone.
 
@@ -170,7 +170,7 @@ async def cancel_friend_request(request_id: str, user: CurrentUser, session: Ses
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404),
 )
-async def unfriend(user_id: str, user: CurrentUser, session: SessionDep) -> None:
+async def unfriend(user_id: str, user: CurrentUser, session: DbSession) -> None:
     """End a friendship, for both users. 404 `not_friends` when the caller is not friends with them."""
     await service.unfriend(session, user, user_id)
 
@@ -181,9 +181,7 @@ async def unfriend(user_id: str, user: CurrentUser, session: SessionDep) -> None
     response_model=CursorPage[FriendView],
     responses=problem_responses(401, 404, 422),
 )
-async def list_friends(
-    target: VisibleUser, user: CurrentUser, session: SessionDep, page: CursorDep
-) -> object:
+async def list_friends(target: VisibleUser, user: CurrentUser, session: DbSession, page: CursorDep) -> object:
     """A user's friends, newest friendship first, each with `friends_since`.
 
     Friends hidden from the caller (suspended, or in a block with the caller) are left
@@ -207,7 +205,7 @@ async def block_user(
     idempotency: IdempotencyDep,
     data: BlockCreate,
     user: CurrentUser,
-    session: SessionDep,
+    session: DbSession,
     resources: ResourcesDep,
 ) -> object:
     """Block a user. Any friendship and pending friend request between the two ends.
@@ -230,7 +228,7 @@ async def block_user(
     response_model=CursorPage[BlockView],
     responses=problem_responses(401, 422),
 )
-async def list_blocks(user: CurrentUser, session: SessionDep, page: CursorDep) -> object:
+async def list_blocks(user: CurrentUser, session: DbSession, page: CursorDep) -> object:
     """The users the caller blocks, most recent block first."""
     rows, next_cursor = await service.list_blocks(session, user, page.params)
     return page.page([BlockView.of(blocked, since) for blocked, since in rows], next_cursor)
@@ -242,6 +240,6 @@ async def list_blocks(user: CurrentUser, session: SessionDep, page: CursorDep) -
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404),
 )
-async def unblock_user(user_id: str, user: CurrentUser, session: SessionDep) -> None:
+async def unblock_user(user_id: str, user: CurrentUser, session: DbSession) -> None:
     """Lift a block. Friendships and requests it ended do not come back. 404 `not_blocked`."""
     await service.unblock(session, user, user_id)

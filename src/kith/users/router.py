@@ -7,14 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from kith.auth import service as auth
-from kith.auth.dependencies import CurrentUser, SessionPrincipal, SessionUser
+from kith.auth.dependencies import CurrentUser, LoginPrincipal, LoginUser
 from kith.auth.schemas import PrivateUser, PublicUser
 from kith.core.pagination import CursorPage, OffsetPage
 from kith.core.schemas import NO_NUL
 from kith.http.errors import problem_responses
 from kith.http.idempotency import IdempotencyDep
 from kith.http.pagination import CursorDep, OffsetDep
-from kith.http.session import ResourcesDep, SessionDep
+from kith.http.session import DbSession, ResourcesDep
 from kith.social import service as social
 from kith.users import service
 from kith.users.schemas import (
@@ -41,7 +41,7 @@ async def get_me(user: CurrentUser) -> object:
     "", operation_id="updateMe", response_model=PrivateUser, responses=problem_responses(400, 401, 403, 422)
 )
 async def update_me(
-    changes: ProfileUpdate, user: CurrentUser, session: SessionDep, resources: ResourcesDep
+    changes: ProfileUpdate, user: CurrentUser, session: DbSession, resources: ResourcesDep
 ) -> object:
     """Change the display name, bio or avatar. Fields left out stay as they are.
 
@@ -58,12 +58,12 @@ async def update_me(
     responses=problem_responses(401, 403, 422),
 )
 async def change_password(
-    data: PasswordChange, principal: SessionPrincipal, session: SessionDep, resources: ResourcesDep
+    data: PasswordChange, principal: LoginPrincipal, session: DbSession, resources: ResourcesDep
 ) -> None:
     """Change the password. Every other session ends; this one stays. 403 `wrong_password`."""
     await service.check_password(resources, principal.user, data.current_password)
     await auth.set_password(session, resources, principal.user, data.new_password, field="body.new_password")
-    await auth.end_other_sessions(session, resources, principal.user.id, principal.session_id)
+    await auth.end_other_auth_sessions(session, resources, principal.user.id, principal.auth_session_id)
 
 
 @me.delete(
@@ -73,7 +73,7 @@ async def change_password(
     responses=problem_responses(401, 403, 422),
 )
 async def delete_me(
-    data: AccountDeletion, user: SessionUser, session: SessionDep, resources: ResourcesDep
+    data: AccountDeletion, user: LoginUser, session: DbSession, resources: ResourcesDep
 ) -> None:
     """Delete the account and everything it wrote, liked and sent. Needs the password."""
     await service.check_password(resources, user, data.password)
@@ -86,7 +86,7 @@ async def delete_me(
     response_model=CursorPage[ApiKeyView],
     responses=problem_responses(401, 403, 422),
 )
-async def list_api_keys(user: SessionUser, session: SessionDep, page: CursorDep) -> object:
+async def list_api_keys(user: LoginUser, session: DbSession, page: CursorDep) -> object:
     """The caller's API keys, newest first. Secrets are never shown again, only their prefix."""
     keys, next_cursor = await service.list_api_keys(session, user, page.params)
     return page.page(keys, next_cursor)
@@ -102,8 +102,8 @@ async def list_api_keys(user: SessionUser, session: SessionDep, page: CursorDep)
 async def create_api_key(
     idempotency: IdempotencyDep,
     data: ApiKeyCreate,
-    user: SessionUser,
-    session: SessionDep,
+    user: LoginUser,
+    session: DbSession,
     resources: ResourcesDep,
 ) -> object:
     """Create a personal API key, sent as `X-API-Key`. The key is shown once, in this response.
@@ -127,7 +127,7 @@ async def create_api_key(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404),
 )
-async def delete_api_key(key_id: str, user: SessionUser, session: SessionDep) -> None:
+async def delete_api_key(key_id: str, user: LoginUser, session: DbSession) -> None:
     """Revoke an API key at once."""
     await service.delete_api_key(session, user, key_id)
 
@@ -140,7 +140,7 @@ async def delete_api_key(key_id: str, user: SessionUser, session: SessionDep) ->
 )
 async def search_users(
     user: CurrentUser,
-    session: SessionDep,
+    session: DbSession,
     page: OffsetDep,
     q: Annotated[
         str | None, Query(max_length=50, pattern=NO_NUL, description="Username or display-name prefix.")
@@ -157,7 +157,7 @@ async def search_users(
 @router.get(
     "/{user_id}", operation_id="getUser", response_model=UserProfile, responses=problem_responses(401, 404)
 )
-async def get_user(user_id: str, user: CurrentUser, session: SessionDep) -> object:
+async def get_user(user_id: str, user: CurrentUser, session: DbSession) -> object:
     """A user's public profile, with friend and post counts and the caller's `relationship` to them.
 
     404 `user_not_found` when there is no such user or it is hidden from the caller
