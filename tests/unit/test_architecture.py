@@ -5,6 +5,7 @@ imports a domain."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -70,3 +71,29 @@ def test_a_service_that_reaches_for_the_web_framework_breaks_the_build(tree: Pat
     result = lint_imports(tree)
     assert result.returncode != 0
     assert "know no web framework BROKEN" in result.stdout
+
+
+SHARED = ("core", "db", "runtime", "http")
+
+
+def lines_of(package: Path) -> int:
+    return sum(len(path.read_text().splitlines()) for path in package.rglob("*.py"))
+
+
+def test_the_share_of_shared_code_in_the_architecture_doc_is_current() -> None:
+    source = ROOT / "src" / "kith"
+    total = sum(
+        len(path.read_text().splitlines())
+        for path in source.rglob("*.py")
+        if "migrations" not in path.relative_to(source).parts
+    )
+    shared = sum(lines_of(source / name) for name in SHARED)
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    table = doc.split("<!-- shared-share -->", 1)[1]
+    match = re.search(r"\*\*([\d,]+) of ([\d,]+) \((\d+) %\)\*\*", table)
+    assert match, "docs/architecture.md must state the shared share as '**N of M (P %)**'"
+    stated = int(match.group(3))
+    actual = round(100 * shared / total)
+    assert abs(stated - actual) <= 2, (
+        f"shared code is {actual} % ({shared} of {total}); the doc says {stated} %"
+    )

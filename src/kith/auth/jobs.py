@@ -8,7 +8,7 @@ in a late e-mail keep the lifetime they got when they were issued.
 from __future__ import annotations
 
 from kith.auth import repository
-from kith.core.jobs import job
+from kith.core.jobs import job, job_as
 from kith.core.mail import compose
 from kith.core.urls import API_PREFIX
 from kith.runtime.outbox import send_or_keep
@@ -55,7 +55,7 @@ async def send_password_reset_email(resources: Resources, *, to: str, name: str,
     await send_or_keep(resources, compose(settings, to, "Reset your Kith password", body))
 
 
-@job
+@job_as("kith.users.jobs.touch_api_key")  # its name before it moved here
 async def touch_api_key(resources: Resources, *, key_id: str) -> None:
     """Record when an API key was last used."""
     async with unit_of_work(resources) as session:

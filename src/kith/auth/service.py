@@ -11,7 +11,7 @@ from kith.auth import jobs, repository
 from kith.auth.password_policy import password_problem
 from kith.auth.schemas import RegisterRequest, TokenPair
 from kith.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
-from kith.core.jobs import enqueue, job
+from kith.core.jobs import enqueue, job_as
 from kith.core.realtime import publish_after_commit
 from kith.core.security import InvalidToken, hash_token, new_token
 from kith.db.models import AuthSession, OneTimeToken, RefreshToken, Role, TokenPurpose, User
@@ -320,7 +320,7 @@ async def request_password_reset(session: AsyncSession, resources: Resources, em
     enqueue(session, reset_password_of, email=email)
 
 
-@job
+@job_as("kith.auth.jobs.reset_password_of")  # its name before it moved here
 async def reset_password_of(resources: Resources, *, email: str) -> None:
     """Issue and mail a reset token if an account has `email`; queued for every request."""
     async with unit_of_work(resources) as session:

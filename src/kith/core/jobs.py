@@ -35,14 +35,30 @@ _TASK_NAME = "kith.run_job"
 _registry: dict[str, JobFunction] = {}
 
 
+_names: dict[JobFunction, str] = {}
+
+
 def job(func: JobFunction) -> JobFunction:
-    """Register a coroutine function `func(resources, **kwargs)` as a background job."""
+    """Register a coroutine function `func(resources, **kwargs)` as a background job,
+    named by its module and name."""
     _registry[job_name(func)] = func
     return func
 
 
+def job_as(name: str) -> Callable[[JobFunction], JobFunction]:
+    """Register a job under a fixed `name`: for a job whose module changed, so that jobs the
+    previous version queued (in Redis, across a rolling upgrade) still find it."""
+
+    def register(func: JobFunction) -> JobFunction:
+        _names[func] = name
+        _registry[name] = func
+        return func
+
+    return register
+
+
 def job_name(func: JobFunction) -> str:
-    return f"{func.__module__}.{func.__qualname__}"
+    return _names.get(func) or f"{func.__module__}.{func.__qualname__}"
 
 
 @dataclass(frozen=True)

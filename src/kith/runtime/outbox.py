@@ -41,7 +41,8 @@ log = structlog.get_logger("kith.mail")
 RESEND_BATCH = 100
 _MAX_BACKOFF_EXPONENT = 30
 # The label under which given-up e-mails count in `kith_jobs_failed_total`.
-GAVE_UP_LABEL = "kith.runtime.outbox.email"
+# The metric label operators alert on; it keeps the module path it had before the move.
+GAVE_UP_LABEL = "kith.core.outbox.email"
 
 
 def retry_delay(settings: Settings, attempts: int) -> timedelta:
