@@ -25,7 +25,7 @@ STAFF = {"moderator", "admin"}
 
 
 def sees(actor: str, visibility: str) -> bool:
-    """The contract's visibility rule, written out once more, independently of the code."""
+    """The visibility rule of docs/api.md, written out once more, independently of the code."""
     if actor == "author" or actor in STAFF:
         return True
     if actor == "blocked":

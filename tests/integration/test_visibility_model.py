@@ -3,7 +3,7 @@
 A Hypothesis state machine befriends, unfriends, blocks, unblocks, posts, changes a
 post's visibility and deletes posts at random, through the HTTP API, and after every
 step asks every user for every user's posts (and each post directly), comparing the
-answers with what the model says the contract allows.
+answers with what the model says docs/api.md allows.
 """
 
 from __future__ import annotations

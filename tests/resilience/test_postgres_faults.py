@@ -52,7 +52,7 @@ def pg(postgres: PrivatePostgres) -> PrivatePostgres:
 
 
 def _assert_unavailable(answer: Answer) -> None:
-    """A 503 as the contract wants it: problem details, `Retry-After`, nothing internal."""
+    """A 503 as docs/api.md describes it: problem details, `Retry-After`, nothing internal."""
     assert answer.status == 503, answer
     assert answer.code == "service_unavailable", answer
     assert answer.retry_after is not None and int(answer.retry_after) >= 1, answer

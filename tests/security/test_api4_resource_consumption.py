@@ -199,7 +199,7 @@ async def test_a_flood_of_logins_is_stopped_before_any_hashing(
         wrong = {"username": "ada", "password": "not the password"}
         answers = await asyncio.gather(*(client.post(f"{API}/auth/login", json=wrong) for _ in range(40)))
         statuses = sorted(response.status_code for response in answers)
-        # The contract's limits: 10 logins a minute from one address, and 5 failures per
+        # The limits of docs/api.md: 10 logins a minute from one address, and 5 failures per
         # account and address in 15 minutes; every refusal comes before the hash.
         assert statuses.count(429) >= 30
         assert set(statuses) <= {401, 429}

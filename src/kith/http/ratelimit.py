@@ -1,4 +1,4 @@
-"""Rate limits (contract §1), on the `limits` library, attached declaratively.
+"""Rate limits (docs/api.md#conventions), on the `limits` library, attached declaratively.
 
 - The general limit (`KITH_RATE_LIMIT_GENERAL`) counts every request under `/api/v1`
   per user, or per IP when anonymous. `RateLimitMiddleware` checks it before routing, so
