@@ -99,7 +99,7 @@ UPGRADE_CHECK_TESTS ?= tests/unit tests/integration -m "not slow"
 upgrade-check: $(STAMP)
 	rm -rf $(UPGRADE_VENV)
 	$(PYTHON) -m venv $(UPGRADE_VENV)
-	$(BIN)/uv pip install --quiet --python $(UPGRADE_VENV)/bin/python --upgrade -e '.[dev]'
+	$(BIN)/uv pip install --quiet --python $(UPGRADE_VENV)/bin/python --upgrade -e '.[dev]' -r requirements/build.in
 	$(BIN)/python requirements/compare.py $(LOCK_DEV) $(UPGRADE_VENV)/bin/python
 	$(UPGRADE_VENV)/bin/ruff check src tests bench requirements
 	$(UPGRADE_VENV)/bin/ruff format --check src tests bench requirements

@@ -93,3 +93,11 @@ def test_the_makefile_installs_from_the_lock_with_hashes() -> None:
     assert "LOCK_DEV := requirements/dev.txt" in makefile
     # Nothing else installs Kith's dependencies by name, unpinned.
     assert "install -e '.[" not in makefile.split("upgrade-check:")[0]
+
+
+def test_the_locked_build_requirements_are_pyprojects() -> None:
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    listed = [
+        line for line in (LOCKS / "build.in").read_text().splitlines() if line and not line.startswith("#")
+    ]
+    assert sorted(listed) == sorted(build)
