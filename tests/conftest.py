@@ -101,6 +101,35 @@ def _backends() -> list[str]:
 
 BACKENDS = _backends()
 
+# Tests that only mean something on one backend (a PostgreSQL pool, SQLite's pragmas) run
+# only there: the other backend's copy is deselected rather than left to pass or skip by
+# itself. Without PostgreSQL at hand (never with CI=true), a postgres_only test is skipped.
+_ONLY = {"postgres_only": "postgres", "sqlite_only": "sqlite"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
+    for item in items:
+        wanted = [backend for marker, backend in _ONLY.items() if item.get_closest_marker(marker)]
+        if not wanted:
+            kept.append(item)
+            continue
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("database_url") if callspec is not None else None
+        if len(wanted) > 1 or backend is None:
+            raise pytest.UsageError(f"{item.nodeid}: a *_only marker on a test that does not run per backend")
+        if backend == wanted[0]:
+            kept.append(item)
+        elif wanted[0] not in BACKENDS:
+            item.add_marker(pytest.mark.skip(reason=f"{wanted[0]} only, and {wanted[0]} is not reachable"))
+            kept.append(item)
+        else:
+            deselected.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
 
 # --- SMTP ---------------------------------------------------------------------------
 
