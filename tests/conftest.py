@@ -303,6 +303,8 @@ _built_apps: dict[str, FastAPI] = {}
 
 def _app_key(settings: Settings) -> str:
     values = settings.model_dump(exclude=_PER_TEST_SETTINGS)
+    # One app per backend too, though building reads nothing backend-specific today.
+    values["backend"] = "sqlite" if settings.is_sqlite else "postgres"
     return json.dumps(
         values,
         sort_keys=True,
