@@ -107,10 +107,28 @@ BACKENDS = _backends()
 _ONLY = {"postgres_only": "postgres", "sqlite_only": "sqlite"}
 
 
+# Tests that start real processes or servers of their own (`kith serve`, private PostgreSQL
+# and Redis servers, a tmpfs) or time requests across processes: one xdist group, so one
+# worker runs them one after another. Each has its own ports, directories and database,
+# so two could run at once, but two of them on a 2-core machine slow each other past their
+# timing bounds; the other worker meanwhile runs in-process tests.
+PROCESS_GROUP = "processes"
+_PROCESS_TESTS = (
+    "tests/resilience/",
+    "tests/integration/test_cross_process.py",
+    "tests/integration/test_serve_processes.py",
+    "tests/fuzz/test_http.py",
+)
+
+
+# First, so that xdist, which names each test's group in its own hook, sees the marker.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     kept: list[pytest.Item] = []
     deselected: list[pytest.Item] = []
     for item in items:
+        if item.nodeid.startswith(_PROCESS_TESTS):
+            item.add_marker(pytest.mark.xdist_group(PROCESS_GROUP))
         wanted = [backend for marker, backend in _ONLY.items() if item.get_closest_marker(marker)]
         if not wanted:
             kept.append(item)
