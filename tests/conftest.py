@@ -120,6 +120,11 @@ _PROCESS_TESTS = (
     "tests/fuzz/test_http.py",
 )
 
+# Modules whose tests share a costly module-scoped fixture (the image's venv and wheel,
+# about 9 s; the fuzzed app, whose database the stateful run finds as the earlier phases
+# left it): each module runs on one worker, so the fixture is made once, as in a serial run.
+_MODULE_GROUPS = ("tests/integration/test_deploy_files.py", "tests/fuzz/test_schemathesis.py")
+
 
 # First, so that xdist, which names each test's group in its own hook, sees the marker.
 @pytest.hookimpl(tryfirst=True)
@@ -129,6 +134,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.nodeid.startswith(_PROCESS_TESTS):
             item.add_marker(pytest.mark.xdist_group(PROCESS_GROUP))
+        elif item.nodeid.startswith(_MODULE_GROUPS):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
         wanted = [backend for marker, backend in _ONLY.items() if item.get_closest_marker(marker)]
         if not wanted:
             kept.append(item)
