@@ -90,6 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Read from app.state (the same object): the tests reuse one built app per settings.
+        settings: Settings = app.state.settings
         resources = await Resources.open(settings, LocalMediaStorage(settings.media_root))
         app.state.resources = resources
         # Periodic house-keeping runs here on the embedded default; with Redis, in `kith worker`.

@@ -33,10 +33,11 @@ async def _terminate(pid: int) -> None:
         await admin.close()
 
 
+pytestmark = pytest.mark.postgres_only
+
+
 @pytest.fixture
-def postgres_resources(resources: Resources, backend: str) -> Resources:
-    if backend != "postgres":
-        pytest.skip("PostgreSQL only")
+def postgres_resources(resources: Resources) -> Resources:
     return resources
 
 

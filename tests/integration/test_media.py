@@ -35,6 +35,7 @@ from tests.helpers import API, PASSWORD, Account, assert_problem, field_errors, 
 MAX_BYTES = 64 * 1024
 PUBLIC_MEDIA = "https://kith.example/api/v1/media/"
 GPS_PLACE = "Alexanderplatz"
+UNKNOWN_KEY = "286ca620720c62a3c2db721ace02a9cc"
 
 
 @pytest.fixture
@@ -509,10 +510,12 @@ async def test_files_are_served_with_cache_and_nosniff_headers(client: httpx.Asy
         "%2Fetc%2Fpasswd",
         "/etc/passwd",
         "C:%5Cwindows%5Cwin.ini",
-        new_key("jpg"),
-        new_key("png").upper(),
-        new_key("png") + "%00.png",
-        new_key("png") + "%0a",
+        # Well-formed keys (what new_key makes) of files that do not exist; fixed, because
+        # every xdist worker must collect the same test ids.
+        UNKNOWN_KEY + ".jpg",
+        (UNKNOWN_KEY + ".png").upper(),
+        UNKNOWN_KEY + ".png%00.png",
+        UNKNOWN_KEY + ".png%0a",
         "0" * 32 + ".svg",
         "0" * 32 + ".html",
     ],
@@ -528,6 +531,7 @@ async def test_path_tricks_and_unknown_keys_are_404(
     (stored[0].parent / ("0" * 32 + ".svg")).write_text("<svg/>")
     assert (settings.var_dir / "secret_key").exists()
     key = body["url"].rsplit("/", 1)[1]
+    assert len(UNKNOWN_KEY) == len(key.split(".")[0])  # the unknown keys look like real ones
     for prefix in (f"{API}/media/", f"{API}/media/{key[:2]}/"):
         response = await client.get(prefix + tail)
         assert_problem(response, 404)

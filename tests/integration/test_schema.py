@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
@@ -24,9 +25,8 @@ async def test_migrations_match_models(resources: Resources) -> None:
     assert diffs == []
 
 
-async def test_sqlite_pragmas(resources: Resources, backend: str) -> None:
-    if backend != "sqlite":
-        return
+@pytest.mark.sqlite_only
+async def test_sqlite_pragmas(resources: Resources) -> None:
     from sqlalchemy import text
 
     async with resources.engine.connect() as connection:

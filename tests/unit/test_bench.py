@@ -68,11 +68,10 @@ def test_profiles_and_configurations_are_consistent() -> None:
     assert set(report.LABELS) - {"ceiling", *ROUND_TRIP_CEILINGS} == set(BY_KEY)
 
 
+@pytest.mark.postgres_only  # the round-trip ceiling drives asyncpg
 async def test_round_trip_ceiling_runs_kiths_feed_statements(
-    client: httpx.AsyncClient, backend: str, database_url: str, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if backend != "postgres":
-        pytest.skip("the round-trip ceiling drives asyncpg: PostgreSQL only")
     reader = await signup(client, "user1")
     friend = await signup(client, "user2")
     request = await client.post(
