@@ -34,7 +34,6 @@ from kith.http.health import router as health_router
 from kith.http.metrics import MetricsMiddleware
 from kith.http.metrics import router as metrics_router
 from kith.http.middleware import RequestContextMiddleware
-from kith.http.openapi import install_openapi
 from kith.http.problems import router as problems_router
 from kith.http.ratelimit import RateLimitMiddleware
 from kith.media.router import router as media_router
@@ -42,6 +41,7 @@ from kith.media.storage import LocalMediaStorage
 from kith.moderation.router import router as moderation_router
 from kith.notifications.router import router as notifications_router
 from kith.notifications.stream import router as stream_router
+from kith.openapi import install_openapi
 from kith.posts.router import router as posts_router
 from kith.runtime.periodic import PeriodicRunner
 from kith.runtime.resources import Resources

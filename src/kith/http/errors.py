@@ -199,7 +199,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         429: "Rate limited; see `Retry-After`.",
         503: "Temporarily unavailable.",
     }
-    # The content type is corrected to application/problem+json in `kith.http.openapi`.
+    # The content type is corrected to application/problem+json in `kith.openapi`.
     return {
         status: {"model": Problem, "description": descriptions.get(status, HTTPStatus(status).phrase)}
         for status in statuses

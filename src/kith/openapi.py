@@ -1,4 +1,7 @@
-"""The OpenAPI document: problem responses everywhere, with their real content type."""
+"""The OpenAPI document of the whole application: its description, tags, links between
+operations, and problem responses everywhere with their real content type. Part of the
+composition root, beside `kith.main`: it names every domain's tags and operations.
+"""
 
 from __future__ import annotations
 
