@@ -5,8 +5,8 @@
   unknown paths, redirects and any spelling of a path count too.
 - Named limits guard single routes as dependencies: `dependencies=[rate_limit("posts")]`.
   They run before the route's own dependencies, so before any costly work.
-- Failed logins are counted by `LoginThrottle`, checked after the account lookup and
-  before the password hash.
+- Failed logins are counted by `LoginThrottle` (`kith.runtime.limits`, built for each
+  request by `login_throttle`), checked after the account lookup and before the password hash.
 
 Every limited response carries `RateLimit-Limit`, `RateLimit-Remaining` and
 `RateLimit-Reset` (of the limit closest to running out); a 429 adds `Retry-After`.
