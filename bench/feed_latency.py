@@ -57,7 +57,10 @@ async def measure(args: argparse.Namespace, redis_url: str | None) -> list[str]:
             for user_id in rng.sample(user_ids, args.readers):
                 user = await session.get(User, user_id)
                 assert user is not None
-                tokens.append((await auth.start_session(session, resources, user, None)).access_token)
+                pair = await auth.start_session(
+                    session, resources.tokens, resources.settings, user, None, now=resources.clock.now()
+                )
+                tokens.append(pair.access_token)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
 

@@ -64,7 +64,14 @@ async def mint_tokens(settings: Settings, user_ids: Sequence[str]) -> list[str]:
                     user.id: user for user in await session.scalars(select(User).where(User.id.in_(chunk)))
                 }
                 for user_id in chunk:
-                    pair = await auth.start_session(session, resources, users[user_id], "kith-bench")
+                    pair = await auth.start_session(
+                        session,
+                        resources.tokens,
+                        resources.settings,
+                        users[user_id],
+                        "kith-bench",
+                        now=resources.clock.now(),
+                    )
                     tokens.append(pair.access_token)
     finally:
         await resources.close()

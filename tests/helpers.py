@@ -57,7 +57,7 @@ async def staff(client: httpx.AsyncClient, resources: Resources, username: str, 
     async with unit_of_work(resources) as session:
         user = await auth.create_user(
             session,
-            resources,
+            resources.passwords,
             username=username,
             email=f"{username}@example.com",
             password=PASSWORD,

@@ -40,7 +40,9 @@ async def member(resources: Resources, username: str, role: Role = Role.user) ->
         )
         session.add(user)
         await session.flush()
-        tokens = await auth.start_session(session, resources, user, None)
+        tokens = await auth.start_session(
+            session, resources.tokens, resources.settings, user, None, now=resources.clock.now()
+        )
     return Account(user.id, username, user.email, tokens.access_token, tokens.refresh_token)
 
 

@@ -142,16 +142,15 @@ async def _create_admin(settings: Settings, username: str, email: str, password:
     from kith.auth import service as auth
     from kith.core.errors import DomainError
     from kith.db.models import Role
-    from kith.media.storage import LocalMediaStorage
-    from kith.runtime.resources import Resources
+    from kith.main import open_resources
     from kith.runtime.transaction import unit_of_work
 
-    resources = await Resources.open(settings, LocalMediaStorage(settings.media_root))
+    resources = await open_resources(settings)
     try:
         async with unit_of_work(resources) as session:
             user = await auth.create_user(
                 session,
-                resources,
+                resources.passwords,
                 username=username,
                 email=email,
                 password=password,
@@ -193,12 +192,10 @@ def worker(
 async def _run_worker(settings: Settings, concurrency: int) -> None:
     from taskiq.api import run_receiver_task
 
-    import kith.main  # noqa: F401 - imports every domain, which registers their jobs
-    from kith.media.storage import LocalMediaStorage
+    from kith.main import open_resources  # imports every domain, which registers their jobs
     from kith.runtime.periodic import PeriodicRunner
-    from kith.runtime.resources import Resources
 
-    resources = await Resources.open(settings, LocalMediaStorage(settings.media_root))
+    resources = await open_resources(settings)
     periodic = PeriodicRunner(resources)
     periodic.start()
     typer.echo("Kith worker consuming jobs from Redis.")

@@ -9,8 +9,6 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-# Registers the feed's reactions to posts' and social's events (kith.runtime.events).
-import kith.feed.subscriptions  # noqa: F401
 from kith import __version__
 from kith.admin.router import router as admin_router
 from kith.auth.router import router as auth_router
@@ -18,6 +16,7 @@ from kith.core.config import Settings, get_settings
 from kith.core.logging import configure_logging
 from kith.core.metrics import process_stopped
 from kith.core.urls import API_PREFIX
+from kith.feed import subscriptions as feed_subscriptions
 from kith.feed.router import router as feed_router
 from kith.http.cache_policy import CachePolicyMiddleware
 from kith.http.caching import ETagMiddleware
@@ -43,6 +42,7 @@ from kith.notifications.router import router as notifications_router
 from kith.notifications.stream import router as stream_router
 from kith.openapi import install_openapi
 from kith.posts.router import router as posts_router
+from kith.runtime.events import Subscribers
 from kith.runtime.periodic import PeriodicRunner
 from kith.runtime.resources import Resources
 from kith.social.router import router as social_router
@@ -64,6 +64,19 @@ def api_router() -> APIRouter:
     api.include_router(stream_router)
     api.include_router(admin_router)
     return api
+
+
+def subscribers(settings: Settings) -> Subscribers:
+    """Every domain's reactions to other domains' events, for this configuration."""
+    chosen = Subscribers()
+    feed_subscriptions.subscribe(chosen, settings)
+    return chosen
+
+
+async def open_resources(settings: Settings) -> Resources:
+    """The process's resources as `kith serve`, `kith worker` and the command line use them:
+    media on local disk, and every domain's event subscriptions."""
+    return await Resources.open(settings, LocalMediaStorage(settings.media_root), subscribers(settings))
 
 
 def freeze_startup_objects() -> None:
@@ -92,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Read from app.state (the same object): the tests reuse one built app per settings.
         settings: Settings = app.state.settings
-        resources = await Resources.open(settings, LocalMediaStorage(settings.media_root))
+        resources = await open_resources(settings)
         app.state.resources = resources
         # Periodic house-keeping runs here on the embedded default; with Redis, in `kith worker`.
         periodic = PeriodicRunner(resources, tasks=None if settings.redis_url is None else [])

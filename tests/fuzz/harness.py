@@ -35,8 +35,7 @@ from kith.auth import service as auth
 from kith.core.config import RATE_LIMIT_SETTINGS, Settings
 from kith.db.migrate import upgrade
 from kith.db.models import Role
-from kith.media.storage import LocalMediaStorage
-from kith.runtime.resources import Resources
+from kith.main import open_resources
 from kith.runtime.transaction import unit_of_work
 from tests.conftest import REDIS_URL, postgres_database
 from tests.live import free_port
@@ -78,7 +77,7 @@ def fuzz_settings(database_url: str, var_dir: Path, **overrides: Any) -> Setting
 
 async def create_accounts(settings: Settings) -> dict[str, FuzzAccount]:
     """A plain user and an admin with random passwords, made like `kith create-admin` makes one."""
-    resources = await Resources.open(settings, LocalMediaStorage(settings.media_root))
+    resources = await open_resources(settings)
     accounts: dict[str, FuzzAccount] = {}
     try:
         for role in (Role.user, Role.admin):
@@ -87,7 +86,7 @@ async def create_accounts(settings: Settings) -> dict[str, FuzzAccount]:
             async with unit_of_work(resources) as session:
                 user = await auth.create_user(
                     session,
-                    resources,
+                    resources.passwords,
                     username=username,
                     email=f"{username}@example.com",
                     password=password,

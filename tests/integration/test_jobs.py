@@ -15,8 +15,7 @@ from taskiq.api import run_receiver_task
 from kith.core.config import Settings
 from kith.core.errors import Conflict
 from kith.core.jobs import enqueue, job
-from kith.main import create_app
-from kith.media.storage import LocalMediaStorage
+from kith.main import create_app, open_resources
 from kith.runtime.resources import Resources
 from kith.runtime.transaction import unit_of_work
 from tests.conftest import REDIS_URL, Mailbox, redis_available
@@ -128,7 +127,7 @@ async def test_jobs_go_through_redis_to_a_worker(
     assert mailbox.to("queued@example.com") == []
     assert await redis_app.state.resources.redis.xlen(redis_settings.job_queue) == 2
     # A worker (what `kith worker` runs) picks them up and delivers the e-mails.
-    worker_resources = await Resources.open(redis_settings, LocalMediaStorage(redis_settings.media_root))
+    worker_resources = await open_resources(redis_settings)
     worker = asyncio.create_task(run_receiver_task(worker_resources.jobs.broker, max_async_tasks=10))
     try:
         for _ in range(100):
@@ -147,7 +146,7 @@ async def test_jobs_go_through_redis_to_a_worker(
 
 async def test_jobs_run_in_process_when_the_redis_queue_is_down(settings: Settings) -> None:
     unreachable = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
-    resources = await Resources.open(unreachable, LocalMediaStorage(unreachable.media_root))
+    resources = await open_resources(unreachable)
     try:
         async with unit_of_work(resources) as session:
             enqueue(session, record_call, label="fallback")

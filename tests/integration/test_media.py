@@ -152,7 +152,7 @@ async def post_with_media(resources: Resources, author: Account, media_ids: list
         post = Post(author_id=author.id, content="with pictures")
         session.add(post)
         await session.flush()
-        await media_service.attach_to_post(session, resources, owner, post, media_ids)
+        await media_service.attach_to_post(session, owner, post, media_ids, now=resources.clock.now())
         return post.id
 
 
@@ -465,13 +465,15 @@ async def test_a_failed_transaction_removes_the_stored_file(
     account = await signup(client, "unlucky")
     source = tmp_path / "upload.png"
     source.write_bytes(png_bytes())
-    stored = await media_service.store_image(resources, source)
+    stored = await media_service.store_image(resources.media, resources.settings, source)
     assert await resources.media.exists(stored.key)
     with pytest.raises(Conflict):
         async with unit_of_work(resources) as session:
             owner = await session.get(User, account.id)
             assert owner is not None
-            await media_service.record_upload(session, resources, owner, stored)
+            await media_service.record_upload(
+                session, resources.media, owner, stored, now=resources.clock.now()
+            )
             raise Conflict()
     assert not await resources.media.exists(stored.key)
 

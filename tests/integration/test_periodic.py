@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from kith.core.config import Settings
+from kith.main import open_resources
 from kith.media.jobs import remove_expired_uploads
-from kith.media.storage import LocalMediaStorage
 from kith.runtime.periodic import PeriodicRunner, PeriodicTask, registered_tasks
 from kith.runtime.resources import Resources
 from tests.conftest import REDIS_URL, redis_available
@@ -81,7 +81,7 @@ async def redis_resources(settings: Settings) -> AsyncIterator[Resources]:
     configured = settings.model_copy(
         update={"redis_url": REDIS_URL, "job_queue": f"kith:test:{uuid.uuid4().hex}"}
     )
-    resources = await Resources.open(configured, LocalMediaStorage(configured.media_root))
+    resources = await open_resources(configured)
     try:
         yield resources
     finally:

@@ -256,7 +256,7 @@ async def test_at_most_100_pending_outgoing_requests(client: httpx.AsyncClient, 
         receivers = [
             await auth.create_user(
                 session,
-                resources,
+                resources.passwords,
                 username=f"user_{n:03}",
                 email=f"user_{n:03}@example.com",
                 password=PASSWORD,

@@ -95,7 +95,9 @@ class SocialMachine(RuleBasedStateMachine):
                 )
                 session.add(user)
                 await session.flush()
-                pair = await auth.start_session(session, resources, user, None)
+                pair = await auth.start_session(
+                    session, resources.tokens, resources.settings, user, None, now=resources.clock.now()
+                )
                 self.ids.append(user.id)
                 self.headers.append({"Authorization": f"Bearer {pair.access_token}"})
 

@@ -1,6 +1,6 @@
 """The import contracts of docs/architecture.md hold, and `lint-imports` (run by `make lint`)
-fails as soon as a change breaks them: a cycle between two modules, or shared code that
-imports a domain."""
+fails as soon as a change breaks them: a cycle between two modules, shared code that
+imports a domain, a service that knows the web framework or takes the whole `Resources`."""
 
 from __future__ import annotations
 
@@ -53,6 +53,7 @@ CYCLES = "No import cycles: between packages, and between the modules of each pa
 LAYERS = "Layers: the composition root, then the domains, then the shared code"
 SHARED_NO_DOMAIN = "Shared code imports no domain"
 NO_FRAMEWORK = "Services, repositories and the domain-neutral core know no web framework"
+NO_LOCATOR = "Routes and services declare each resource they use: no service locator"
 
 
 @pytest.mark.parametrize(
@@ -76,6 +77,18 @@ NO_FRAMEWORK = "Services, repositories and the domain-neutral core know no web f
             "from fastapi import Request as _request  # noqa",
             [NO_FRAMEWORK],
             id="a service reaching for the web framework",
+        ),
+        pytest.param(
+            "kith.social.service",
+            "from kith.runtime.resources import Resources as _locator  # noqa",
+            [NO_LOCATOR],
+            id="a service taking the whole Resources",
+        ),
+        pytest.param(
+            "kith.posts.router",
+            "from kith.runtime.resources import Resources as _locator  # noqa",
+            [NO_LOCATOR],
+            id="a route taking the whole Resources",
         ),
     ],
 )

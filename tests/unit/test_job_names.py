@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import kith.main  # noqa: F401 - registers every job
 from kith.auth import jobs as auth_jobs
-from kith.auth import service as auth_service
 from kith.core import jobs
 
 
@@ -22,7 +21,7 @@ class FakeSession:
 
 def test_moved_jobs_keep_the_names_the_previous_version_queued() -> None:
     assert jobs.job_name(auth_jobs.touch_api_key) == "kith.users.jobs.touch_api_key"
-    assert jobs.job_name(auth_service.reset_password_of) == "kith.auth.jobs.reset_password_of"
+    assert jobs.job_name(auth_jobs.reset_password_of) == "kith.auth.jobs.reset_password_of"
     session = FakeSession()
     jobs.enqueue(cast(AsyncSession, session), auth_jobs.touch_api_key, key_id="k")
     assert jobs.pending_jobs(cast(AsyncSession, session)) == [

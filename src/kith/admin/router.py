@@ -12,9 +12,10 @@ from kith.audit import service as audit
 from kith.auth.dependencies import AdminUser
 from kith.core.pagination import CursorPage, OffsetPage
 from kith.core.schemas import NO_NUL
+from kith.http.deps import Now
 from kith.http.errors import problem_responses
 from kith.http.pagination import CursorDep, OffsetDep
-from kith.http.session import DbSession, ResourcesDep
+from kith.http.session import DbSession
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -45,10 +46,10 @@ async def list_users(
     responses=problem_responses(400, 401, 403, 404, 422),
 )
 async def update_user(
-    user_id: str, changes: AdminUserUpdate, admin: AdminUser, session: DbSession, resources: ResourcesDep
+    user_id: str, changes: AdminUserUpdate, admin: AdminUser, session: DbSession, now: Now
 ) -> object:
     """Change a user's role, or suspend them (their tokens stop working at once). Audited."""
-    return await service.update_user(session, resources, admin, user_id, changes)
+    return await service.update_user(session, admin, user_id, changes, now=now)
 
 
 @router.delete(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.admin.schemas import AdminUserUpdate
@@ -10,7 +12,6 @@ from kith.auth import service as auth
 from kith.core.errors import BadRequest
 from kith.core.pagination import OffsetParams
 from kith.db.models import User
-from kith.runtime.resources import Resources
 from kith.users import service as users
 
 
@@ -36,7 +37,7 @@ async def _target(session: AsyncSession, admin: User, user_id: str) -> User:
 
 
 async def update_user(
-    session: AsyncSession, resources: Resources, admin: User, user_id: str, changes: AdminUserUpdate
+    session: AsyncSession, admin: User, user_id: str, changes: AdminUserUpdate, *, now: datetime
 ) -> User:
     """Change a user's role or suspension. Suspension ends the user's sessions at once."""
     user = await _target(session, admin, user_id)
@@ -48,7 +49,7 @@ async def update_user(
     if changes.suspended is not None and changes.suspended != user.suspended:
         user.suspended = changes.suspended
         if changes.suspended:
-            await auth.logout_all(session, resources, user.id)
+            await auth.logout_all(session, user.id, now=now)
         record_action(
             session, admin, "user.suspended" if changes.suspended else "user.unsuspended", "user", user.id
         )

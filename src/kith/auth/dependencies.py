@@ -21,7 +21,8 @@ from kith.core.jobs import enqueue
 from kith.core.security import hash_token
 from kith.core.urls import API_PREFIX
 from kith.db.models import STAFF_ROLES, ApiKey, Role, User
-from kith.http.session import DbSession, ResourcesDep, resources_dependency
+from kith.http.deps import Now, Passwords, Tokens
+from kith.http.session import DbSession
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # How stale `last_used_at` of an API key may get before a request refreshes it.
@@ -73,15 +74,15 @@ class Principal:
 async def current_principal(
     request: Request,
     session: DbSession,
-    resources: ResourcesDep,
+    tokens: Tokens,
+    now: Now,
     token: Annotated[str | None, Depends(bearer_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal:
     """Authenticate the request, or answer 401 with `WWW-Authenticate: Bearer`."""
-    now = resources.clock.now()
     principal: Principal | None = None
     if token:
-        found_session = await auth.user_for_access_token(session, resources, token)
+        found_session = await auth.user_for_access_token(session, tokens, token, now=now)
         if found_session is not None:
             principal = Principal(user=found_session[0], auth_session_id=found_session[1])
     elif api_key:
@@ -146,14 +147,13 @@ AdminUser = Annotated[User, Depends(require_role(Role.admin))]
 StaffUser = Annotated[User, Depends(require_role(*STAFF_ROLES))]
 
 
-async def password_hashing_slot(request: Request) -> AsyncIterator[None]:
+async def password_hashing_slot(passwords: Passwords) -> AsyncIterator[None]:
     """For routes that check a password: wait for the hasher before taking a database connection.
 
     Without it, a flood of logins would each hold a pooled connection (and on SQLite the
     write lock) while queueing for the hashing threads, and starve every other request.
     """
-    resources = await resources_dependency(request)
-    async with resources.passwords.slot():
+    async with passwords.slot():
         yield
 
 

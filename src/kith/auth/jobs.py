@@ -7,10 +7,13 @@ in a late e-mail keep the lifetime they got when they were issued.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from kith.auth import repository
-from kith.core.jobs import job, job_as
+from kith.core.jobs import enqueue, job, job_as
 from kith.core.mail import compose
 from kith.core.urls import API_PREFIX
+from kith.db.models import TokenPurpose
 from kith.runtime.outbox import send_or_keep
 from kith.runtime.resources import Resources
 from kith.runtime.transaction import unit_of_work
@@ -53,6 +56,23 @@ async def send_password_reset_email(resources: Resources, *, to: str, name: str,
         "If it was not you, ignore this message; your password is unchanged.\n"
     )
     await send_or_keep(resources, compose(settings, to, "Reset your Kith password", body))
+
+
+@job
+async def reset_password_of(resources: Resources, *, email: str) -> None:
+    """E-mail a reset token if an active account has `email`. Queued for every request,
+    whether or not an account has the address, so the request's answer and timing do
+    not tell."""
+    settings, now = resources.settings, resources.clock.now()
+    async with unit_of_work(resources) as session:
+        user = await repository.find_by_email(session, email)
+        if user is None or user.suspended:
+            return
+        expires_at = now + timedelta(minutes=settings.password_reset_ttl_minutes)
+        token = await repository.replace_one_time_token(
+            session, user, TokenPurpose.reset_password, expires_at, now
+        )
+        enqueue(session, send_password_reset_email, to=user.email, name=user.display_name, token=token)
 
 
 @job_as("kith.users.jobs.touch_api_key")  # its name before it moved here

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import String, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kith.core.security import hash_token, new_token
 from kith.db.models import ApiKey, AuthSession, OneTimeToken, RefreshToken, TokenPurpose, User
 
 # Runs on every authenticated request: built once, run with values (see kith.feed.repository).
@@ -95,6 +96,25 @@ async def consume_one_time_token(session: AsyncSession, token_id: str, now: date
         .values(used_at=now)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def replace_one_time_token(
+    session: AsyncSession, user: User, purpose: TokenPurpose, expires_at: datetime, now: datetime
+) -> str:
+    """A new single-use token of `purpose` for `user`; earlier ones stop working. Only its
+    hash is stored; the token itself is returned, to be e-mailed."""
+    await retire_one_time_tokens(session, user.id, purpose, now)
+    token = new_token()
+    session.add(
+        OneTimeToken(
+            user_id=user.id,
+            purpose=purpose,
+            token_hash=hash_token(token),
+            email=user.email,
+            expires_at=expires_at,
+        )
+    )
+    return token
 
 
 async def retire_one_time_tokens(

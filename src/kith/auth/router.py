@@ -20,10 +20,11 @@ from kith.auth.schemas import (
     TokenRequest,
 )
 from kith.core.urls import API_PREFIX, absolute_url
+from kith.http.deps import AppSettings, Now, Passwords, Tokens
 from kith.http.errors import problem_responses
 from kith.http.idempotency import IdempotencyDep
 from kith.http.ratelimit import LoginThrottleDep, body_email, rate_limit
-from kith.http.session import DbSession, ResourcesDep
+from kith.http.session import DbSession
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 UserAgent = Annotated[str | None, Header(include_in_schema=False)]
@@ -42,7 +43,9 @@ async def register(
     data: RegisterRequest,
     response: Response,
     session: DbSession,
-    resources: ResourcesDep,
+    passwords: Passwords,
+    settings: AppSettings,
+    now: Now,
 ) -> object:
     """Create an account. A verification e-mail and a welcome e-mail follow in the background.
 
@@ -51,7 +54,7 @@ async def register(
     """
     if idempotency.replay is not None:
         return idempotency.replay
-    user = await service.register(session, resources, data)
+    user = await service.register(session, passwords, settings, data, now=now)
     response.headers["Location"] = absolute_url(f"{API_PREFIX}/users/{user.id}")
     return await idempotency.answer(session, user)
 
@@ -66,7 +69,10 @@ async def register(
 async def login(
     data: LoginRequest,
     session: DbSession,
-    resources: ResourcesDep,
+    passwords: Passwords,
+    tokens: Tokens,
+    settings: AppSettings,
+    now: Now,
     throttle: LoginThrottleDep,
     user_agent: UserAgent = None,
 ) -> TokenPair:
@@ -77,8 +83,8 @@ async def login(
     429 `rate_limited`: too many attempts from this address, or too many failed ones for
     this account (from this address, or from anywhere); `Retry-After` says when to retry.
     """
-    user = await service.authenticate(session, resources, data.identifier, data.password, throttle)
-    return await service.start_session(session, resources, user, user_agent)
+    user = await service.authenticate(session, passwords, data.identifier, data.password, throttle)
+    return await service.start_session(session, tokens, settings, user, user_agent, now=now)
 
 
 @router.post(
@@ -91,7 +97,10 @@ async def login(
 async def token(
     form: Annotated[PasswordGrantForm, Form()],
     session: DbSession,
-    resources: ResourcesDep,
+    passwords: Passwords,
+    tokens: Tokens,
+    settings: AppSettings,
+    now: Now,
     throttle: LoginThrottleDep,
     user_agent: UserAgent = None,
 ) -> TokenPair:
@@ -100,20 +109,20 @@ async def token(
     `username` may be a username or an e-mail address. Limited exactly like `/auth/login`,
     and the two share their counts.
     """
-    user = await service.authenticate(session, resources, form.username, form.password, throttle)
-    return await service.start_session(session, resources, user, user_agent)
+    user = await service.authenticate(session, passwords, form.username, form.password, throttle)
+    return await service.start_session(session, tokens, settings, user, user_agent, now=now)
 
 
 @router.post(
     "/refresh", operation_id="refreshTokens", response_model=TokenPair, responses=problem_responses(401, 422)
 )
-async def refresh(data: RefreshRequest, session: DbSession, resources: ResourcesDep) -> TokenPair:
+async def refresh(data: RefreshRequest, session: DbSession, tokens: Tokens, now: Now) -> TokenPair:
     """Trade a refresh token for a new pair. The old refresh token stops working.
 
     Presenting an already rotated refresh token again ends the whole session (reuse
     detection): every token of that login stops working.
     """
-    return await service.refresh(session, resources, data.refresh_token)
+    return await service.refresh(session, tokens, data.refresh_token, now=now)
 
 
 @router.post(
@@ -122,10 +131,10 @@ async def refresh(data: RefreshRequest, session: DbSession, resources: Resources
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403),
 )
-async def logout(principal: LoginPrincipal, session: DbSession, resources: ResourcesDep) -> None:
+async def logout(principal: LoginPrincipal, session: DbSession, now: Now) -> None:
     """End the current session: its refresh token and access tokens stop working at once."""
     assert principal.auth_session_id is not None
-    await service.logout(session, resources, principal.auth_session_id)
+    await service.logout(session, principal.auth_session_id, now=now)
 
 
 @router.post(
@@ -134,9 +143,9 @@ async def logout(principal: LoginPrincipal, session: DbSession, resources: Resou
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403),
 )
-async def logout_all(principal: LoginPrincipal, session: DbSession, resources: ResourcesDep) -> None:
+async def logout_all(principal: LoginPrincipal, session: DbSession, now: Now) -> None:
     """End every session of the account, this one included."""
-    await service.logout_all(session, resources, principal.user.id)
+    await service.logout_all(session, principal.user.id, now=now)
 
 
 @router.post(
@@ -145,9 +154,9 @@ async def logout_all(principal: LoginPrincipal, session: DbSession, resources: R
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(400, 422),
 )
-async def verify_email(data: TokenRequest, session: DbSession, resources: ResourcesDep) -> None:
+async def verify_email(data: TokenRequest, session: DbSession, now: Now) -> None:
     """Confirm the e-mail address with the token from the verification e-mail (single use, 7 days)."""
-    await service.verify_email(session, resources, data.token)
+    await service.verify_email(session, data.token, now=now)
 
 
 @router.post(
@@ -156,9 +165,9 @@ async def verify_email(data: TokenRequest, session: DbSession, resources: Resour
     status_code=status.HTTP_202_ACCEPTED,
     responses=problem_responses(401, 409),
 )
-async def resend_verification(user: CurrentUser, session: DbSession, resources: ResourcesDep) -> None:
+async def resend_verification(user: CurrentUser, session: DbSession, settings: AppSettings, now: Now) -> None:
     """Send a new verification e-mail; links in earlier ones stop working. 409 `already_verified`."""
-    await service.resend_verification(session, resources, user)
+    await service.resend_verification(session, settings, user, now=now)
 
 
 @router.post(
@@ -168,11 +177,11 @@ async def resend_verification(user: CurrentUser, session: DbSession, resources: 
     responses=problem_responses(422, 429),
     dependencies=[rate_limit("password_reset", key=body_email)],
 )
-async def password_reset(data: PasswordResetRequest, session: DbSession, resources: ResourcesDep) -> None:
+async def password_reset(data: PasswordResetRequest, session: DbSession) -> None:
     """E-mail a password reset token if an account has this address. Always 202, so the
     answer does not tell whether the account exists. 429 after 5 requests for one address
     in 30 minutes (by default), whether or not it has an account."""
-    await service.request_password_reset(session, resources, data.email)
+    await service.request_password_reset(session, data.email)
 
 
 @router.post(
@@ -182,7 +191,7 @@ async def password_reset(data: PasswordResetRequest, session: DbSession, resourc
     responses=problem_responses(400, 422),
 )
 async def password_reset_confirm(
-    data: PasswordResetConfirm, session: DbSession, resources: ResourcesDep
+    data: PasswordResetConfirm, session: DbSession, passwords: Passwords, now: Now
 ) -> None:
     """Set a new password with a reset token (single use, 1 hour). Ends every session."""
-    await service.confirm_password_reset(session, resources, data.token, data.new_password)
+    await service.confirm_password_reset(session, passwords, data.token, data.new_password, now=now)

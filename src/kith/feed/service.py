@@ -11,31 +11,37 @@ import structlog
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kith.core.breaker import Breaker
 from kith.core.pagination import CursorParams, encode_cursor
 from kith.db.models import User
-from kith.feed import jobs, repository
+from kith.feed import repository
 from kith.feed.timeline import TimelineStore
 from kith.posts import service as posts
 from kith.posts.repository import AuthoredPost
 from kith.posts.schemas import PostView
-from kith.runtime.resources import Resources
 
 log = structlog.get_logger("kith.feed")
 
 
 async def feed_page(
-    session: AsyncSession, resources: Resources, reader: User, params: CursorParams
+    session: AsyncSession,
+    store: TimelineStore | None,
+    breaker: Breaker,
+    reader: User,
+    params: CursorParams,
 ) -> tuple[list[PostView], str | None]:
-    """One page of the reader's feed, newest first, with full post objects."""
+    """One page of the reader's feed, newest first, with full post objects.
+
+    `store` is None without Redis; `breaker` is open while Redis is failing, and then
+    the page comes from SQL at once: the same items.
+    """
     wanted = params.limit + 1
-    store = jobs.timelines(resources)
     items: list[AuthoredPost] | None = None
-    # While Redis is failing, the page comes from SQL at once: the same items.
-    if store is not None and not resources.redis_breaker.open:
+    if store is not None and not breaker.open:
         try:
             items = await _from_timeline(session, store, reader, params.after, wanted)
         except RedisError as exc:
-            resources.redis_breaker.failed()
+            breaker.failed()
             log.warning("feed_timeline_unavailable", error=type(exc).__name__)
     if items is None:
         items = await repository.page(session, reader, params.after, wanted)

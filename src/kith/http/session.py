@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from kith.runtime.resources import Resources
 from kith.runtime.transaction import unit_of_work
@@ -14,8 +15,10 @@ from kith.runtime.transaction import unit_of_work
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_resources(request: Request) -> Resources:
-    resources: Resources = request.app.state.resources
+def get_resources(connection: HTTPConnection) -> Resources:
+    """The process's resources, for HTTP plumbing and `kith.http.deps`; routes declare
+    the one resource they need instead."""
+    resources: Resources = connection.app.state.resources
     return resources
 
 

@@ -8,13 +8,14 @@ from fastapi import Depends, Request
 
 from kith.auth.dependencies import api_key_scheme, bearer_scheme, current_principal
 from kith.db.models import User
-from kith.http.session import ResourcesDep
-from kith.runtime.transaction import unit_of_work
+from kith.http.deps import Now, Tokens, Transaction
 
 
 async def uploader(
     request: Request,
-    resources: ResourcesDep,
+    transaction: Transaction,
+    tokens: Tokens,
+    now: Now,
     token: Annotated[str | None, Depends(bearer_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> User:
@@ -24,8 +25,8 @@ async def uploader(
     is re-encoded: a slow client would hold a database connection (and, on SQLite, the
     write lock) for as long as it liked. The upload's row gets its own short transaction.
     """
-    async with unit_of_work(resources, write=False) as session:
-        principal = await current_principal(request, session, resources, token, api_key)
+    async with transaction(write=False) as session:
+        principal = await current_principal(request, session, tokens, now, token, api_key)
     return principal.user
 
 

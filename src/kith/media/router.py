@@ -9,16 +9,15 @@ from fastapi.responses import FileResponse
 
 from kith.core.urls import media_url
 from kith.http.caching import if_none_match_hits
+from kith.http.deps import AppSettings, MediaFiles, Now, Transaction
 from kith.http.errors import problem_responses
 from kith.http.idempotency import Claim, DeferredAttempt, Recorded, record_answer, request_hash
 from kith.http.ratelimit import rate_limit
-from kith.http.session import ResourcesDep
 from kith.media import service
 from kith.media.dependencies import Uploader
 from kith.media.schemas import MediaView
 from kith.media.storage import content_type_of, is_valid_key, scratch_dir
 from kith.media.upload import receive_file
-from kith.runtime.transaction import unit_of_work
 
 router = APIRouter(tags=["media"])
 
@@ -70,7 +69,14 @@ _FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
     dependencies=[rate_limit("media_uploads")],
 )
 async def upload_media(
-    attempt: DeferredAttempt, request: Request, response: Response, user: Uploader, resources: ResourcesDep
+    attempt: DeferredAttempt,
+    request: Request,
+    response: Response,
+    user: Uploader,
+    files: MediaFiles,
+    settings: AppSettings,
+    transaction: Transaction,
+    now: Now,
 ) -> object:
     """Upload an image, as `multipart/form-data` with one part named `file`.
 
@@ -93,16 +99,14 @@ async def upload_media(
     With `Idempotency-Key`, a retry that sends the same file (byte for byte) gets the first
     answer again and stores nothing; another file under the same key is 422.
     """
-    async with receive_file(
-        request, scratch_dir(resources.settings), resources.settings.media_max_bytes
-    ) as upload:
+    async with receive_file(request, scratch_dir(settings), settings.media_max_bytes) as upload:
         fingerprint = request_hash(request.method, request.url.path, upload.sha256.encode())
         if isinstance(attempt, Recorded):
             return attempt.answer(fingerprint)
-        stored = await service.store_image(resources, upload.path)
+        stored = await service.store_image(files, settings, upload.path)
     # The row's own short transaction, opened only now that the file is stored (see `uploader`).
-    async with unit_of_work(resources) as session:
-        media = await service.record_upload(session, resources, user, stored)
+    async with transaction() as session:
+        media = await service.record_upload(session, files, user, stored, now=now)
         response.headers["Location"] = media_url(media.storage_key) or ""
         if isinstance(attempt, Claim):
             return await record_answer(request, response, session, attempt, media, fingerprint)
@@ -115,14 +119,14 @@ async def upload_media(
     response_class=FileResponse,
     responses={**_FILE_RESPONSE, **problem_responses(404)},
 )
-async def get_media_file(key: str, request: Request, resources: ResourcesDep) -> Response:
+async def get_media_file(key: str, request: Request, files: MediaFiles) -> Response:
     """The image stored under `key`: the last segment of an upload's `url`. No credentials needed.
 
     Served with `Cache-Control: public, max-age=31536000, immutable` (a key's content
     never changes), `X-Content-Type-Options: nosniff` and an `ETag`. 404 for an unknown
     or malformed key.
     """
-    stored = await resources.media.open(key) if is_valid_key(key) else None
+    stored = await files.open(key) if is_valid_key(key) else None
     if stored is None:
         raise service.MediaNotFound()
     headers = {

@@ -6,18 +6,20 @@ import secrets
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kith.core.config import Settings
 from kith.core.errors import BadRequest, NotFound, Unprocessable
 from kith.core.jobs import enqueue
+from kith.core.storage import MediaStorage
 from kith.db.models import Media, Post, User
 from kith.media import images, jobs, repository
 from kith.media.storage import is_disk_full, new_key, scratch_dir, storage_full
-from kith.runtime.resources import Resources
 from kith.runtime.transaction import on_rollback
 
 
@@ -32,7 +34,7 @@ class StoredImage:
     size: int
 
 
-async def store_image(resources: Resources, upload: Path) -> StoredImage:
+async def store_image(files: MediaStorage, settings: Settings, upload: Path) -> StoredImage:
     """Check and re-encode the uploaded file off the event loop; store the clean copy under a new key.
 
     415 for anything but JPEG, PNG, GIF or WebP (judged by content), 422 `image_too_large`
@@ -40,13 +42,13 @@ async def store_image(resources: Resources, upload: Path) -> StoredImage:
     when the pixels cannot be decoded, 503 `storage_full` when the disk has no room for
     the re-encoded copy or the stored file (neither is left behind).
     """
-    scratch = anyio.Path(scratch_dir(resources.settings))
+    scratch = anyio.Path(scratch_dir(settings))
     output = Path(scratch / f"{secrets.token_hex(16)}.encoded")
     try:
         await scratch.mkdir(parents=True, exist_ok=True)
-        encoded = await images.reencode_off_loop(upload, output, resources.settings.media_max_pixels)
+        encoded = await images.reencode_off_loop(upload, output, settings.media_max_pixels)
         key = new_key(encoded.extension)
-        await resources.media.save(key, output)
+        await files.save(key, output)
     except OSError as exc:
         if is_disk_full(exc):
             raise storage_full() from None
@@ -63,10 +65,10 @@ async def store_image(resources: Resources, upload: Path) -> StoredImage:
 
 
 async def record_upload(
-    session: AsyncSession, resources: Resources, owner: User, stored: StoredImage
+    session: AsyncSession, files: MediaStorage, owner: User, stored: StoredImage, *, now: datetime
 ) -> Media:
     """Add the row of a stored image, unattached. If the transaction rolls back, the file goes too."""
-    on_rollback(session, partial(resources.media.delete, stored.key))
+    on_rollback(session, partial(files.delete, stored.key))
     media = Media(
         owner_id=owner.id,
         storage_key=stored.key,
@@ -74,14 +76,14 @@ async def record_upload(
         width=stored.width,
         height=stored.height,
         size=stored.size,
-        created_at=resources.clock.now(),
+        created_at=now,
     )
     session.add(media)
     await session.flush()
     return media
 
 
-async def set_avatar(session: AsyncSession, resources: Resources, user: User, media_id: str | None) -> None:
+async def set_avatar(session: AsyncSession, user: User, media_id: str | None, *, now: datetime) -> None:
     """Make one of the user's own unattached uploads their avatar, or remove the avatar (`None`).
 
     The chosen upload counts as attached, so the clean-up keeps it; the avatar it replaces
@@ -100,7 +102,7 @@ async def set_avatar(session: AsyncSession, resources: Resources, user: User, me
     if chosen is None:
         user.avatar_key = None
     else:
-        chosen.attached_at = resources.clock.now()
+        chosen.attached_at = now
         user.avatar_key = chosen.storage_key
 
 
@@ -112,7 +114,7 @@ async def forget_owner(session: AsyncSession, owner_id: str) -> None:
 
 
 async def attach_to_post(
-    session: AsyncSession, resources: Resources, owner: User, post: Post, media_ids: Sequence[str]
+    session: AsyncSession, owner: User, post: Post, media_ids: Sequence[str], *, now: datetime
 ) -> list[Media]:
     """Attach the caller's own, not yet attached uploads to `post`, in the given order.
 
@@ -127,7 +129,6 @@ async def attach_to_post(
         raise media_not_available(
             "body.media_ids", "unknown, already attached, or not your upload: " + ", ".join(missing)
         )
-    now = resources.clock.now()
     attached = []
     for position, media_id in enumerate(media_ids):
         media = found[media_id]

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Query, status
 from kith.auth.dependencies import CurrentUser, StaffUser
 from kith.core.pagination import CursorPage
 from kith.db.models import ReportStatus
+from kith.http.deps import Now
 from kith.http.errors import problem_responses
 from kith.http.idempotency import IdempotencyDep
 from kith.http.pagination import CursorDep
-from kith.http.session import DbSession, ResourcesDep
+from kith.http.session import DbSession
 from kith.moderation import service
 from kith.moderation.schemas import ReportAction, ReportCreate, ReportView, SubmittedReport
 
@@ -68,7 +69,7 @@ async def list_reports(
     responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
 async def act_on_report(
-    report_id: str, data: ReportAction, moderator: StaffUser, session: DbSession, resources: ResourcesDep
+    report_id: str, data: ReportAction, moderator: StaffUser, session: DbSession, now: Now
 ) -> object:
     """Handle an open report: `dismiss` it, or `remove_content`.
 
@@ -77,4 +78,4 @@ async def act_on_report(
     Audited. 409 `not_open` when the report was already handled; 400
     `cannot_suspend_staff` for reports on moderators and admins.
     """
-    return await service.act_on_report(session, resources, moderator, report_id, data.action)
+    return await service.act_on_report(session, moderator, report_id, data.action, now=now)

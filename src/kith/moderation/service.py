@@ -7,6 +7,7 @@ is removed through the posts domain, so counters and media stay right.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +21,6 @@ from kith.db.models import Report, ReportStatus, ReportTarget, User, open_report
 from kith.moderation import repository
 from kith.moderation.schemas import EXCERPT_LENGTH, ReportCreate, ReportedContent, ReportView
 from kith.posts import service as posts
-from kith.runtime.resources import Resources
 
 DISMISSED = "dismissed"
 CONTENT_REMOVED = "content_removed"
@@ -177,12 +177,12 @@ async def _load(session: AsyncSession, report_id: str) -> tuple[Report, User]:
 
 async def _close(
     session: AsyncSession,
-    resources: Resources,
     moderator: User,
     report: Report,
     *,
     status: ReportStatus,
     resolution: str,
+    now: datetime,
 ) -> list[str]:
     closed = await repository.close_reports(
         session,
@@ -191,7 +191,7 @@ async def _close(
         status=status,
         resolution=resolution,
         moderator_id=moderator.id,
-        now=resources.clock.now(),
+        now=now,
     )
     if report.id not in closed:
         # Another moderator handled it between our read and our write.
@@ -200,7 +200,7 @@ async def _close(
 
 
 async def act_on_report(
-    session: AsyncSession, resources: Resources, moderator: User, report_id: str, action: str
+    session: AsyncSession, moderator: User, report_id: str, action: str, *, now: datetime
 ) -> ReportView:
     """Dismiss a report, or remove what it reports: delete the post or comment, suspend the user.
 
@@ -209,15 +209,13 @@ async def act_on_report(
     report, reporter = await _load(session, report_id)
     reported = {"reported_type": report.target_type, "reported_id": report.target_id}
     if action == "dismiss":
-        await _close(
-            session, resources, moderator, report, status=ReportStatus.dismissed, resolution=DISMISSED
-        )
+        await _close(session, moderator, report, status=ReportStatus.dismissed, resolution=DISMISSED, now=now)
         audit.record_action(session, moderator, "report.dismissed", "report", report.id, **reported)
         return (await _views(session, moderator, [(report, reporter)]))[0]
 
-    resolution = await _remove_target(session, resources, moderator, report)
+    resolution = await _remove_target(session, moderator, report, now)
     closed = await _close(
-        session, resources, moderator, report, status=ReportStatus.resolved, resolution=resolution
+        session, moderator, report, status=ReportStatus.resolved, resolution=resolution, now=now
     )
     audit.record_action(
         session,
@@ -232,7 +230,7 @@ async def act_on_report(
     return (await _views(session, moderator, [(report, reporter)]))[0]
 
 
-async def _remove_target(session: AsyncSession, resources: Resources, moderator: User, report: Report) -> str:
+async def _remove_target(session: AsyncSession, moderator: User, report: Report, now: datetime) -> str:
     """Remove the reported post or comment, or suspend the reported user; returns the resolution."""
     if report.target_type == ReportTarget.post:
         found_posts = await posts.readable_posts_by_id(session, moderator, [report.target_id])
@@ -253,6 +251,6 @@ async def _remove_target(session: AsyncSession, resources: Resources, moderator:
         raise CannotSuspendStaff()
     if not user.suspended:
         user.suspended = True
-        await auth.logout_all(session, resources, user.id)
+        await auth.logout_all(session, user.id, now=now)
         audit.record_action(session, moderator, "user.suspended", "user", user.id, report_id=report.id)
     return USER_SUSPENDED

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query, status
 
 from kith.auth.dependencies import CurrentUser
 from kith.core.pagination import CursorPage
+from kith.http.deps import Now
 from kith.http.errors import problem_responses
 from kith.http.pagination import CursorDep
-from kith.http.session import DbSession, ResourcesDep
+from kith.http.session import DbSession
 from kith.notifications import service
 from kith.notifications.schemas import MarkRead, NotificationView, UnreadCount
 
@@ -55,7 +56,7 @@ async def unread_count(user: CurrentUser, session: DbSession) -> UnreadCount:
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 422),
 )
-async def mark_read(data: MarkRead, user: CurrentUser, session: DbSession, resources: ResourcesDep) -> None:
+async def mark_read(data: MarkRead, user: CurrentUser, session: DbSession, now: Now) -> None:
     """Mark notifications read: `{"ids": [...]}` (ids that are not the caller's are
     ignored) or `{"all": true}`. Open streams get the new `unread_count`."""
-    await service.mark_read(session, resources, user, None if data.all else data.ids)
+    await service.mark_read(session, user, None if data.all else data.ids, now=now)

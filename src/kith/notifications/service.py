@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,7 +13,6 @@ from kith.core.realtime import publish_after_commit
 from kith.db.models import Notification, NotificationType, User
 from kith.notifications import repository
 from kith.notifications.schemas import NotificationView
-from kith.runtime.resources import Resources
 
 
 async def notify(
@@ -75,11 +75,9 @@ async def unread_count(session: AsyncSession, user: User) -> int:
     return await repository.unread_count(session, user.id)
 
 
-async def mark_read(
-    session: AsyncSession, resources: Resources, user: User, ids: Sequence[str] | None
-) -> None:
+async def mark_read(session: AsyncSession, user: User, ids: Sequence[str] | None, *, now: datetime) -> None:
     """Mark some (only the caller's own; other ids are ignored) or all notifications read."""
-    await repository.mark_read(session, user.id, ids, resources.clock.now())
+    await repository.mark_read(session, user.id, ids, now)
     await _push_unread_count(session, user.id)
 
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from kith.auth import service as auth
+from kith.core.clock import Clock
 from kith.core.realtime import Event, Subscription
+from kith.core.security import AccessTokenCodec
+from kith.http.deps import AppClock, AppSettings, Realtime, Tokens, Transaction, UnitOfWork
 from kith.notifications import repository
-from kith.runtime.resources import Resources
-from kith.runtime.transaction import unit_of_work
 
 log = structlog.get_logger("kith.stream")
 router = APIRouter()
@@ -39,57 +41,67 @@ async def _token_from_first_message(websocket: WebSocket, wait_seconds: float) -
     return None
 
 
-# A WebSocket lives for hours and has no request transaction: each check below is a short
-# read of its own, so an open stream never holds a database connection between events.
+@dataclass(frozen=True)
+class _Checks:
+    """What an open stream reads. A WebSocket lives for hours and has no request
+    transaction: each check is a short read of its own, so an open stream never holds a
+    database connection between events, and reads the time when it checks."""
 
+    transaction: UnitOfWork
+    tokens: AccessTokenCodec
+    clock: Clock
 
-async def _identify(resources: Resources, token: str | None) -> tuple[str, str] | None:
-    if not token:
-        return None
-    async with unit_of_work(resources, write=False) as session:
-        found = await auth.user_for_access_token(session, resources, token)
-    return (found[0].id, found[1]) if found else None
+    async def identify(self, token: str | None) -> tuple[str, str] | None:
+        if not token:
+            return None
+        async with self.transaction(write=False) as session:
+            found = await auth.user_for_access_token(session, self.tokens, token, now=self.clock.now())
+        return (found[0].id, found[1]) if found else None
 
+    async def still_live(self, user_id: str, session_id: str) -> bool:
+        async with self.transaction(write=False) as session:
+            return await auth.auth_session_is_live(session, user_id, session_id, now=self.clock.now())
 
-async def _still_live(resources: Resources, user_id: str, session_id: str) -> bool:
-    async with unit_of_work(resources, write=False) as session:
-        return await auth.auth_session_is_live(session, resources, user_id, session_id)
-
-
-async def _unread(resources: Resources, user_id: str) -> int:
-    async with unit_of_work(resources, write=False) as session:
-        return await repository.unread_count(session, user_id)
+    async def unread(self, user_id: str) -> int:
+        async with self.transaction(write=False) as session:
+            return await repository.unread_count(session, user_id)
 
 
 @router.websocket("/stream")
-async def stream(websocket: WebSocket) -> None:
+async def stream(
+    websocket: WebSocket,
+    transaction: Transaction,
+    tokens: Tokens,
+    clock: AppClock,
+    hub: Realtime,
+    settings: AppSettings,
+) -> None:
     """Live notifications (docs/api.md#notifications-and-the-live-stream, docs/api-guide.md)."""
-    resources: Resources = websocket.app.state.resources
-    settings = resources.settings
+    checks = _Checks(transaction, tokens, clock)
     await websocket.accept()
     token = _bearer(websocket) or await _token_from_first_message(
         websocket, settings.stream_auth_timeout_seconds
     )
-    identity = await _identify(resources, token)
+    identity = await checks.identify(token)
     if identity is None:
         await websocket.close(CLOSE_UNAUTHORIZED, "invalid or expired credentials")
         return
     user_id, session_id = identity
     websocket.scope.setdefault("state", {})["user_id"] = user_id
-    subscription = await resources.realtime.subscribe(user_id)
+    subscription = await hub.subscribe(user_id)
     listener = asyncio.create_task(_wait_for_disconnect(websocket))
     try:
-        await websocket.send_json(
-            {"event": "unread_count", "data": {"count": await _unread(resources, user_id)}}
+        await websocket.send_json({"event": "unread_count", "data": {"count": await checks.unread(user_id)}})
+        await _pump(
+            websocket, checks, subscription, listener, user_id, session_id, settings.stream_ping_seconds
         )
-        await _pump(websocket, resources, subscription, listener, user_id, session_id)
     except WebSocketDisconnect:
         pass
     finally:
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listener
-        await resources.realtime.unsubscribe(subscription)
+        await hub.unsubscribe(subscription)
 
 
 async def _wait_for_disconnect(websocket: WebSocket) -> None:
@@ -103,13 +115,13 @@ async def _wait_for_disconnect(websocket: WebSocket) -> None:
 
 async def _pump(
     websocket: WebSocket,
-    resources: Resources,
+    checks: _Checks,
     subscription: Subscription,
     listener: asyncio.Task[None],
     user_id: str,
     session_id: str,
+    ping_every: float,
 ) -> None:
-    ping_every = resources.settings.stream_ping_seconds
     while True:
         getter: asyncio.Task[Event] = asyncio.create_task(subscription.queue.get())
         done, _ = await asyncio.wait(
@@ -127,9 +139,7 @@ async def _pump(
             event: Event = {"event": "ping"}
         else:
             event = getter.result()
-        if event["event"] in ("ping", "_revalidate") and not await _still_live(
-            resources, user_id, session_id
-        ):
+        if event["event"] in ("ping", "_revalidate") and not await checks.still_live(user_id, session_id):
             await websocket.close(CLOSE_UNAUTHORIZED, "session ended")
             return
         if event["event"].startswith("_"):

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Response, status
 from kith.auth.dependencies import CurrentUser
 from kith.core.pagination import CursorPage
 from kith.core.urls import API_PREFIX, absolute_url
+from kith.http.deps import Now
 from kith.http.errors import problem_responses
 from kith.http.idempotency import IdempotencyDep
 from kith.http.pagination import CursorDep
 from kith.http.ratelimit import rate_limit
-from kith.http.session import DbSession, ResourcesDep
+from kith.http.session import DbSession
 from kith.posts import service
 from kith.posts.dependencies import (
     OwnedComment,
@@ -49,7 +50,7 @@ async def create_post(
     response: Response,
     user: CurrentUser,
     session: DbSession,
-    resources: ResourcesDep,
+    now: Now,
 ) -> object:
     """Publish a post. `content`, `media_ids` or both are required (422 on `body.content` otherwise).
 
@@ -59,7 +60,7 @@ async def create_post(
     """
     if idempotency.replay is not None:
         return idempotency.replay
-    post = await service.create_post(session, resources, user, data)
+    post = await service.create_post(session, user, data, now=now)
     response.headers["Location"] = absolute_url(f"{API_PREFIX}/posts/{post.post.id}")
     view = await service.new_post_view(session, post, with_media=bool(data.media_ids))
     return await idempotency.answer(session, view)
@@ -80,14 +81,14 @@ async def get_post(post: ReadablePost, user: CurrentUser, session: DbSession) ->
     responses=problem_responses(400, 401, 403, 404, 422),
 )
 async def update_post(
-    changes: PostUpdate, post: OwnedPost, user: CurrentUser, session: DbSession, resources: ResourcesDep
+    changes: PostUpdate, post: OwnedPost, user: CurrentUser, session: DbSession, now: Now
 ) -> PostView:
     """Change the text or visibility of one's own post; sets `edited_at`.
 
     Only the author may edit (moderators remove, they do not edit): 404 for anyone else.
     Emptying the text of a post without images is 400 `post_needs_content`.
     """
-    updated = await service.update_post(session, resources, post, changes)
+    updated = await service.update_post(session, post, changes, now=now)
     return await service.post_view(session, user, updated)
 
 
@@ -135,10 +136,10 @@ async def posts_of_user(user_id: str, user: CurrentUser, session: DbSession, pag
     },
 )
 async def like_post(
-    post: ReadablePost, response: Response, user: CurrentUser, session: DbSession, resources: ResourcesDep
+    post: ReadablePost, response: Response, user: CurrentUser, session: DbSession, now: Now
 ) -> LikeState:
     """Like a post the caller can read. 201 the first time; 200, changing nothing, after that."""
-    state, created = await service.like(session, resources, user, post.post)
+    state, created = await service.like(session, user, post.post, now=now)
     if not created:
         response.status_code = status.HTTP_200_OK
     return state
@@ -219,10 +220,10 @@ async def list_comments(post: ReadablePost, user: CurrentUser, session: DbSessio
     responses=problem_responses(401, 403, 404, 422),
 )
 async def edit_comment(
-    changes: CommentUpdate, comment: OwnedComment, session: DbSession, resources: ResourcesDep
+    changes: CommentUpdate, comment: OwnedComment, session: DbSession, now: Now
 ) -> CommentView:
     """Change one's own comment; sets `edited_at`. 404 for anyone but its author."""
-    return service.comment_view(await service.edit_comment(session, resources, comment, changes))
+    return service.comment_view(await service.edit_comment(session, comment, changes, now=now))
 
 
 @router.delete(

@@ -8,6 +8,7 @@ equal the rows behind them, however many requests race.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -36,7 +37,6 @@ from kith.posts.schemas import (
     PostView,
 )
 from kith.runtime.events import announce
-from kith.runtime.resources import Resources
 from kith.social import service as social
 
 # The query every list of posts starts from (the feed builds on it too).
@@ -153,7 +153,7 @@ async def posts_of_user(
 
 
 async def create_post(
-    session: AsyncSession, resources: Resources, author: User, data: PostCreate
+    session: AsyncSession, author: User, data: PostCreate, *, now: datetime
 ) -> AuthoredPost:
     """Publish a post, attaching the author's own unattached uploads in the order given."""
     if not data.content and not data.media_ids:
@@ -162,14 +162,14 @@ async def create_post(
     session.add(post)
     await session.flush()
     if data.media_ids:
-        await media.attach_to_post(session, resources, author, post, data.media_ids)
+        await media.attach_to_post(session, author, post, data.media_ids, now=now)
         await session.flush()  # autoflush is off: later queries must see the attachment
-    await announce(session, resources, PostPublished(post_id=post.id, author_id=post.author_id))
+    await announce(session, PostPublished(post_id=post.id, author_id=post.author_id))
     return AuthoredPost(post, author)
 
 
 async def update_post(
-    session: AsyncSession, resources: Resources, target: AuthoredPost, changes: PostUpdate
+    session: AsyncSession, target: AuthoredPost, changes: PostUpdate, *, now: datetime
 ) -> AuthoredPost:
     """Change the text or the audience of one's own post; stamps `edited_at`.
 
@@ -187,8 +187,8 @@ async def update_post(
         post.content = changes.content
     if changes.visibility is not None and changes.visibility != post.visibility:
         post.visibility = changes.visibility
-        await announce(session, resources, PostPublished(post_id=post.id, author_id=post.author_id))
-    post.edited_at = resources.clock.now()
+        await announce(session, PostPublished(post_id=post.id, author_id=post.author_id))
+    post.edited_at = now
     await session.flush()
     return target
 
@@ -214,12 +214,10 @@ async def remove_post(session: AsyncSession, actor: User, target: AuthoredPost, 
 # --- likes -----------------------------------------------------------------------------
 
 
-async def like(
-    session: AsyncSession, resources: Resources, viewer: User, post: Post
-) -> tuple[LikeState, bool]:
+async def like(session: AsyncSession, viewer: User, post: Post, *, now: datetime) -> tuple[LikeState, bool]:
     """Like a post the viewer can read; liking again changes nothing. True if new."""
     try:
-        inserted = await repository.insert_like(session, post.id, viewer.id, resources.clock.now())
+        inserted = await repository.insert_like(session, post.id, viewer.id, now)
     except IntegrityError:
         # The post was deleted between loading it and inserting the like.
         raise PostNotFound() from None
@@ -324,11 +322,11 @@ async def add_comment(
 
 
 async def edit_comment(
-    session: AsyncSession, resources: Resources, target: AuthoredComment, changes: CommentUpdate
+    session: AsyncSession, target: AuthoredComment, changes: CommentUpdate, *, now: datetime
 ) -> AuthoredComment:
     """Change one's own comment; stamps `edited_at`."""
     target.comment.content = changes.content
-    target.comment.edited_at = resources.clock.now()
+    target.comment.edited_at = now
     await session.flush()
     return target
 

@@ -16,6 +16,7 @@ from kith.core.realtime import RealtimeHub, create_hub
 from kith.core.security import AccessTokenCodec, PasswordHasher
 from kith.core.storage import MediaStorage
 from kith.db.engine import create_engine, create_session_factory
+from kith.runtime.events import Subscribers
 from kith.runtime.limits import Limiter
 
 
@@ -30,6 +31,7 @@ class Resources:
     redis: Redis | None
     media: MediaStorage
     clock: Clock = field(default_factory=Clock)
+    subscribers: Subscribers = field(default_factory=Subscribers)
     # Shared by every use of `redis` but the health check (the limiter has its own).
     redis_breaker: Breaker = field(init=False)
     jobs: JobRunner = field(init=False)
@@ -37,9 +39,11 @@ class Resources:
     realtime: RealtimeHub = field(init=False)
 
     @classmethod
-    async def open(cls, settings: Settings, media: MediaStorage) -> Resources:
-        """Create every resource, around the media storage the caller chose; the caller must
-        `close()` them."""
+    async def open(
+        cls, settings: Settings, media: MediaStorage, subscribers: Subscribers | None = None
+    ) -> Resources:
+        """Create every resource, around the media storage and event subscribers the caller
+        chose (`kith.main.open_resources` chooses them); the caller must `close()` them."""
         settings.resolve_secret_key()
         engine = create_engine(settings)
         resources = cls(
@@ -53,6 +57,7 @@ class Resources:
             if settings.redis_url
             else None,
             media=media,
+            subscribers=subscribers or Subscribers(),
         )
         resources.redis_breaker = Breaker(settings.redis_retry_seconds)
         resources.limiter = Limiter(settings)

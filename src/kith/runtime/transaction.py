@@ -13,6 +13,7 @@ from kith.core.errors import DomainError
 from kith.core.jobs import pending_jobs
 from kith.core.realtime import pending_events
 from kith.db.engine import WRITE_INTENT
+from kith.runtime.events import bind
 
 if TYPE_CHECKING:
     from kith.runtime.resources import Resources
@@ -60,6 +61,7 @@ async def unit_of_work(resources: Resources, *, write: bool = True) -> AsyncIter
     and no consistency.
     """
     async with resources.session_factory() as session:
+        bind(session, resources.subscribers)
         if write:
             await session.connection(execution_options={WRITE_INTENT: True})
         elif resources.engine.dialect.name == "postgresql":

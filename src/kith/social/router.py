@@ -10,11 +10,12 @@ from kith.auth.dependencies import CurrentUser
 from kith.core.pagination import CursorPage
 from kith.core.urls import API_PREFIX, absolute_url
 from kith.db.models import FriendRequestStatus
+from kith.http.deps import Now
 from kith.http.errors import problem_responses
 from kith.http.idempotency import IdempotencyDep
 from kith.http.pagination import CursorDep
 from kith.http.ratelimit import rate_limit
-from kith.http.session import DbSession, ResourcesDep
+from kith.http.session import DbSession
 from kith.social import service
 from kith.social.dependencies import VisibleUser
 from kith.social.schemas import (
@@ -54,7 +55,7 @@ async def send_friend_request(
     response: Response,
     user: CurrentUser,
     session: DbSession,
-    resources: ResourcesDep,
+    now: Now,
 ) -> object:
     """Ask a user to be friends: 201 with the pending request and its `Location`.
 
@@ -71,7 +72,7 @@ async def send_friend_request(
     if idempotency.replay is not None:
         return idempotency.replay
     receiver = await service.visible_user(session, user, data.receiver_id)
-    friend_request, created = await service.send_request(session, resources, user, receiver)
+    friend_request, created = await service.send_request(session, user, receiver, now=now)
     if created:
         response.headers["Location"] = absolute_url(f"{API_PREFIX}/friend-requests/{friend_request.id}")
         return await idempotency.answer(session, FriendRequestView.of(friend_request, user, receiver))
@@ -131,7 +132,7 @@ async def answer_friend_request(
     data: FriendRequestAction,
     user: CurrentUser,
     session: DbSession,
-    resources: ResourcesDep,
+    now: Now,
 ) -> FriendRequestView:
     """Accept or reject a request sent to the caller; returns it in its new status.
 
@@ -139,9 +140,7 @@ async def answer_friend_request(
     404 `friend_request_not_found` for anyone but the receiver; 409 `not_pending` when
     it was already answered (a cancelled request is gone: 404).
     """
-    friend_request = await service.respond(
-        session, resources, user, request_id, accept=data.action == "accept"
-    )
+    friend_request = await service.respond(session, user, request_id, accept=data.action == "accept", now=now)
     return FriendRequestView.of(*(await service.with_users(session, [friend_request]))[0])
 
 
@@ -206,7 +205,7 @@ async def block_user(
     data: BlockCreate,
     user: CurrentUser,
     session: DbSession,
-    resources: ResourcesDep,
+    now: Now,
 ) -> object:
     """Block a user. Any friendship and pending friend request between the two ends.
 
@@ -218,7 +217,7 @@ async def block_user(
     if idempotency.replay is not None:
         return idempotency.replay
     target = await service.visible_user(session, user, data.user_id, hide_blocked=False)
-    blocked_at = await service.block(session, resources, user, target)
+    blocked_at = await service.block(session, user, target, now=now)
     return await idempotency.answer(session, BlockView.of(target, blocked_at))
 
 

@@ -26,7 +26,6 @@ from kith.db.models import (
 )
 from kith.notifications import service as notifications
 from kith.runtime.events import announce
-from kith.runtime.resources import Resources
 from kith.social import repository
 from kith.social.events import FriendshipStarted
 from kith.social.relations import Relationship
@@ -155,7 +154,7 @@ async def friend_count(session: AsyncSession, viewer: User, user: User) -> int:
 
 
 async def send_request(
-    session: AsyncSession, resources: Resources, sender: User, receiver: User
+    session: AsyncSession, sender: User, receiver: User, *, now: datetime
 ) -> tuple[FriendRequest, bool]:
     """Ask `receiver` to be friends. Returns the request and whether it is new.
 
@@ -174,16 +173,16 @@ async def send_request(
         if pending is not None:
             if pending.sender_id == sender.id:
                 raise RequestPending()
-            if await _accept(session, resources, pending, accepter=sender):
+            if await _accept(session, pending, accepter=sender, now=now):
                 return pending, False
             continue  # cancelled or answered meanwhile: look again
-        await _check_may_send(session, resources, sender, receiver)
+        await _check_may_send(session, sender, receiver, now)
         request = FriendRequest(
             sender_id=sender.id,
             receiver_id=receiver.id,
             status=FriendRequestStatus.pending,
             pending_pair=pair_key(sender.id, receiver.id),
-            created_at=resources.clock.now(),
+            created_at=now,
         )
         if await repository.add_request(session, request):
             await notifications.notify(
@@ -201,22 +200,19 @@ async def send_request(
     raise RequestPending("A friend request between you is being processed; try again.")
 
 
-async def _check_may_send(session: AsyncSession, resources: Resources, sender: User, receiver: User) -> None:
+async def _check_may_send(session: AsyncSession, sender: User, receiver: User, now: datetime) -> None:
     rejected_at = await repository.last_rejection(session, sender.id, receiver.id)
-    if rejected_at is not None and resources.clock.now() - rejected_at < RESEND_AFTER_REJECTION:
+    if rejected_at is not None and now - rejected_at < RESEND_AFTER_REJECTION:
         raise RequestRejectedRecently()
     if await repository.count_pending_sent(session, sender.id) >= MAX_PENDING_SENT:
         raise TooManyPendingRequests()
 
 
-async def _accept(
-    session: AsyncSession, resources: Resources, request: FriendRequest, *, accepter: User
-) -> bool:
+async def _accept(session: AsyncSession, request: FriendRequest, *, accepter: User, now: datetime) -> bool:
     """Accept a pending request (as its receiver, `accepter`) and make the friendship.
 
     False if it was no longer pending. The sender is told; both feeds start over.
     """
-    now = resources.clock.now()
     if not await repository.resolve_request(session, request, FriendRequestStatus.accepted, now):
         return False
     # False would mean the friendship exists already, which is what accepting wants anyway.
@@ -228,7 +224,7 @@ async def _accept(
         type=NotificationType.friend_accepted,
         friend_request_id=request.id,
     )
-    await announce(session, resources, FriendshipStarted(user_ids=(request.sender_id, request.receiver_id)))
+    await announce(session, FriendshipStarted(user_ids=(request.sender_id, request.receiver_id)))
     return True
 
 
@@ -245,7 +241,7 @@ async def visible_request(session: AsyncSession, user: User, request_id: str) ->
 
 
 async def respond(
-    session: AsyncSession, resources: Resources, receiver: User, request_id: str, *, accept: bool
+    session: AsyncSession, receiver: User, request_id: str, *, accept: bool, now: datetime
 ) -> FriendRequest:
     """Accept or reject a pending request addressed to `receiver`.
 
@@ -258,11 +254,9 @@ async def respond(
     if request.status != FriendRequestStatus.pending:
         raise _not_pending()
     if accept:
-        done = await _accept(session, resources, request, accepter=receiver)
+        done = await _accept(session, request, accepter=receiver, now=now)
     else:
-        done = await repository.resolve_request(
-            session, request, FriendRequestStatus.rejected, resources.clock.now()
-        )
+        done = await repository.resolve_request(session, request, FriendRequestStatus.rejected, now)
     if not done:
         raise _not_pending()
     return request
@@ -318,7 +312,7 @@ async def list_friends(
 # --- blocks -------------------------------------------------------------------------
 
 
-async def block(session: AsyncSession, resources: Resources, blocker: User, target: User) -> datetime:
+async def block(session: AsyncSession, blocker: User, target: User, *, now: datetime) -> datetime:
     """Block `target`; returns when. Hides each from the other from now on.
 
     Any friendship between the two ends, and any pending request between them, in
@@ -328,7 +322,6 @@ async def block(session: AsyncSession, resources: Resources, blocker: User, targ
     """
     if target.id == blocker.id:
         raise CannotBlockSelf()
-    now = resources.clock.now()
     if not await repository.add_block(session, blocker.id, target.id, now):
         raise AlreadyBlocked()
     await repository.delete_friendship(session, blocker.id, target.id)

@@ -11,10 +11,11 @@ from kith.auth.dependencies import CurrentUser, LoginPrincipal, LoginUser
 from kith.auth.schemas import PrivateUser, PublicUser
 from kith.core.pagination import CursorPage, OffsetPage
 from kith.core.schemas import NO_NUL
+from kith.http.deps import Now, Passwords
 from kith.http.errors import problem_responses
 from kith.http.idempotency import IdempotencyDep
 from kith.http.pagination import CursorDep, OffsetDep
-from kith.http.session import DbSession, ResourcesDep
+from kith.http.session import DbSession
 from kith.social import service as social
 from kith.users import service
 from kith.users.schemas import (
@@ -40,15 +41,13 @@ async def get_me(user: CurrentUser) -> object:
 @me.patch(
     "", operation_id="updateMe", response_model=PrivateUser, responses=problem_responses(400, 401, 403, 422)
 )
-async def update_me(
-    changes: ProfileUpdate, user: CurrentUser, session: DbSession, resources: ResourcesDep
-) -> object:
+async def update_me(changes: ProfileUpdate, user: CurrentUser, session: DbSession, now: Now) -> object:
     """Change the display name, bio or avatar. Fields left out stay as they are.
 
     `avatar_media_id` takes the `id` of one of your own uploads (`POST /media`) that is
     not attached to a post (400 `media_not_available` otherwise); `null` removes the avatar.
     """
-    return await service.update_profile(session, resources, user, changes)
+    return await service.update_profile(session, user, changes, now=now)
 
 
 @me.post(
@@ -58,12 +57,13 @@ async def update_me(
     responses=problem_responses(401, 403, 422),
 )
 async def change_password(
-    data: PasswordChange, principal: LoginPrincipal, session: DbSession, resources: ResourcesDep
+    data: PasswordChange, principal: LoginPrincipal, session: DbSession, passwords: Passwords, now: Now
 ) -> None:
     """Change the password. Every other session ends; this one stays. 403 `wrong_password`."""
-    await service.check_password(resources, principal.user, data.current_password)
-    await auth.set_password(session, resources, principal.user, data.new_password, field="body.new_password")
-    await auth.end_other_auth_sessions(session, resources, principal.user.id, principal.auth_session_id)
+    user = principal.user
+    await service.check_password(passwords, user, data.current_password)
+    await auth.set_password(session, passwords, user, data.new_password, field="body.new_password")
+    await auth.end_other_auth_sessions(session, user.id, principal.auth_session_id, now=now)
 
 
 @me.delete(
@@ -72,11 +72,9 @@ async def change_password(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 422),
 )
-async def delete_me(
-    data: AccountDeletion, user: LoginUser, session: DbSession, resources: ResourcesDep
-) -> None:
+async def delete_me(data: AccountDeletion, user: LoginUser, session: DbSession, passwords: Passwords) -> None:
     """Delete the account and everything it wrote, liked and sent. Needs the password."""
-    await service.check_password(resources, user, data.password)
+    await service.check_password(passwords, user, data.password)
     await service.delete_account(session, user)
 
 
@@ -104,7 +102,7 @@ async def create_api_key(
     data: ApiKeyCreate,
     user: LoginUser,
     session: DbSession,
-    resources: ResourcesDep,
+    now: Now,
 ) -> object:
     """Create a personal API key, sent as `X-API-Key`. The key is shown once, in this response.
 
@@ -113,7 +111,7 @@ async def create_api_key(
     """
     if idempotency.replay is not None:
         return idempotency.replay
-    key, secret = await service.create_api_key(session, resources, user, data)
+    key, secret = await service.create_api_key(session, user, data, now=now)
     # The view's `scopes` is read from the ORM's `scope_list`; the dict it dumps says `scopes`.
     view = ApiKeyView.model_validate(key).model_dump()
     return await idempotency.answer(
