@@ -85,9 +85,9 @@ def driver_statement(statement: Any, values: dict[str, Any], dialect: Any) -> tu
 async def kith_statements(url: str, reader_name: str) -> list[tuple[str, list[Any]]]:
     """Kith's feed statements for one reader, compiled with that reader's values.
 
-    The session check (on a session opened for the reader), the feed's first page, which of
-    the page's posts the reader liked, and their media: the four statements Kith runs for
-    `GET /feed`, as the same SQL text with the same arguments.
+    The session check (on a session opened for the reader) and the feed's first page with
+    everything it shows (authors, whether the reader liked each post, media): the two
+    statements Kith runs for `GET /feed`, as the same SQL text with the same arguments.
     """
     from sqlalchemy import select
 
@@ -95,10 +95,8 @@ async def kith_statements(url: str, reader_name: str) -> list[tuple[str, list[An
     from kith.auth.repository import _ACTIVE_SESSION_USER
     from kith.core.config import Settings
     from kith.db.models import User
-    from kith.feed.repository import _FIRST_PAGE
-    from kith.media.repository import _OF_POSTS
+    from kith.feed.repository import _FIRST_CARDS
     from kith.media.storage import LocalMediaStorage
-    from kith.posts.repository import _LIKED_AMONG
     from kith.runtime.resources import Resources
     from kith.runtime.transaction import unit_of_work
 
@@ -111,8 +109,6 @@ async def kith_statements(url: str, reader_name: str) -> list[tuple[str, list[An
                 raise RuntimeError(f"no user {reader_name!r} in {url}")
             now = resources.clock.now()
             dialect = session.get_bind().dialect
-            page = await session.execute(_FIRST_PAGE, {"reader_id": reader, "limit": PAGE_SIZE + 1})
-            post_ids = [row[0].id for row in page][:PAGE_SIZE]
         claims = resources.tokens.verify((await mint_tokens(settings, [reader]))[0])
     finally:
         await resources.close()
@@ -120,16 +116,16 @@ async def kith_statements(url: str, reader_name: str) -> list[tuple[str, list[An
         driver_statement(
             _ACTIVE_SESSION_USER, {"session_id": claims.session_id, "user_id": reader, "now": now}, dialect
         ),
-        driver_statement(_FIRST_PAGE, {"reader_id": reader, "limit": PAGE_SIZE + 1}, dialect),
-        driver_statement(_LIKED_AMONG, {"user_id": reader, "post_ids": post_ids}, dialect),
-        driver_statement(_OF_POSTS, {"post_ids": post_ids}, dialect),
+        driver_statement(
+            _FIRST_CARDS, {"reader_id": reader, "viewer_id": reader, "limit": PAGE_SIZE + 1}, dialect
+        ),
     ]
 
 
 def create_round_trip_app() -> FastAPI:
     """The ceiling plus Kith's database round trips, made straight with asyncpg.
 
-    `GET /api/v1/feed` runs Kith's feed statements (all four, or only the feed query with
+    `GET /api/v1/feed` runs Kith's feed statements (both, or only the feed query with
     `BENCH_CEILING_STATEMENTS=feed`) on one pooled connection, as Kith's reads do (no
     transaction), then answers the plain ceiling's page. No ORM, middleware or
     authentication: what is left of the ceiling once a request makes these round trips.

@@ -464,7 +464,7 @@ class Runner:
             server.stop()
 
     def round_trip_ceilings(self, config: Config, url: str, ceiling_rps: float) -> None:
-        """The ceiling making Kith's feed round trips: only the feed query, then all four."""
+        """The ceiling making Kith's feed round trips: only the feed query, then both."""
         for key, statements in ROUND_TRIP_CEILINGS.items():
             if key not in self.scenarios:
                 continue

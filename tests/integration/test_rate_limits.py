@@ -422,6 +422,28 @@ async def test_moderators_get_twice_the_budget_and_admins_none(
             assert "ratelimit-limit" not in response.headers or response.headers["ratelimit-limit"] == "100"
 
 
+async def test_an_access_token_names_the_role_so_limits_read_no_database(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with limited_app(
+        settings, monkeypatch, rate_limit_general="100/minute", rate_limit_posts="2/minute"
+    ) as (client, resources):
+        moderator = await member(resources, "tokenmod", Role.moderator)
+
+        async def no_lookup(*args: object) -> None:
+            raise AssertionError("the role came from the database, not the token")
+
+        monkeypatch.setattr(resources.limiter.roles, "role_of", no_lookup)
+        statuses = [
+            (
+                await client.post(f"{API}/posts", json={"content": f"t{i}"}, headers=moderator.headers)
+            ).status_code
+            for i in range(5)
+        ]
+        # Twice the budget: the moderator's role, read from the token.
+        assert statuses == [201, 201, 201, 201, 429]
+
+
 async def test_path_variants_do_not_escape_the_login_limit(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

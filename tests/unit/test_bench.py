@@ -86,15 +86,16 @@ async def test_round_trip_ceiling_runs_kiths_feed_statements(
     statements = await ceiling.kith_statements(database_url, "user1")
     connection = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
-        session, feed, liked, media = [await connection.fetch(sql, *args) for sql, args in statements]
+        session, feed = [await connection.fetch(sql, *args) for sql, args in statements]
     finally:
         await connection.close()
-    # The same answers Kith's own execution gives: the reader's live session, the friend's
-    # post in the feed, the reader's like of it, no media.
+    # The same answers Kith's own execution gives: the reader's live session; the friend's
+    # post in the feed with its author, liked by the reader, without media.
     assert [row["username"] for row in session] == ["user1"]
-    assert [row["content"] for row in feed] == ["from a friend"]
-    assert [row["post_id"] for row in liked] == [post.json()["id"]]
-    assert media == []
+    assert [(row["id"], row["content"], row["username"]) for row in feed] == [
+        (post.json()["id"], "from a friend", "user2")
+    ]
+    assert [(row["liked_by_me"], row["media_id"]) for row in feed] == [(True, None)]
 
     monkeypatch.setenv("BENCH_CEILING_DATABASE_URL", database_url)
     app = ceiling.create_round_trip_app()

@@ -184,18 +184,18 @@ async def start_session(
     )
     session.add(auth_session)
     await session.flush()
-    return await _issue_pair(session, tokens, auth_session)
+    return await _issue_pair(session, tokens, auth_session, user.role)
 
 
 async def _issue_pair(
-    session: AsyncSession, tokens: AccessTokenCodec, auth_session: AuthSession
+    session: AsyncSession, tokens: AccessTokenCodec, auth_session: AuthSession, role: Role
 ) -> TokenPair:
     refresh_token = new_token()
     session.add(RefreshToken(session_id=auth_session.id, token_hash=hash_token(refresh_token)))
     await session.flush()
     # Stamped with the real time: PyJWT checks `iat` and `exp` against it, not against
     # the application clock that tests move.
-    access_token = tokens.issue(auth_session.user_id, auth_session.id)
+    access_token = tokens.issue(auth_session.user_id, auth_session.id, role=str(role))
     return TokenPair(
         access_token=access_token,
         expires_in=int(tokens.ttl.total_seconds()),
@@ -219,7 +219,7 @@ async def refresh(
     if token.used_at is not None or not await repository.mark_refresh_token_used(session, token.id, now):
         await repository.revoke_session(session, auth_session.id, now)
         raise RefreshTokenReused("The refresh token was already used; the session has been ended.")
-    return await _issue_pair(session, tokens, auth_session)
+    return await _issue_pair(session, tokens, auth_session, user.role)
 
 
 async def user_for_access_token(

@@ -9,6 +9,7 @@ import hmac
 import os
 import secrets
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -126,10 +127,17 @@ class AccessClaims:
     session_id: str
     token_id: str
     expires_at: datetime
+    # The user's role when the token was issued: what rate limits count by, so they need
+    # no database read. Authorization always reads the role from the database.
+    role: str | None = None
 
 
 class InvalidToken(Exception):
     """The access token is malformed, forged, expired or of the wrong kind."""
+
+
+# How many verified access tokens a process remembers (about 1 KB each).
+VERIFIED_CACHE_SIZE = 10_000
 
 
 class AccessTokenCodec:
@@ -140,8 +148,11 @@ class AccessTokenCodec:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self.ttl = timedelta(seconds=settings.access_token_ttl_seconds)
+        self._verified: dict[str, AccessClaims] = {}
 
-    def issue(self, user_id: str, session_id: str, now: datetime | None = None) -> str:
+    def issue(
+        self, user_id: str, session_id: str, now: datetime | None = None, *, role: str | None = None
+    ) -> str:
         now = now or datetime.now(UTC)
         payload: dict[str, Any] = {
             "sub": user_id,
@@ -152,9 +163,32 @@ class AccessTokenCodec:
             "aud": self._audience,
             "jti": new_id(),
         }
+        if role is not None:
+            payload["role"] = role
         return jwt.encode(payload, self._key, algorithm=JWT_ALGORITHM, headers={"typ": ACCESS_TOKEN_TYPE})
 
     def verify(self, token: str) -> AccessClaims:
+        """The claims of a valid access token, else `InvalidToken`.
+
+        A token verified once is remembered until it expires (at most `VERIFIED_CACHE_SIZE`
+        of them, the oldest forgotten first): the rate limiter and the route both ask on
+        every request, and a client sends the same token for its whole lifetime, so the
+        signature is checked once per token instead of twice per request. The cache holds
+        only what this codec verified with its own key, keyed by the whole token string.
+        """
+        claims = self._verified.get(token)
+        if claims is not None:
+            if claims.expires_at.timestamp() > time.time():
+                return claims
+            del self._verified[token]
+            raise InvalidToken("Signature has expired")
+        claims = self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = claims
+        return claims
+
+    def _verify(self, token: str) -> AccessClaims:
         try:
             header = jwt.get_unverified_header(token)
             if header.get("typ") != ACCESS_TOKEN_TYPE:
@@ -180,4 +214,5 @@ class AccessTokenCodec:
             session_id=claims["sid"],
             token_id=claims["jti"],
             expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+            role=claims["role"] if isinstance(claims.get("role"), str) else None,
         )

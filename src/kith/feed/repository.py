@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from kith.db.models import Friendship, Post, User, Visibility
-from kith.posts.repository import AuthoredPost
+from kith.posts import read_model
+from kith.posts.schemas import PostView
 from kith.social.relations import blocked_either_way
 
 # Built once: making an alias costs more than the rest of the statement.
@@ -51,32 +52,51 @@ def feed_posts(reader_id: str | ColumnElement[str]) -> Select[Post, User]:
 _READER = bindparam("reader_id", type_=String)
 _FEED = feed_posts(_READER)
 _LIMIT = bindparam("limit", type_=Integer)
-_FIRST_PAGE = _FEED.order_by(Post.id.desc()).limit(_LIMIT)
+_FEED_IDS = _FEED.with_only_columns(Post.id)
+_FIRST_PAGE = _FEED_IDS.order_by(Post.id.desc()).limit(_LIMIT)
 _PAGE_BEFORE = _FIRST_PAGE.where(Post.id < bindparam("before", type_=String))
-_AMONG = _FEED.where(Post.id.in_(bindparam("post_ids", expanding=True))).order_by(Post.id.desc())
-_NEWEST_IDS = _FEED.with_only_columns(Post.id).order_by(Post.id.desc()).limit(_LIMIT)
+_AMONG = _FEED_IDS.where(Post.id.in_(bindparam("post_ids", expanding=True))).order_by(Post.id.desc())
+# A page and everything it shows, in one statement (kith.posts.read_model).
+_FIRST_CARDS = read_model.cards(_FIRST_PAGE)
+_CARDS_BEFORE = read_model.cards(_PAGE_BEFORE)
 
 
-async def page(session: AsyncSession, reader: User, before: str | None, limit: int) -> list[AuthoredPost]:
-    """Up to `limit` feed posts older than the id `before`, newest first (keyset, no OFFSET)."""
+async def page_views(session: AsyncSession, reader: User, before: str | None, limit: int) -> list[PostView]:
+    """Up to `limit` feed posts older than the id `before`, newest first (keyset, no OFFSET),
+    as the API shows them: one round trip."""
+    values: dict[str, object] = {"reader_id": reader.id, "viewer_id": reader.id, "limit": limit}
+    if before is not None:
+        values["before"] = before
+    rows = await session.execute(_FIRST_CARDS if before is None else _CARDS_BEFORE, values)
+    return read_model.views(rows)
+
+
+async def page_ids(session: AsyncSession, reader: User, before: str | None, limit: int) -> list[str]:
+    """The ids of `page_views`' posts."""
     values: dict[str, object] = {"reader_id": reader.id, "limit": limit}
     if before is not None:
         values["before"] = before
-    rows = await session.execute(_FIRST_PAGE if before is None else _PAGE_BEFORE, values)
-    return [AuthoredPost(row[0], row[1]) for row in rows]
+    return list((await session.scalars(_FIRST_PAGE if before is None else _PAGE_BEFORE, values)).all())
 
 
-async def among(session: AsyncSession, reader: User, post_ids: Sequence[str]) -> list[AuthoredPost]:
+async def among(session: AsyncSession, reader: User, post_ids: Sequence[str]) -> list[str]:
     """Those of `post_ids` that are (still) in the reader's feed, newest first."""
     if not post_ids:
         return []
-    rows = await session.execute(_AMONG, {"reader_id": reader.id, "post_ids": list(post_ids)})
-    return [AuthoredPost(row[0], row[1]) for row in rows]
+    return list((await session.scalars(_AMONG, {"reader_id": reader.id, "post_ids": list(post_ids)})).all())
+
+
+async def views_of(session: AsyncSession, reader: User, post_ids: Sequence[str]) -> list[PostView]:
+    """The posts `post_ids` (already checked to be in the reader's feed) as the API shows them."""
+    if not post_ids:
+        return []
+    statement, values = read_model.by_ids(post_ids, reader.id)
+    return read_model.views(await session.execute(statement, values))
 
 
 async def newest_ids(session: AsyncSession, reader: User, limit: int) -> list[str]:
     """The ids of the newest `limit` feed posts: what a cold timeline is rebuilt from."""
-    return list((await session.scalars(_NEWEST_IDS, {"reader_id": reader.id, "limit": limit})).all())
+    return await page_ids(session, reader, None, limit)
 
 
 async def audience(session: AsyncSession, author_id: str) -> list[str]:

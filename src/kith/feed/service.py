@@ -16,8 +16,6 @@ from kith.core.pagination import CursorParams, encode_cursor
 from kith.db.models import User
 from kith.feed import repository
 from kith.feed.timeline import TimelineStore
-from kith.posts import service as posts
-from kith.posts.repository import AuthoredPost
 from kith.posts.schemas import PostView
 
 log = structlog.get_logger("kith.feed")
@@ -36,29 +34,32 @@ async def feed_page(
     the page comes from SQL at once: the same items.
     """
     wanted = params.limit + 1
-    items: list[AuthoredPost] | None = None
+    items: list[PostView] | None = None
     if store is not None and not breaker.open:
         try:
-            items = await _from_timeline(session, store, reader, params.after, wanted)
+            ids = await _from_timeline(session, store, reader, params.after, wanted)
         except RedisError as exc:
             breaker.failed()
             log.warning("feed_timeline_unavailable", error=type(exc).__name__)
+        else:
+            items = await repository.views_of(session, reader, ids)
     if items is None:
-        items = await repository.page(session, reader, params.after, wanted)
+        items = await repository.page_views(session, reader, params.after, wanted)
     next_cursor = None
     if len(items) > params.limit:
         items = items[: params.limit]
-        next_cursor = encode_cursor(items[-1].post.id)
-    return await posts.post_views(session, reader, items), next_cursor
+        next_cursor = encode_cursor(items[-1].id)
+    return items, next_cursor
 
 
 async def _from_timeline(
     session: AsyncSession, store: TimelineStore, reader: User, before: str | None, wanted: int
-) -> list[AuthoredPost]:
+) -> list[str]:
+    """The ids of the page: candidates from the timeline, each re-checked in SQL."""
     if not await store.is_warm(reader.id):
         await store.start_rebuild(reader.id)
         await store.rebuild(reader.id, await repository.newest_ids(session, reader, store.size))
-    found: list[AuthoredPost] = []
+    found: list[str] = []
     position = before
     while len(found) < wanted:
         # Ask for a few more than needed: some candidates may no longer qualify.
@@ -71,6 +72,6 @@ async def _from_timeline(
             break
         if len(ids) < batch:
             # The timeline is exhausted: the rest comes from the database.
-            found.extend(await repository.page(session, reader, position, wanted - len(found)))
+            found.extend(await repository.page_ids(session, reader, position, wanted - len(found)))
             break
     return found[:wanted]

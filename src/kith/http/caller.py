@@ -43,6 +43,8 @@ class Caller:
 
     ip: str
     user_id: str | None = None
+    # The role an access token names (None for an API key or no credentials).
+    role: str | None = None
 
     @property
     def ip_group(self) -> str:
@@ -135,15 +137,17 @@ async def identify_caller(scope: Scope, resources: Resources) -> Caller:
     headers = Headers(scope=scope)
     ip = client_ip(scope, tuple(resources.settings.trusted_proxies))
     user_id: str | None = None
+    role: str | None = None
     scheme, _, token = headers.get("authorization", "").partition(" ")
     api_key = headers.get("x-api-key")
     if scheme.lower() == "bearer" and token.strip():
         try:
-            user_id = resources.tokens.verify(token.strip()).user_id
+            claims = resources.tokens.verify(token.strip())
+            user_id, role = claims.user_id, claims.role
         except InvalidToken:
             user_id = None
     elif api_key:
         user_id = await _api_key_owner(resources, api_key)
-    caller = Caller(ip=ip, user_id=user_id)
+    caller = Caller(ip=ip, user_id=user_id, role=role)
     state[_STATE_KEY] = caller
     return caller

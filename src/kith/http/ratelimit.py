@@ -31,6 +31,7 @@ from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kith.core.urls import API_PREFIX, MEDIA_PATH
+from kith.db.models import Role
 from kith.http.caller import Caller, identify_caller
 from kith.http.errors import problem_response
 from kith.runtime.limits import RULES, LoginThrottle, Outcome, refuse
@@ -61,11 +62,16 @@ def _closest(outcomes: list[Outcome]) -> Outcome:
     return min(outcomes, key=lambda outcome: (outcome.remaining, -outcome.reset_after))
 
 
+def _known_role(name: str | None) -> Role | None:
+    return Role(name) if name is not None and name in Role.__members__ else None
+
+
 async def _counted(resources: Resources, rule: str, caller: Caller) -> Outcome | None:
     limiter = resources.limiter
     if RULES[rule].keyed_by == "ip" or caller.user_id is None:
         return await limiter.hit(rule, f"ip:{caller.ip_group}")
-    role = await limiter.roles.role_of(resources, caller.user_id)
+    # An access token names the role; an API key's owner is looked up (and cached).
+    role = _known_role(caller.role) or await limiter.roles.role_of(resources, caller.user_id)
     return await limiter.hit(rule, caller.limit_key, role)
 
 
