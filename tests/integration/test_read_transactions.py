@@ -68,3 +68,44 @@ async def test_writes_hold_the_sqlite_write_lock_from_the_start(resources: Resou
     async with unit_of_work(resources, write=False) as session:
         assert await session.scalar(text("SELECT 1")) == 1
         assert _try_to_write(database) is None
+
+
+@pytest.mark.sqlite_only
+async def test_sqlite_writers_take_turns_in_the_order_they_came(resources: Resources) -> None:
+    # Writers queue in the process before they touch SQLite: each starts once the one
+    # before it committed, in arrival order, and none polls the database's lock meanwhile.
+    order: list[str] = []
+
+    async def writer(name: str) -> None:
+        async with unit_of_work(resources) as session:
+            order.append(f"{name} in")
+            await session.execute(text("SELECT 1"))
+            await asyncio.sleep(0.01)
+            order.append(f"{name} out")
+
+    tasks = []
+    for name in "abcde":
+        tasks.append(asyncio.create_task(writer(name)))
+        await asyncio.sleep(0)  # each reaches the gate before the next starts
+    await asyncio.gather(*tasks)
+    assert order == [f"{name} {step}" for name in "abcde" for step in ("in", "out")]
+
+
+@pytest.mark.sqlite_only
+async def test_a_writer_inside_a_writer_fails_at_once_instead_of_waiting_for_itself(
+    resources: Resources,
+) -> None:
+    async with unit_of_work(resources):
+        with pytest.raises(RuntimeError, match="wait for itself"):
+            async with unit_of_work(resources):
+                pass
+    # The gate is free again, and reads never queue for it.
+    async with unit_of_work(resources), unit_of_work(resources, write=False) as reader:
+        assert await reader.scalar(text("SELECT 1")) == 1
+
+
+@pytest.mark.postgres_only
+async def test_postgres_writers_do_not_queue_in_the_process(resources: Resources) -> None:
+    assert resources.write_gate is None
+    async with unit_of_work(resources), unit_of_work(resources) as second:
+        assert await second.scalar(text("SELECT 1")) == 1

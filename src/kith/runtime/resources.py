@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -36,6 +37,8 @@ class Resources:
     redis_breaker: Breaker = field(init=False)
     jobs: JobRunner = field(init=False)
     limiter: Limiter = field(init=False)
+    # SQLite only: the writers of this process take turns here (kith.runtime.transaction).
+    write_gate: asyncio.Lock | None = field(init=False)
     realtime: RealtimeHub = field(init=False)
 
     @classmethod
@@ -60,6 +63,7 @@ class Resources:
             subscribers=subscribers or Subscribers(),
         )
         resources.redis_breaker = Breaker(settings.redis_retry_seconds)
+        resources.write_gate = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         resources.limiter = Limiter(settings)
         resources.jobs = JobRunner.for_settings(resources)
         await resources.jobs.startup()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 import structlog
@@ -12,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kith.core.errors import DomainError
 from kith.core.jobs import pending_jobs
 from kith.core.realtime import pending_events
-from kith.db.engine import WRITE_INTENT
+from kith.db.engine import SQLITE_BUSY_TIMEOUT_MS, WRITE_INTENT
 from kith.runtime.events import bind
 
 if TYPE_CHECKING:
@@ -48,6 +50,19 @@ async def _undo_after_rollback(session: AsyncSession) -> None:
             log.warning("rollback_undo_failed", error=type(exc).__name__)
 
 
+# Set in the task that holds the write gate, so a nested writing unit of work in it fails
+# at once instead of waiting for itself.
+_holding_gate: ContextVar[bool] = ContextVar("kith_holding_write_gate", default=False)
+
+
+async def _enter(gate: asyncio.Lock) -> None:
+    if _holding_gate.get():
+        raise RuntimeError("a writing unit of work inside another one would wait for itself on SQLite")
+    # As long as SQLite itself would have waited for its lock; then a 503 (kith.core.outages).
+    await asyncio.wait_for(gate.acquire(), SQLITE_BUSY_TIMEOUT_MS / 1000)
+    _holding_gate.set(True)
+
+
 @asynccontextmanager
 async def unit_of_work(resources: Resources, *, write: bool = True) -> AsyncIterator[AsyncSession]:
     """Run a block in one transaction.
@@ -59,28 +74,41 @@ async def unit_of_work(resources: Resources, *, write: bool = True) -> AsyncIter
     (`write=False`) runs without BEGIN and COMMIT: at READ COMMITTED every statement
     takes its own snapshot even inside a transaction, so one would add two round trips
     and no consistency.
+
+    On SQLite, writing units of work first queue in the process for its write gate (one at
+    a time, first come first served, `write_gate`) and only then take a connection and the
+    database's write lock: they no longer poll SQLite's lock with growing sleeps, which
+    let late comers overtake and left a few writers waiting seconds under load.
     """
-    async with resources.session_factory() as session:
-        bind(session, resources.subscribers)
-        if write:
-            await session.connection(execution_options={WRITE_INTENT: True})
-        elif resources.engine.dialect.name == "postgresql":
-            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        try:
-            yield session
-            await session.commit()
-        except DomainError as error:
-            if error.keeps_changes:
+    gate = resources.write_gate if write else None
+    if gate is not None:
+        await _enter(gate)
+    try:
+        async with resources.session_factory() as session:
+            bind(session, resources.subscribers)
+            if write:
+                await session.connection(execution_options={WRITE_INTENT: True})
+            elif resources.engine.dialect.name == "postgresql":
+                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            try:
+                yield session
                 await session.commit()
-                session.info.pop(_ROLLBACK_KEY, None)
-            else:
+            except DomainError as error:
+                if error.keeps_changes:
+                    await session.commit()
+                    session.info.pop(_ROLLBACK_KEY, None)
+                else:
+                    await _rollback(session)
+                raise
+            except BaseException:
                 await _rollback(session)
-            raise
-        except BaseException:
-            await _rollback(session)
-            raise
-        session.info.pop(_ROLLBACK_KEY, None)
-        jobs = pending_jobs(session)
-        events = pending_events(session)
+                raise
+            session.info.pop(_ROLLBACK_KEY, None)
+            jobs = pending_jobs(session)
+            events = pending_events(session)
+    finally:
+        if gate is not None:
+            _holding_gate.set(False)
+            gate.release()
     await resources.realtime.publish_all(events)
     await resources.jobs.dispatch(jobs)
