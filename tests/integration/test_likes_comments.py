@@ -5,10 +5,12 @@ See docs/api.md#posts-media-likes-comments.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from kith.db.models import Role
 from kith.runtime.resources import Resources
@@ -345,3 +347,39 @@ async def test_admin_deleting_an_account_keeps_counters_right(
     response = await client.delete(f"{API}/admin/users/{leaver.id}", headers=admin.headers)
     assert response.status_code == 204, response.text
     assert await counted_rows(resources, post_id) == (0, 0, 1, 1)
+
+
+async def test_writes_make_the_fewest_statements(client: httpx.AsyncClient, resources: Resources) -> None:
+    # The session check, the post (for its visibility), then only the writes: the like or
+    # comment, its counter, its notification (inserted unless an unread one is there, in the
+    # same statement). No unread count: open streams count for themselves. SQLite adds its
+    # BEGIN IMMEDIATE.
+    author, fan = await member(resources, "author"), await member(resources, "fan")
+    await befriend(resources, author, fan)
+    created = await client.post(
+        f"{API}/posts", json={"content": "x", "visibility": "friends"}, headers=author.headers
+    )
+    post_id = created.json()["id"]
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        if not args[2].startswith("BEGIN"):
+            statements.append(args[2])
+
+    writes: dict[str, Callable[[], Awaitable[httpx.Response]]] = {
+        "like": lambda: client.post(f"{API}/posts/{post_id}/like", headers=fan.headers),
+        "comment": lambda: client.post(
+            f"{API}/posts/{post_id}/comments", json={"content": "c"}, headers=fan.headers
+        ),
+        "create post": lambda: client.post(f"{API}/posts", json={"content": "y"}, headers=fan.headers),
+    }
+    counts: dict[str, int] = {}
+    event.listen(resources.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        for name, write in writes.items():
+            statements.clear()
+            assert (await write()).status_code == 201
+            counts[name] = len(statements)
+    finally:
+        event.remove(resources.engine.sync_engine, "before_cursor_execute", count)
+    assert counts == {"like": 5, "comment": 5, "create post": 2}

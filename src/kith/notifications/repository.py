@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.db.models import Notification, NotificationType, User
@@ -25,17 +25,29 @@ async def unread_count(session: AsyncSession, user_id: str) -> int:
     return int(count or 0)
 
 
-async def unread_like_exists(session: AsyncSession, user_id: str, actor_id: str, post_id: str) -> bool:
-    found = await session.scalar(
-        select(Notification.id).where(
-            Notification.user_id == user_id,
-            Notification.actor_id == actor_id,
-            Notification.post_id == post_id,
+_LIKE_COLUMNS = ("id", "created_at", "user_id", "type", "actor_id", "post_id")
+
+
+async def add_unless_unread_like(session: AsyncSession, notification: Notification) -> bool:
+    """Insert a `post_liked` notification unless the same liker's like of the same post is
+    still unread: one statement, whether or not it inserts. True if it did."""
+    table = Notification.__table__
+    values = [literal(getattr(notification, name), table.c[name].type) for name in _LIKE_COLUMNS]
+    unread = (
+        select(Notification.id)
+        .where(
+            Notification.user_id == notification.user_id,
+            Notification.actor_id == notification.actor_id,
+            Notification.post_id == notification.post_id,
             Notification.type == NotificationType.post_liked,
             Notification.read_at.is_(None),
         )
+        .exists()
     )
-    return found is not None
+    result = await session.execute(
+        insert(Notification).from_select(_LIKE_COLUMNS, select(*values).where(~unread))
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
 
 
 async def delete_unread_likes(session: AsyncSession, actor_id: str, post_id: str) -> None:

@@ -8,11 +8,16 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.auth.schemas import UserSummary
+from kith.core.ids import new_id
 from kith.core.pagination import CursorParams
 from kith.core.realtime import publish_after_commit
+from kith.db.base import utcnow
 from kith.db.models import Notification, NotificationType, User
 from kith.notifications import repository
 from kith.notifications.schemas import NotificationView
+
+# A live event that tells a user's open streams to send their unread count again.
+UNREAD_CHANGED = "_unread_changed"
 
 
 async def notify(
@@ -32,11 +37,9 @@ async def notify(
     """
     if recipient_id == actor.id:
         return None
-    if type is NotificationType.post_liked:
-        assert post_id is not None
-        if await repository.unread_like_exists(session, recipient_id, actor.id, post_id):
-            return None
     notification = Notification(
+        id=new_id(),
+        created_at=utcnow(),
         user_id=recipient_id,
         type=type,
         actor_id=actor.id,
@@ -44,8 +47,13 @@ async def notify(
         comment_id=comment_id,
         friend_request_id=friend_request_id,
     )
-    session.add(notification)
-    await session.flush()
+    if type is NotificationType.post_liked:
+        assert post_id is not None
+        if not await repository.add_unless_unread_like(session, notification):
+            return None
+    else:
+        session.add(notification)
+        await session.flush()
     view = _view(notification, actor)
     publish_after_commit(
         session,
@@ -82,8 +90,9 @@ async def mark_read(session: AsyncSession, user: User, ids: Sequence[str] | None
 
 
 async def _push_unread_count(session: AsyncSession, user_id: str) -> None:
-    count = await repository.unread_count(session, user_id)
-    publish_after_commit(session, user_id, {"event": "unread_count", "data": {"count": count}})
+    # The open streams count for themselves when this arrives (kith.notifications.stream):
+    # a write costs no count for a user who is not listening.
+    publish_after_commit(session, user_id, {"event": UNREAD_CHANGED})
 
 
 def _view(notification: Notification, actor: User) -> NotificationView:

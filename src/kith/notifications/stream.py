@@ -16,6 +16,7 @@ from kith.core.realtime import Event, Subscription
 from kith.core.security import AccessTokenCodec
 from kith.http.deps import AppClock, AppSettings, Realtime, Tokens, Transaction, UnitOfWork
 from kith.notifications import repository
+from kith.notifications.service import UNREAD_CHANGED
 
 log = structlog.get_logger("kith.stream")
 router = APIRouter()
@@ -142,6 +143,8 @@ async def _pump(
         if event["event"] in ("ping", "_revalidate") and not await checks.still_live(user_id, session_id):
             await websocket.close(CLOSE_UNAUTHORIZED, "session ended")
             return
+        if event["event"] == UNREAD_CHANGED:
+            event = {"event": "unread_count", "data": {"count": await checks.unread(user_id)}}
         if event["event"].startswith("_"):
             continue
         await websocket.send_json(event)
