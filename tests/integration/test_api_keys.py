@@ -11,6 +11,7 @@ import pytest
 
 from kith.db.models import Role
 from kith.runtime.resources import Resources
+from tests.conftest import Mailbox
 from tests.helpers import API, PASSWORD, Account, assert_problem, field_errors, login, signup, staff
 
 KEYS = f"{API}/users/me/api-keys"
@@ -424,3 +425,61 @@ async def test_list_refuses_invalid_cursor(client: httpx.AsyncClient, cursor: st
     account = await signup(client, "cursed")
     response = await client.get(KEYS, params={"cursor": cursor}, headers=account.headers)
     assert_problem(response, 422, "invalid_cursor")
+
+
+# --- keys do not outlive the credential that made them --------------------------------
+
+
+async def key_works(client: httpx.AsyncClient, key: str) -> bool:
+    response = await client.get(f"{API}/users/me", headers=key_headers(key))
+    assert response.status_code in (200, 401), response.text
+    return response.status_code == 200
+
+
+async def test_a_password_change_revokes_every_key(client: httpx.AsyncClient) -> None:
+    account = await signup(client, "changer")
+    keys = [(await create_key(client, account, name))["key"] for name in ("one", "two")]
+    assert all([await key_works(client, key) for key in keys])
+    change = await client.post(
+        f"{API}/users/me/password",
+        json={"current_password": PASSWORD, "new_password": "a different secret"},
+        headers=account.headers,
+    )
+    assert change.status_code == 204
+    assert not any([await key_works(client, key) for key in keys])
+    assert (await list_keys(client, account))["items"] == []
+
+
+async def test_a_password_reset_revokes_every_key_and_verifies_the_address(
+    client: httpx.AsyncClient, resources: Resources, mailbox: Mailbox
+) -> None:
+    # The chain of the review: someone registers another person's address (it stays
+    # unverified) and makes a key; the address's owner takes the account over by a reset.
+    squatter = await signup(client, "squatter", email="owner@example.com")
+    key = (await create_key(client, squatter))["key"]
+    assert (
+        await client.post(f"{API}/auth/password-reset", json={"email": "owner@example.com"})
+    ).status_code == 202
+    await resources.jobs.wait_idle()
+    token = mailbox.token("owner@example.com", "Reset your Kith password")
+    confirm = await client.post(
+        f"{API}/auth/password-reset/confirm", json={"token": token, "new_password": "the owner's own secret"}
+    )
+    assert confirm.status_code == 204
+    assert not await key_works(client, key)
+    owner = await login(client, "squatter", "the owner's own secret")
+    me = await client.get(f"{API}/users/me", headers={"Authorization": f"Bearer {owner['access_token']}"})
+    assert me.json()["email_verified"] is True
+
+
+async def test_keys_made_before_verification_do_not_survive_it(
+    client: httpx.AsyncClient, resources: Resources, mailbox: Mailbox
+) -> None:
+    account = await signup(client, "early")
+    before = (await create_key(client, account, "before"))["key"]
+    await resources.jobs.wait_idle()
+    token = mailbox.token(account.email, "Confirm your e-mail address")
+    assert (await client.post(f"{API}/auth/verify-email", json={"token": token})).status_code == 204
+    assert not await key_works(client, before)
+    after = (await create_key(client, account, "after"))["key"]
+    assert await key_works(client, after)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, bindparam, or_, select, update
+from sqlalchemy import String, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.core.security import hash_token, new_token
@@ -173,6 +173,11 @@ async def find_api_key(session: AsyncSession, key_hash: str, now: datetime) -> t
         )
     ).first()
     return (row[0], row[1]) if row else None
+
+
+async def revoke_api_keys(session: AsyncSession, user_id: str) -> None:
+    """Delete every API key of the user: they stop working at once."""
+    await session.execute(delete(ApiKey).where(ApiKey.user_id == user_id))
 
 
 async def touch_api_key(session: AsyncSession, key_id: str, now: datetime) -> None:

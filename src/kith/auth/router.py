@@ -155,7 +155,8 @@ async def logout_all(principal: LoginPrincipal, session: DbSession, now: Now) ->
     responses=problem_responses(400, 422),
 )
 async def verify_email(data: TokenRequest, session: DbSession, now: Now) -> None:
-    """Confirm the e-mail address with the token from the verification e-mail (single use, 7 days)."""
+    """Confirm the e-mail address with the token from the verification e-mail (single use, 7 days).
+    API keys made before it are revoked: until then nobody had proven the address."""
     await service.verify_email(session, data.token, now=now)
 
 
@@ -193,5 +194,6 @@ async def password_reset(data: PasswordResetRequest, session: DbSession) -> None
 async def password_reset_confirm(
     data: PasswordResetConfirm, session: DbSession, passwords: Passwords, now: Now
 ) -> None:
-    """Set a new password with a reset token (single use, 1 hour). Ends every session."""
+    """Set a new password with a reset token (single use, 1 hour). Ends every session and revokes
+    every API key; the e-mail address counts as verified."""
     await service.confirm_password_reset(session, passwords, data.token, data.new_password, now=now)

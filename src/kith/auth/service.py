@@ -297,8 +297,14 @@ async def _use_one_time_token(
 
 
 async def verify_email(session: AsyncSession, token: str, *, now: datetime) -> None:
-    """Mark the address verified with a token from the verification e-mail."""
+    """Mark the address verified with a token from the verification e-mail.
+
+    Keys made before then did not prove they were the address's owner's (anyone may
+    register any address), so they are revoked: the owner makes new ones.
+    """
     user = await _use_one_time_token(session, token, TokenPurpose.verify_email, now)
+    if not user.email_verified:
+        await repository.revoke_api_keys(session, user.id)
     user.email_verified = True
 
 
@@ -311,20 +317,29 @@ async def request_password_reset(session: AsyncSession, email: str) -> None:
 async def confirm_password_reset(
     session: AsyncSession, passwords: PasswordHasher, token: str, new_password: str, *, now: datetime
 ) -> None:
-    """Set a new password with a reset token, and end every session of the account."""
+    """Set a new password with a reset token, and end every session and API key of the account.
+
+    The token came by e-mail, so the address is proven: an unverified account is verified.
+    """
     user = await _use_one_time_token(session, token, TokenPurpose.reset_password, now)
     await set_password(session, passwords, user, new_password, field="body.new_password")
     await logout_all(session, user.id, now=now)
+    user.email_verified = True
 
 
 async def set_password(
     session: AsyncSession, passwords: PasswordHasher, user: User, new_password: str, *, field: str
 ) -> None:
-    """Replace the password hash after checking the rules that depend on the account."""
+    """Replace the password hash after checking the rules that depend on the account.
+
+    Every API key of the account is revoked: a key must not outlive the credential of
+    whoever made it (the caller ends the sessions it should).
+    """
     problem = password_problem(new_password, username=user.username, email=user.email)
     if problem:
         raise PasswordRejected(problem, field=field)
     user.password_hash = await passwords.hash(new_password)
+    await repository.revoke_api_keys(session, user.id)
 
 
 class PasswordRejected(Unprocessable):

@@ -59,7 +59,8 @@ async def update_me(changes: ProfileUpdate, user: CurrentUser, session: DbSessio
 async def change_password(
     data: PasswordChange, principal: LoginPrincipal, session: DbSession, passwords: Passwords, now: Now
 ) -> None:
-    """Change the password. Every other session ends; this one stays. 403 `wrong_password`."""
+    """Change the password. Every other session ends (this one stays) and every API key is
+    revoked. 403 `wrong_password`."""
     user = principal.user
     await service.check_password(passwords, user, data.current_password)
     await auth.set_password(session, passwords, user, data.new_password, field="body.new_password")
