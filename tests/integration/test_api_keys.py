@@ -294,6 +294,38 @@ async def test_admin_key_cannot_use_admin_routes(client: httpx.AsyncClient, reso
     assert log.json()["items"] == []
 
 
+@pytest.mark.parametrize("role", [Role.moderator, Role.admin])
+async def test_a_staff_key_acts_as_a_plain_user(
+    client: httpx.AsyncClient, resources: Resources, role: Role
+) -> None:
+    # Staff powers (removing others' content, reading every post) need an interactive login.
+    member = await signup(client, "member")
+    moderator = await staff(client, resources, "keyed_staff", role)
+    key = key_headers((await create_key(client, moderator, scopes=["read", "write"]))["key"])
+    public = await client.post(
+        f"{API}/posts", json={"content": "mine", "visibility": "public"}, headers=member.headers
+    )
+    private = await client.post(
+        f"{API}/posts", json={"content": "hush", "visibility": "private"}, headers=member.headers
+    )
+    comment = await client.post(
+        f"{API}/posts/{public.json()['id']}/comments", json={"content": "a comment"}, headers=member.headers
+    )
+    assert_problem(await client.get(f"{API}/posts/{private.json()['id']}", headers=key), 404)
+    assert_problem(await client.delete(f"{API}/posts/{public.json()['id']}", headers=key), 404)
+    assert_problem(await client.delete(f"{API}/comments/{comment.json()['id']}", headers=key), 404)
+    assert (await client.get(f"{API}/posts/{public.json()['id']}/comments", headers=member.headers)).json()[
+        "items"
+    ]
+    # The same person, logged in, has the powers of the role.
+    assert (
+        await client.get(f"{API}/posts/{private.json()['id']}", headers=moderator.headers)
+    ).status_code == 200
+    assert (
+        await client.delete(f"{API}/comments/{comment.json()['id']}", headers=moderator.headers)
+    ).status_code == 204
+
+
 # --- revocation and expiry ----------------------------------------------------------
 
 

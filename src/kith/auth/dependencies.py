@@ -89,6 +89,8 @@ async def current_principal(
         found = await repository.find_api_key(session, hash_token(api_key), now)
         if found is not None:
             found_key, user = found
+            # A key acts as a plain user, whatever its owner's role (docs/security.md).
+            user.act_as_plain_user()
             principal = Principal(user=user, api_key=found_key)
             last_used = found_key.last_used_at
             if last_used is None or now - last_used > API_KEY_TOUCH_INTERVAL:

@@ -24,6 +24,10 @@ class Role(StrEnum):
 STAFF_ROLES = (Role.moderator, Role.admin)
 
 
+# Marks a loaded user who calls with an API key; not a column, never stored.
+_PLAIN_USER = "_kith_plain_user"
+
+
 class User(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "users"
 
@@ -43,5 +47,13 @@ class User(IdMixin, CreatedAtMixin, Base):
 
     @property
     def is_staff(self) -> bool:
-        """Whether the user is a moderator or an admin (the one spelling of it)."""
-        return Role(self.role).is_staff
+        """Whether the user acts as a moderator or an admin (the one spelling of it).
+
+        False for a staff member who calls with an API key (`act_as_plain_user`): staff
+        powers need an interactive login.
+        """
+        return Role(self.role).is_staff and not self.__dict__.get(_PLAIN_USER, False)
+
+    def act_as_plain_user(self) -> None:
+        """For this request (this loaded object only, nothing is stored): no staff powers."""
+        self.__dict__[_PLAIN_USER] = True
