@@ -107,7 +107,8 @@ async def create_api_key(
 ) -> object:
     """Create a personal API key, sent as `X-API-Key`. The key is shown once, in this response.
 
-    A `["read"]` key gets 403 on every write. No API key can manage credentials or use admin routes.
+    A `["read"]` key gets 403 on every write. No API key can manage credentials or use admin routes,
+    and a key acts as a plain user whatever its owner's role: staff powers need a login.
     An `expires_at` that has already passed is 400 `expiry_in_past`.
     """
     if idempotency.replay is not None:
