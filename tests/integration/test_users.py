@@ -182,6 +182,15 @@ async def test_bio_limit_is_500_characters_after_trimming(client: httpx.AsyncCli
         ({"display_name": "esc\x1b[31mred"}, "body.display_name"),
         ({"display_name": "del\x7f"}, "body.display_name"),
         ({"display_name": "csi\x9b31mred"}, "body.display_name"),
+        # Bidirectional overrides, embeddings and isolates make a name read as another.
+        ({"display_name": "evil\u202egnp.exe"}, "body.display_name"),
+        ({"display_name": "ad\u202amin"}, "body.display_name"),
+        ({"display_name": "\u2066admin\u2069"}, "body.display_name"),
+        # Names that show nothing, or begin or end with an invisible character.
+        ({"display_name": "\u200b\u200b\u200b"}, "body.display_name"),
+        ({"display_name": "\u3164"}, "body.display_name"),
+        ({"display_name": "\u2060Ada"}, "body.display_name"),
+        ({"display_name": "Ada\ufeff"}, "body.display_name"),
         ({"bio": "nul\x00byte"}, "body.bio"),
         ({"bio": "carriage\rreturn"}, "body.bio"),
         ({"bio": "esc\x1b[2J"}, "body.bio"),
@@ -199,7 +208,9 @@ async def test_patch_refuses_bad_values(client: httpx.AsyncClient, body: dict[st
     assert await me(client, account) == before
 
 
-@pytest.mark.parametrize("display_name", ["two\nlines", "esc\x1b[31mred", "csi\x9b31mred", "nul\x00"])
+@pytest.mark.parametrize(
+    "display_name", ["two\nlines", "esc\x1b[31mred", "csi\x9b31mred", "nul\x00", "a\u202eb", "\u200b"]
+)
 async def test_registration_applies_the_same_display_name_rules(
     client: httpx.AsyncClient, display_name: str
 ) -> None:

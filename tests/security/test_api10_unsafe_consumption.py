@@ -80,6 +80,8 @@ HOSTILE_NAMES = [
     "Eve\nSubject: you won",
     "Eve\x00",
     "Eve\x1b[31m",
+    # A right-to-left override: the name would read as another (refused since the review).
+    "Ëvé \u202eelpmaxe.live@x",
 ]
 
 
@@ -104,7 +106,7 @@ async def test_display_names_reach_e_mails_only_in_their_text(
         '"Admin" <admin@kith.example>, Bcc: x@evil.example',
         "=?utf-8?b?QmNjOiB4QGV2aWwuZXhhbXBsZQ==?=",
         "Eve\u2028Bcc: x@evil.example",
-        "Ëvé \u202eelpmaxe.live@x",
+        "Ëvé elpmaxe.live@x",
     ]
     for number, name in enumerate(names):
         response = await register(client, f"guest{number}", display_name=name)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Annotated, Literal, Self
 
@@ -16,6 +17,8 @@ from pydantic import (
 
 from kith.auth.password_policy import password_problem
 from kith.core.schemas import (
+    BIDI_CONTROLS,
+    INVISIBLE,
     LINE,
     NO_NUL,
     TEXT_RULE,
@@ -40,6 +43,22 @@ def no_control_characters(value: str) -> str:
     return value
 
 
+_BIDI = re.compile(f"[{BIDI_CONTROLS}]")
+_INVISIBLE = re.compile(f"[{INVISIBLE}]")
+
+
+def no_bidi_controls(value: str) -> str:
+    if _BIDI.search(value):
+        raise ValueError("must not contain bidirectional embedding, override or isolate characters")
+    return value
+
+
+def visible_edges(value: str) -> str:
+    if value and (_INVISIBLE.fullmatch(value[0]) or _INVISIBLE.fullmatch(value[-1])):
+        raise ValueError("must not begin or end with an invisible character")
+    return value
+
+
 def single_line(value: str) -> str:
     if "\n" in value or "\t" in value:
         raise ValueError("must be a single line")
@@ -51,6 +70,8 @@ DisplayNameText = Annotated[
     StringConstraints(min_length=1, max_length=50),
     AfterValidator(no_control_characters),
     AfterValidator(single_line),
+    AfterValidator(no_bidi_controls),
+    AfterValidator(visible_edges),
     Field(examples=["Ada Lovelace"], json_schema_extra={TEXT_RULE: LINE}),
 ]
 

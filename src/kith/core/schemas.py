@@ -75,7 +75,21 @@ TEXT_RULE = "x-kith-text"
 LINE, MULTILINE = "line", "multiline"
 # Unicode Cc: all of it for one line of text, all but tab and newline for longer text.
 # Any other string may hold anything but NUL, which PostgreSQL cannot store or compare.
-_CONTROLS = {LINE: r"\x00-\x1f\x7f-\x9f", MULTILINE: r"\x00-\x08\x0b-\x1f\x7f-\x9f", None: r"\x00"}
+# Names (one line) also refuse the bidirectional embeddings, overrides and isolates
+# (U+202A-U+202E, U+2066-U+2069), which can make a name read as another.
+BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
+_CONTROLS = {
+    LINE: r"\x00-\x1f\x7f-\x9f" + BIDI_CONTROLS,
+    MULTILINE: r"\x00-\x08\x0b-\x1f\x7f-\x9f",
+    None: r"\x00",
+}
+# Characters that show nothing (format characters, fillers, variation selectors): a name may
+# hold them inside, but not begin or end with one, so no name is made of them alone.
+INVISIBLE = (
+    "\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2060-\u2064"
+    "\u206a-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
+)
+_EDGE_EXTRA: dict[str | None, str] = {LINE: INVISIBLE}
 # What trimming removes: Unicode White_Space (pydantic-core trims with Rust's `str::trim`).
 SPACES = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 _SINGLE_CLASS = re.compile(r"^\^\[([^\]]+)\]\+\$$")
@@ -95,7 +109,7 @@ def trimmed_pattern(
         return f"^{spaces}{_repeat(f'[{char_class}]', min_length, max_length)}{spaces}$"
     controls = _CONTROLS[rule]
     inner = f"[^{controls}]"
-    edge = f"[^{controls}{SPACES}]"
+    edge = f"[^{controls}{SPACES}{_EDGE_EXTRA.get(rule, '')}]"
     if max_length == 0:
         return f"^{spaces}$"
     if max_length == 1:

@@ -4,7 +4,14 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from kith.auth.schemas import DisplayNameText, PublicUser, no_control_characters, single_line
+from kith.auth.schemas import (
+    DisplayNameText,
+    PublicUser,
+    no_bidi_controls,
+    no_control_characters,
+    single_line,
+    visible_edges,
+)
 from kith.core.schemas import (
     LINE,
     MULTILINE,
@@ -34,6 +41,8 @@ KeyName = Annotated[
     StringConstraints(min_length=1, max_length=100),
     AfterValidator(no_control_characters),
     AfterValidator(single_line),
+    AfterValidator(no_bidi_controls),
+    AfterValidator(visible_edges),
     Field(
         examples=["backup script"],
         json_schema_extra={TEXT_RULE: LINE},
