@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ def _create_sqlite_engine(settings: Settings) -> AsyncEngine:
     url = make_url(settings.database_url)
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(url.database))
     engine = create_async_engine(
         url,
         echo=settings.database_echo,
@@ -99,6 +101,18 @@ def _create_sqlite_engine(settings: Settings) -> AsyncEngine:
             conn.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def _create_private(database: Path) -> None:
+    """Create the database file readable by its owner only (0600), unless it exists.
+
+    SQLite gives its `-wal` and `-shm` files the database file's permissions, so they are
+    private too. An empty file is an empty database to SQLite.
+    """
+    try:
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
