@@ -275,7 +275,30 @@ async def test_every_create_endpoint_replays(client: httpx.AsyncClient, resource
             url,
             again.text,
         )
-        assert again.json() == first.json()
+        # A new key's secret is never stored: its replay says so with a null `key`.
+        expected = {**first.json(), "key": None} if url.endswith("/api-keys") else first.json()
+        assert again.json() == expected
+
+
+async def test_a_new_api_key_secret_is_never_stored_for_replay(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    ada = await member(resources, "ada")
+    headers = {**ada.headers, "Idempotency-Key": "make-a-key"}
+    body = {"name": "deploy", "scopes": ["read"]}
+    first = await client.post(f"{API}/users/me/api-keys", json=body, headers=headers)
+    secret = first.json()["key"]
+    assert secret.startswith("kith_")
+    async with unit_of_work(resources, write=False) as session:
+        stored = await session.scalar(select(IdempotencyKey.response_body))
+    assert stored is not None and secret not in stored and secret[:12] in stored
+    again = await client.post(f"{API}/users/me/api-keys", json=body, headers=headers)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"] and again.json()["key"] is None
+    # The one key made still works; the replay made no second one.
+    assert (await client.get(f"{API}/users/me", headers={"X-API-Key": secret})).status_code == 200
+    keys = await client.get(f"{API}/users/me/api-keys", headers=ada.headers)
+    assert [key["id"] for key in keys.json()["items"]] == [first.json()["id"]]
 
 
 async def test_the_mark_commits_with_the_write(client: httpx.AsyncClient, resources: Resources) -> None:

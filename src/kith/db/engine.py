@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -109,10 +110,8 @@ def _create_private(database: Path) -> None:
     SQLite gives its `-wal` and `-shm` files the database file's permissions, so they are
     private too. An empty file is an empty database to SQLite.
     """
-    try:
+    with contextlib.suppress(FileExistsError):
         os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except FileExistsError:
-        pass
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

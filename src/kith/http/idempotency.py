@@ -359,16 +359,20 @@ async def record_answer(
     claim: Claim,
     result: Any,
     fingerprint: str | None = None,
+    stored: Any = None,
 ) -> Response:
     """Record `result` as the key's answer in `session`'s transaction, and return exactly it.
 
     `fingerprint` completes a deferred claim with the request's now known fingerprint.
+    `stored`, when given, is what is recorded (and replayed) instead of `result`: the same
+    answer without what must not be kept, such as a secret shown once.
     """
     route = request.scope.get("route")
     status = response.status_code or getattr(route, "status_code", None) or 200
     body = await _render(request, result)
+    kept = body if stored is None else await _render(request, stored)
     headers = {name: value for name, value in response.headers.items() if name not in UNSTORED_HEADERS}
-    await _complete(session, get_resources(request), claim, status, headers, body, fingerprint)
+    await _complete(session, get_resources(request), claim, status, headers, kept, fingerprint)
     request.scope.setdefault("state", {})["idempotency_completed"] = True
     answer = Response(content=body, status_code=status, media_type="application/json")
     answer.headers.update(headers)
@@ -394,12 +398,15 @@ class Idempotency:
         """The first answer again (`Idempotent-Replayed: true`) when this request is a retry."""
         return self._attempt.response() if isinstance(self._attempt, Replay) else None
 
-    async def answer(self, session: AsyncSession, result: Any) -> Any:
+    async def answer(self, session: AsyncSession, result: Any, *, stored: Any = None) -> Any:
         """Record `result` as the key's answer, in `session`'s transaction, and return it as
-        the exact bytes recorded; without a key, `result` itself."""
+        the exact bytes recorded; without a key, `result` itself. With `stored`, a replay
+        answers that instead (the same answer without a secret that must not be kept)."""
         if not isinstance(self._attempt, Claim):
             return result
-        return await record_answer(self._request, self._response, session, self._attempt, result)
+        return await record_answer(
+            self._request, self._response, session, self._attempt, result, stored=stored
+        )
 
 
 async def idempotency(request: Request, response: Response, attempt: Attempt) -> Idempotency:

@@ -116,9 +116,10 @@ async def create_api_key(
     key, secret = await service.create_api_key(session, user, data, now=now)
     # The view's `scopes` is read from the ORM's `scope_list`; the dict it dumps says `scopes`.
     view = ApiKeyView.model_validate(key).model_dump()
-    return await idempotency.answer(
-        session, CreatedApiKey.model_validate({**view, "key": secret}, by_name=True)
-    )
+    created = CreatedApiKey.model_validate({**view, "key": secret}, by_name=True)
+    # A replay answers the same key without its secret: the stored answer never holds it.
+    replayed = CreatedApiKey.model_validate({**view, "key": None}, by_name=True)
+    return await idempotency.answer(session, created, stored=replayed)
 
 
 @me.delete(

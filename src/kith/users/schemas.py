@@ -121,4 +121,8 @@ class ApiKeyView(ResponseModel):
 
 
 class CreatedApiKey(ApiKeyView):
-    key: str = Field(description="The secret key. Shown only in this response; store it now.")
+    key: str | None = Field(
+        description="The secret key. Shown only in this response; store it now. Null when an "
+        "`Idempotency-Key` retry replays the answer: the secret is never stored, so it cannot "
+        "be shown again (delete the key and make another if it was lost)."
+    )
