@@ -122,6 +122,38 @@ async def test_comment_notifies_and_deletions_clean_up(
     assert await unread(client, author) == 0
 
 
+async def test_a_block_hides_what_either_did_before_from_the_others_notifications(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    ada, bob, cat = (
+        await member(resources, "ada"),
+        await member(resources, "bob"),
+        await member(resources, "cat"),
+    )
+    post = await make_post(client, ada)
+    for fan in (bob, cat):
+        await client.post(f"{API}/posts/{post}/like", headers=fan.headers)
+        await client.post(f"{API}/posts/{post}/comments", json={"content": "hi"}, headers=fan.headers)
+    assert {note["actor"]["id"] for note in await notes(client, ada)} == {bob.id, cat.id}
+    assert await unread(client, ada) == 4
+    # Ada blocks Bob: his earlier actions leave her list and her count; Cat's stay.
+    assert (
+        await client.post(f"{API}/blocks", json={"user_id": bob.id}, headers=ada.headers)
+    ).status_code == 201
+    assert {note["actor"]["id"] for note in await notes(client, ada)} == {cat.id}
+    assert {note["actor"]["id"] for note in await notes(client, ada, unread_only="true")} == {cat.id}
+    assert await unread(client, ada) == 2
+    # The other way too: Cat blocks Ada, and Ada no longer sees Cat in hers.
+    assert (
+        await client.post(f"{API}/blocks", json={"user_id": ada.id}, headers=cat.headers)
+    ).status_code == 201
+    assert await notes(client, ada) == []
+    assert await unread(client, ada) == 0
+    # Lifting Ada's block brings Bob's back: nothing was deleted, only hidden.
+    assert (await client.delete(f"{API}/blocks/{bob.id}", headers=ada.headers)).status_code == 204
+    assert {note["actor"]["id"] for note in await notes(client, ada)} == {bob.id}
+
+
 async def test_like_over_http_reaches_the_stream_within_a_second(app: FastAPI, resources: Resources) -> None:
     author, fan = await member(resources, "author"), await member(resources, "fan")
     await befriend(resources, author, fan)

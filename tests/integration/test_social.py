@@ -14,6 +14,7 @@ from kith.core.pagination import encode_cursor
 from kith.db.models import Post, Role, Visibility
 from kith.runtime.resources import Resources
 from kith.runtime.transaction import unit_of_work
+from tests import posting
 from tests.helpers import API, PASSWORD, Account, assert_problem, field_errors, signup, staff
 
 SUMMARY_FIELDS = {"id", "username", "display_name", "avatar_url"}
@@ -695,16 +696,32 @@ async def test_block_ends_friendship_and_hides_both_ways(client: httpx.AsyncClie
     assert {"ada", "bob"} <= set(await search_names(client, cyd, ""))
 
 
-async def test_blocked_user_may_block_back_without_learning_anything(client: httpx.AsyncClient) -> None:
+async def test_a_blocked_user_cannot_tell_the_blocker_from_a_user_who_does_not_exist(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
     ada = await signup(client, "ada")
     bob = await signup(client, "bob")
     await block(client, ada, bob.id)
-    response = await block(client, bob, ada.id)
-    assert response.status_code == 201, response.text
-    assert response.json()["user"] == summary(ada)
-    # Ada lifting her block does not lift Bob's.
-    assert (await unblock(client, ada, bob.id)).status_code == 204
+    # Bob trying to block Ada back gets what he gets for an id nobody has: nothing of Ada.
+    back = await block(client, bob, ada.id)
+    nobody = await block(client, bob, "0190c0de-0000-7000-8000-000000000000")
+    for response in (back, nobody):
+        assert_problem(response, 404, "user_not_found")
+    assert {k: v for k, v in back.json().items() if k not in ("request_id", "instance")} == {
+        k: v for k, v in nobody.json().items() if k not in ("request_id", "instance")
+    }
+    assert (await client.get(f"{API}/blocks", headers=bob.headers)).json()["items"] == []
     assert_problem(await client.get(f"{API}/users/{ada.id}", headers=bob.headers), 404, "user_not_found")
+    # Blocks both ways (made before this rule): neither's list shows the other's profile.
+    await posting.block(resources, bob, ada)
+    assert (await client.get(f"{API}/blocks", headers=ada.headers)).json()["items"] == []
+    assert (await client.get(f"{API}/blocks", headers=bob.headers)).json()["items"] == []
+    # Ada lifting her block does not lift Bob's; his list shows Ada again only now.
+    assert (await unblock(client, ada, bob.id)).status_code == 204
+    assert [
+        item["user"]["id"]
+        for item in (await client.get(f"{API}/blocks", headers=bob.headers)).json()["items"]
+    ] == [ada.id]
     assert_problem(await client.get(f"{API}/users/{bob.id}", headers=ada.headers), 404, "user_not_found")
     assert (await unblock(client, bob, ada.id)).status_code == 204
     assert (await profile(client, bob, ada.id))["relationship"] == "none"

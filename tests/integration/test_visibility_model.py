@@ -149,6 +149,9 @@ class SocialMachine(RuleBasedStateMachine):
             assert response.status_code == 400
         elif (a, b) in self.model.blocks:
             assert response.status_code == 409
+        elif (b, a) in self.model.blocks:
+            # Blocked by b: to a, b does not exist (docs/security.md).
+            assert response.status_code == 404, response.text
         else:
             assert response.status_code == 201, response.text
             self.model.blocks.add((a, b))

@@ -8,11 +8,15 @@ from datetime import datetime
 from sqlalchemy import Select, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kith.db.models import Notification, NotificationType, User
+from kith.db.models import Block, Notification, NotificationType, User
+
+# A block hides each user from the other: what either did before it stays out of the
+# other's notifications (and their unread count) for as long as the block lasts.
+_NOT_BLOCKED = ~Block.either_way(Notification.user_id, Notification.actor_id)
 
 
 def of_user(user_id: str, *, unread_only: bool) -> Select[Notification]:
-    statement = select(Notification).where(Notification.user_id == user_id)
+    statement = select(Notification).where(Notification.user_id == user_id, _NOT_BLOCKED)
     if unread_only:
         statement = statement.where(Notification.read_at.is_(None))
     return statement
@@ -20,7 +24,9 @@ def of_user(user_id: str, *, unread_only: bool) -> Select[Notification]:
 
 async def unread_count(session: AsyncSession, user_id: str) -> int:
     count = await session.scalar(
-        select(func.count()).where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        select(func.count()).where(
+            Notification.user_id == user_id, Notification.read_at.is_(None), _NOT_BLOCKED
+        )
     )
     return int(count or 0)
 

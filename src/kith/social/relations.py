@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, Select, and_, exists, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, select, true
 from sqlalchemy.orm import InstrumentedAttribute
 
 from kith.db.models import Block, Friendship, User
@@ -38,14 +38,7 @@ def blocked_either_way(viewer_id: str | ColumnElement[str], other: UserColumn) -
 
     `viewer_id` may be a bound parameter, for statements built once and run with values.
     """
-    return exists(
-        select(Block.blocker_id).where(
-            or_(
-                and_(Block.blocker_id == viewer_id, Block.blocked_id == other),
-                and_(Block.blocker_id == other, Block.blocked_id == viewer_id),
-            )
-        )
-    )
+    return Block.either_way(viewer_id, other)
 
 
 def friend_ids_of(user_id: str) -> Select[str]:

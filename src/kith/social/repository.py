@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import Select, String, and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from kith.db.models import Block, FriendRequest, FriendRequestStatus, Friendship, User, pair_key
@@ -219,9 +220,25 @@ async def delete_block(session: AsyncSession, blocker_id: str, blocked_id: str) 
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+_BLOCKS_BACK = aliased(Block, name="blocks_back")
+
+
 def blocks_of(blocker_id: str) -> Select[User, datetime]:
+    """The users the blocker blocks, but not those who block the blocker too: to someone they
+    blocked, a user shows nothing, not even in that person's own list of blocks."""
+    blocks_back = select(_BLOCKS_BACK.blocker_id).where(
+        _BLOCKS_BACK.blocker_id == User.id, _BLOCKS_BACK.blocked_id == blocker_id
+    )
     return (
         select(User, Block.created_at)
         .join(Block, Block.blocked_id == User.id)
-        .where(Block.blocker_id == blocker_id)
+        .where(Block.blocker_id == blocker_id, ~blocks_back.exists())
     )
+
+
+async def blocks(session: AsyncSession, blocker_id: str, blocked_id: str) -> bool:
+    """Whether `blocker_id` blocks `blocked_id` (one direction)."""
+    found = await session.scalar(
+        select(Block.blocker_id).where(Block.blocker_id == blocker_id, Block.blocked_id == blocked_id)
+    )
+    return found is not None

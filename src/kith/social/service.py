@@ -322,6 +322,10 @@ async def block(session: AsyncSession, blocker: User, target: User, *, now: date
     """
     if target.id == blocker.id:
         raise CannotBlockSelf()
+    if await repository.blocks(session, target.id, blocker.id):
+        # The target blocked the blocker: to them the target does not exist (404, as for
+        # an unknown user), and their attempt must not tell them otherwise.
+        raise _user_not_found()
     if not await repository.add_block(session, blocker.id, target.id, now):
         raise AlreadyBlocked()
     await repository.delete_friendship(session, blocker.id, target.id)

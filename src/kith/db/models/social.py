@@ -3,8 +3,8 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ColumnElement, ForeignKey, Index, String, and_, exists, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Mapped, mapped_column
 
 from kith.db.base import ID_LENGTH, Base, CreatedAtMixin, IdMixin, foreign_id, utcnow
 
@@ -48,6 +48,10 @@ class Friendship(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+# A user id in a query: a value, a bound parameter or a column.
+UserOperand = str | ColumnElement[str] | InstrumentedAttribute[str]
+
+
 class Block(Base):
     __tablename__ = "blocks"
 
@@ -58,3 +62,16 @@ class Block(Base):
         String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @staticmethod
+    def either_way(one: UserOperand, other: UserOperand) -> ColumnElement[bool]:
+        """True where `one` blocked `other` or `other` blocked `one`: an EXISTS, where either
+        may be a column or a bound parameter. The one definition every domain's queries use."""
+        return exists(
+            select(Block.blocker_id).where(
+                or_(
+                    and_(Block.blocker_id == one, Block.blocked_id == other),
+                    and_(Block.blocker_id == other, Block.blocked_id == one),
+                )
+            )
+        )
