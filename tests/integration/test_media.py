@@ -18,7 +18,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageCms, PngImagePlugin
 
 from kith.core.config import Settings
 from kith.core.errors import Conflict
@@ -162,6 +162,35 @@ async def media_row(resources: Resources, media_id: str) -> Media | None:
 
 
 # --- POST /media ----------------------------------------------------------------------
+
+
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "filename"), [("JPEG", "photo.jpg"), ("PNG", "photo.png"), ("WEBP", "p.webp")]
+)
+@pytest.mark.parametrize(
+    ("uploaded", "kept"),
+    [
+        (SRGB, SRGB),  # a real profile is kept
+        (SRGB + b"<script>smuggled</script>" * 20, SRGB),  # bytes riding after it are not
+        (b"not a colour profile at all " * 40, None),  # bytes that are no profile are dropped
+    ],
+)
+async def test_only_a_colour_profile_that_parses_is_kept(
+    client: httpx.AsyncClient, fmt: str, filename: str, uploaded: bytes, kept: bytes | None
+) -> None:
+    account = await signup(client, "colourist")
+    data = encode(Image.new("RGB", (40, 30), (90, 60, 30)), fmt, icc_profile=uploaded)
+    with Image.open(io.BytesIO(data)) as original:
+        assert original.info.get("icc_profile") == uploaded
+    response = await upload(client, account, data, filename, f"image/{fmt.lower()}")
+    assert response.status_code == 201, response.text
+    served = await fetch(client, response.json()["url"])
+    with Image.open(io.BytesIO(served.content)) as stored:
+        assert stored.info.get("icc_profile") == kept
+    assert b"smuggled" not in served.content
 
 
 async def test_jpeg_comes_back_without_exif_or_gps(client: httpx.AsyncClient, resources: Resources) -> None:

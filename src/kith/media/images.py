@@ -14,12 +14,13 @@ a still image where a post or an avatar expects one.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from kith.core.errors import Unprocessable, UnsupportedMediaType
 from kith.media.storage import CONTENT_TYPES
@@ -153,8 +154,25 @@ def reencode(source: Path, target: Path, max_pixels: int) -> EncodedImage:
     )
 
 
+# Real colour profiles are a few kilobytes (sRGB about 3 KB); nothing legitimate comes near.
+MAX_ICC_BYTES = 1024 * 1024
+
+
 def _icc(profile: object) -> dict[str, bytes]:
-    return {"icc_profile": profile} if isinstance(profile, bytes) and profile else {}
+    """The upload's colour profile as LittleCMS writes it back, or none.
+
+    A profile is kept only if it parses as an ICC profile, and what is stored is the parsed
+    profile re-serialised: bytes that are no profile, or that ride after one, are dropped
+    (they would otherwise be stored and served as they came).
+    """
+    if not isinstance(profile, bytes) or not profile or len(profile) > MAX_ICC_BYTES:
+        return {}
+    try:
+        parsed = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        clean = parsed.tobytes()
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return {}
+    return {"icc_profile": clean} if clean else {}
 
 
 def _has_alpha(picture: Image.Image, transparency: object) -> bool:

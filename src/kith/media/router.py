@@ -90,7 +90,8 @@ async def upload_media(
     answer is 503 `storage_full` with `Retry-After`, and nothing of the upload is kept.
 
     The image is re-encoded, which drops EXIF (GPS included) and all other metadata
-    after applying its EXIF orientation; JPEG at quality 85; animated GIF, WebP and
+    after applying its EXIF orientation (a colour profile is kept only if it parses, as
+    rewritten by LittleCMS); JPEG at quality 85; animated GIF, WebP and
     PNG keep their first frame only. It is stored under a random name and served at
     `url`, to anyone who has the URL. Attach it to a post with `media_ids` or make it
     your avatar with `PATCH /users/me`; uploads still unattached after 24 hours are
