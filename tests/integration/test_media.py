@@ -599,19 +599,32 @@ async def test_unattached_uploads_are_removed_after_24_hours_attached_ones_and_a
     assert await media_jobs.remove_expired_uploads(resources) == 0
 
 
-async def test_media_of_a_deleted_post_are_removed_by_the_clean_up(
+async def test_a_deleted_posts_images_answer_404_at_once(
     client: httpx.AsyncClient, resources: Resources
 ) -> None:
     owner = await signup(client, "deleter")
     image = await uploaded(client, owner, png_bytes(), filename="a.png", content_type="image/png")
     post_id = await post_with_media(resources, owner, [image["id"]])
-    resources.clock.advance(hours=25)
-    assert await media_jobs.remove_expired_uploads(resources) == 0
-    async with unit_of_work(resources) as session:
-        await media_service.release_post_media(session, post_id)
-    assert await media_jobs.remove_expired_uploads(resources) == 1
+    assert (await fetch(client, image["url"])).status_code == 200
+    assert (await client.delete(f"{API}/posts/{post_id}", headers=owner.headers)).status_code == 204
+    # No clean-up round, no job: gone when the DELETE answered.
+    assert_problem(await fetch(client, image["url"]), 404, "media_not_found")
     assert await media_row(resources, image["id"]) is None
-    assert (await fetch(client, image["url"])).status_code == 404
+    assert not await resources.media.exists(image["url"].rsplit("/", 1)[1])
+
+
+async def test_a_post_deletion_that_rolls_back_keeps_its_images(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    owner = await signup(client, "regretful")
+    image = await uploaded(client, owner, png_bytes(), filename="a.png", content_type="image/png")
+    post_id = await post_with_media(resources, owner, [image["id"]])
+    with pytest.raises(Conflict):
+        async with unit_of_work(resources) as session:
+            await media_service.forget_post_media(session, resources.media, post_id)
+            raise Conflict()
+    assert await media_row(resources, image["id"]) is not None
+    assert (await fetch(client, image["url"])).status_code == 200
 
 
 async def test_files_without_a_row_are_swept(

@@ -419,9 +419,8 @@ async def test_author_deletes_post_with_its_likes_comments_and_media(
         assert await session.get(Post, post["id"]) is None
         assert await session.scalar(select(func.count()).select_from(Like)) == 0
         assert await session.scalar(select(func.count()).select_from(Comment)) == 0
-        media = await session.get(Media, image)
-        # Released: the periodic clean-up removes it with its file.
-        assert media is not None and media.post_id is None and media.attached_at is None
+        # Deleted with the post, and its file with the commit (docs/security.md).
+        assert await session.get(Media, image) is None
     assert await audit_entries(client, admin, "post.removed") == []
 
 

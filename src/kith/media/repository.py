@@ -31,10 +31,10 @@ async def of_posts(session: AsyncSession, post_ids: Sequence[str]) -> list[Media
     return list(rows.all())
 
 
-async def release_post(session: AsyncSession, post_id: str) -> None:
-    await session.execute(
-        update(Media).where(Media.post_id == post_id).values(post_id=None, attached_at=None)
-    )
+async def delete_of_post(session: AsyncSession, post_id: str) -> list[str]:
+    """Delete the post's media rows; returns their storage keys."""
+    keys = await session.scalars(delete(Media).where(Media.post_id == post_id).returning(Media.storage_key))
+    return list(keys.all())
 
 
 async def owned(session: AsyncSession, owner_id: str, media_id: str) -> Media | None:

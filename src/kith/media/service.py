@@ -20,7 +20,7 @@ from kith.core.storage import MediaStorage
 from kith.db.models import Media, Post, User
 from kith.media import images, jobs, repository
 from kith.media.storage import is_disk_full, new_key, scratch_dir, storage_full
-from kith.runtime.transaction import on_rollback
+from kith.runtime.transaction import after_commit, on_rollback
 
 
 @dataclass(frozen=True)
@@ -149,13 +149,17 @@ async def media_of_posts(session: AsyncSession, post_ids: Sequence[str]) -> dict
     return grouped
 
 
-async def release_post_media(session: AsyncSession, post_id: str) -> None:
-    """Detach a deleted post's media; the periodic clean-up removes them and their files.
+async def forget_post_media(session: AsyncSession, files: MediaStorage, post_id: str) -> None:
+    """Before a post is deleted: delete its media rows, and their files as soon as the
+    transaction commits, so a deleted post's image answers 404 at once (docs/security.md)."""
+    keys = await repository.delete_of_post(session, post_id)
+    if keys:
+        after_commit(session, partial(_delete_files, files, keys))
 
-    They become unattached uploads like any other: past the 24 hours since upload (as
-    most are by then), the next round removes them.
-    """
-    await repository.release_post(session, post_id)
+
+async def _delete_files(files: MediaStorage, keys: Sequence[str]) -> None:
+    for key in keys:
+        await files.delete(key)
 
 
 class MediaNotFound(NotFound):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, status
 from kith.auth.dependencies import CurrentUser, StaffUser
 from kith.core.pagination import CursorPage
 from kith.db.models import ReportStatus
-from kith.http.deps import Now
+from kith.http.deps import MediaFiles, Now
 from kith.http.errors import problem_responses
 from kith.http.idempotency import IdempotencyDep
 from kith.http.pagination import CursorDep
@@ -69,7 +69,12 @@ async def list_reports(
     responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
 async def act_on_report(
-    report_id: str, data: ReportAction, moderator: StaffUser, session: DbSession, now: Now
+    report_id: str,
+    data: ReportAction,
+    moderator: StaffUser,
+    session: DbSession,
+    files: MediaFiles,
+    now: Now,
 ) -> object:
     """Handle an open report: `dismiss` it, or `remove_content`.
 
@@ -78,4 +83,4 @@ async def act_on_report(
     Audited. 409 `not_open` when the report was already handled; 400
     `cannot_suspend_staff` for reports on moderators and admins.
     """
-    return await service.act_on_report(session, moderator, report_id, data.action, now=now)
+    return await service.act_on_report(session, files, moderator, report_id, data.action, now=now)

@@ -17,6 +17,7 @@ from kith.auth import service as auth
 from kith.auth.schemas import UserSummary
 from kith.core.errors import BadRequest, Conflict, NotFound
 from kith.core.pagination import CursorParams
+from kith.core.storage import MediaStorage
 from kith.db.models import Report, ReportStatus, ReportTarget, User, open_report_key
 from kith.moderation import repository
 from kith.moderation.schemas import EXCERPT_LENGTH, ReportCreate, ReportedContent, ReportView
@@ -200,7 +201,13 @@ async def _close(
 
 
 async def act_on_report(
-    session: AsyncSession, moderator: User, report_id: str, action: str, *, now: datetime
+    session: AsyncSession,
+    files: MediaStorage,
+    moderator: User,
+    report_id: str,
+    action: str,
+    *,
+    now: datetime,
 ) -> ReportView:
     """Dismiss a report, or remove what it reports: delete the post or comment, suspend the user.
 
@@ -213,7 +220,7 @@ async def act_on_report(
         audit.record_action(session, moderator, "report.dismissed", "report", report.id, **reported)
         return (await _views(session, moderator, [(report, reporter)]))[0]
 
-    resolution = await _remove_target(session, moderator, report, now)
+    resolution = await _remove_target(session, files, moderator, report, now)
     closed = await _close(
         session, moderator, report, status=ReportStatus.resolved, resolution=resolution, now=now
     )
@@ -230,13 +237,15 @@ async def act_on_report(
     return (await _views(session, moderator, [(report, reporter)]))[0]
 
 
-async def _remove_target(session: AsyncSession, moderator: User, report: Report, now: datetime) -> str:
+async def _remove_target(
+    session: AsyncSession, files: MediaStorage, moderator: User, report: Report, now: datetime
+) -> str:
     """Remove the reported post or comment, or suspend the reported user; returns the resolution."""
     if report.target_type == ReportTarget.post:
         found_posts = await posts.readable_posts_by_id(session, moderator, [report.target_id])
         if not found_posts:
             return ALREADY_REMOVED
-        await posts.remove_post(session, moderator, found_posts[0], report_id=report.id)
+        await posts.remove_post(session, files, moderator, found_posts[0], report_id=report.id)
         return CONTENT_REMOVED
     if report.target_type == ReportTarget.comment:
         found_comments = await posts.readable_comments_by_id(session, moderator, [report.target_id])

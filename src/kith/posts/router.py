@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response, status
 from kith.auth.dependencies import CurrentUser
 from kith.core.pagination import CursorPage
 from kith.core.urls import API_PREFIX, absolute_url
-from kith.http.deps import Now
+from kith.http.deps import MediaFiles, Now
 from kith.http.errors import problem_responses
 from kith.http.idempotency import IdempotencyDep
 from kith.http.pagination import CursorDep
@@ -98,12 +98,13 @@ async def update_post(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404),
 )
-async def delete_post(post: RemovablePost, user: CurrentUser, session: DbSession) -> None:
-    """Delete a post with its likes and comments. The author, a moderator or an admin may.
+async def delete_post(post: RemovablePost, user: CurrentUser, session: DbSession, files: MediaFiles) -> None:
+    """Delete a post with its likes, comments and images (their URLs answer 404 at once). The
+    author, a moderator or an admin may.
 
     A moderator or admin removing someone else's post is recorded in the audit log.
     """
-    await service.remove_post(session, user, post)
+    await service.remove_post(session, files, user, post)
 
 
 @router.get(

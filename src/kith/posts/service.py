@@ -19,6 +19,7 @@ from kith.auth import service as auth
 from kith.auth.schemas import UserSummary
 from kith.core.errors import BadRequest, NotFound, Unprocessable
 from kith.core.pagination import CursorParams
+from kith.core.storage import MediaStorage
 from kith.db.models import Comment, Media, NotificationType, Post, User
 from kith.media import service as media
 from kith.media.schemas import MediaView
@@ -197,8 +198,10 @@ def may_remove_post(actor: User, post: Post) -> bool:
     return actor.id == post.author_id or actor.is_staff
 
 
-async def remove_post(session: AsyncSession, actor: User, target: AuthoredPost, **details: Any) -> None:
-    """Delete a post with its likes and comments; its images are released for clean-up.
+async def remove_post(
+    session: AsyncSession, files: MediaStorage, actor: User, target: AuthoredPost, **details: Any
+) -> None:
+    """Delete a post with its likes, comments and images (their files go at the commit).
 
     Staff removing someone else's post leaves an entry in the audit log.
     """
@@ -207,7 +210,7 @@ async def remove_post(session: AsyncSession, actor: User, target: AuthoredPost, 
         audit.record_action(
             session, actor, "post.removed", "post", post.id, author_id=post.author_id, **details
         )
-    await media.release_post_media(session, post.id)
+    await media.forget_post_media(session, files, post.id)
     await repository.delete_post(session, post.id)
 
 

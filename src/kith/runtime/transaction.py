@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("kith.db")
 
 _ROLLBACK_KEY = "kith_on_rollback"
+_COMMIT_KEY = "kith_after_commit"
 
 
 def on_rollback(session: AsyncSession, undo: Callable[[], Awaitable[None]]) -> None:
@@ -32,6 +33,23 @@ def on_rollback(session: AsyncSession, undo: Callable[[], Awaitable[None]]) -> N
     commits, such as a file stored for a row this transaction inserts.
     """
     session.info.setdefault(_ROLLBACK_KEY, []).append(undo)
+
+
+def after_commit(session: AsyncSession, action: Callable[[], Awaitable[None]]) -> None:
+    """Run `action` once `session`'s unit of work has committed, before it returns: for
+    work outside the database that must follow the commit at once and never precede it,
+    such as deleting the files of rows this transaction deleted. A failing action is
+    logged; the commit stands."""
+    session.info.setdefault(_COMMIT_KEY, []).append(action)
+
+
+async def _after_commit(session: AsyncSession) -> None:
+    actions: list[Callable[[], Awaitable[None]]] = session.info.pop(_COMMIT_KEY, [])
+    for action in actions:
+        try:
+            await action()
+        except Exception as exc:
+            log.warning("after_commit_failed", error=type(exc).__name__)
 
 
 async def _rollback(session: AsyncSession) -> None:
@@ -97,13 +115,17 @@ async def unit_of_work(resources: Resources, *, write: bool = True) -> AsyncIter
                 if error.keeps_changes:
                     await session.commit()
                     session.info.pop(_ROLLBACK_KEY, None)
+                    await _after_commit(session)
                 else:
+                    session.info.pop(_COMMIT_KEY, None)
                     await _rollback(session)
                 raise
             except BaseException:
+                session.info.pop(_COMMIT_KEY, None)
                 await _rollback(session)
                 raise
             session.info.pop(_ROLLBACK_KEY, None)
+            await _after_commit(session)
             jobs = pending_jobs(session)
             events = pending_events(session)
     finally:
