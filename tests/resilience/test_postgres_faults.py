@@ -186,11 +186,19 @@ async def test_pool_exhaustion_is_a_503_and_leaks_no_connection(pg: PrivatePostg
                 assert len(pending) == capacity
                 refused = [task.result() for task in done]
                 assert await _kith_connections(pg) == ["active"] * capacity
+                # Not ready while no request could get a connection, and it says so at once.
+                started = asyncio.get_running_loop().time()
+                ready = await client.get("/readyz")
+                assert ready.status_code == 503, ready.text
+                assert ready.json()["checks"]["database"] == "exhausted"
+                assert asyncio.get_running_loop().time() - started < POOL_TIMEOUT
                 await transaction.rollback()
                 held = [await task for task in pending]
             finally:
                 await blocker.close()
             assert all(response.status_code == 200 for response in held)
+            # Ready again once the pool has a connection free.
+            assert (await client.get("/readyz")).json()["checks"]["database"] == "ok"
             for response in refused:
                 assert response.status_code == 503, response.text
                 assert response.json()["code"] == "service_unavailable"
