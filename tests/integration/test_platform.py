@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 
 import httpx
 import pytest
+import websockets
 from fastapi import FastAPI
 
 from kith.core.config import Settings
 from kith.db.engine import create_engine
 from kith.main import create_app
 from tests.helpers import API, assert_problem, signup
+from tests.live import serve
 
 
 async def test_unknown_route_is_a_problem(client: httpx.AsyncClient) -> None:
@@ -196,3 +199,34 @@ async def test_startup_objects_are_frozen_while_the_app_runs(settings: Settings)
         assert gc.get_freeze_count() > 50_000
     # Unfrozen at shutdown: an app made and dropped in one process is collected as before.
     assert gc.get_freeze_count() == 0
+
+
+async def test_websockets_are_logged_by_how_they_ended_and_a_drop_is_no_error(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    application = create_app(settings.model_copy(update={"log_json": True}))
+    async with application.router.lifespan_context(application):
+        resources = application.state.resources
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            account = await signup(client, "streamer")
+        async with serve(application) as base:
+            url = base.replace("http://", "ws://") + f"{API}/stream"
+            capsys.readouterr()
+            # Dropped before authenticating: the server's close finds nobody there.
+            async with websockets.connect(url):
+                pass
+            # Authenticated, then closed by the client.
+            async with websockets.connect(url, additional_headers=account.headers) as socket:
+                assert json.loads(await socket.recv())["event"] == "unread_count"
+            await asyncio.sleep(0.5)
+        await resources.jobs.wait_idle()
+    out = capsys.readouterr().out
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert "Traceback" not in out
+    assert not [line for line in lines if line.get("level") in ("error", "critical")]
+    streams = [
+        line for line in lines if line.get("event") == "request" and line.get("route") == f"{API}/stream"
+    ]
+    assert sorted(line["status"] for line in streams) == [101, 101]
+    assert all(line["close_code"] is not None for line in streams)

@@ -8,6 +8,7 @@ import uuid
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocketDisconnect
 
 from kith.core.errors import DomainError, InternalError, ServiceUnavailable
 from kith.core.outages import is_dependency_outage
@@ -65,19 +66,41 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
         response_started = False
+        close_code: int | None = None
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
+            nonlocal status, response_started, close_code
+            kind = message["type"]
+            if kind in ("http.response.start", "websocket.http.response.start"):
                 response_started = True
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), header]
+            elif kind == "websocket.accept":
+                response_started, status = True, 101
+            elif kind == "websocket.close":
+                close_code = message.get("code", 1000)
+                if not response_started:
+                    # Closed before the handshake was accepted: the server answers it 403.
+                    response_started, status = True, 403
             await send(message)
+
+        async def receive_noting_close() -> Message:
+            nonlocal close_code
+            message = await receive()
+            if message["type"] == "websocket.disconnect" and close_code is None:
+                close_code = message.get("code", 1005)
+            return message
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
         url_token = public_base_url.set(self.public_url)
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(
+                scope, receive_noting_close if scope["type"] == "websocket" else receive, send_with_id
+            )
+        except WebSocketDisconnect as gone:
+            # The client went away: how a WebSocket ends, not a fault (and no traceback).
+            close_code = close_code or gone.code
+            status = status if response_started else 499
         except Exception as error:
             if is_dependency_outage(error):
                 # Expected while the database or Redis is away: no traceback, no message
@@ -99,6 +122,7 @@ class RequestContextMiddleware:
                 await response(scope, receive, send_with_id)
         finally:
             state = scope.get("state", {})
+            extra = {"close_code": close_code} if scope["type"] == "websocket" else {}
             log.info(
                 "request",
                 method=scope.get("method", "WS"),
@@ -106,6 +130,7 @@ class RequestContextMiddleware:
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 user_id=state.get("user_id"),
+                **extra,
             )
             structlog.contextvars.unbind_contextvars("request_id")
             public_base_url.reset(url_token)
