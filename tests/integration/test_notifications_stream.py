@@ -19,7 +19,7 @@ from kith.notifications import service as notifications
 from kith.runtime.resources import Resources
 from kith.runtime.transaction import unit_of_work
 from tests.conftest import REDIS_URL, redis_available
-from tests.helpers import API, Account, assert_problem, signup
+from tests.helpers import API, PASSWORD, Account, assert_problem, signup
 from tests.live import serve
 
 
@@ -159,6 +159,37 @@ async def test_stream_pings_and_closes_when_session_is_gone(settings: Settings) 
                     await repository.revoke_user_sessions(session, alice.id, resources.clock.now())
                 with pytest.raises(websockets.ConnectionClosed) as closed:
                     await next_event(ws)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4401
+
+
+async def test_stream_closes_4401_when_its_access_token_expires(settings: Settings) -> None:
+    # Pings every 30 s, but the token's expiry is what closes it: a client that keeps a socket
+    # open re-authenticates with a fresh token, and a stolen token's socket does not outlive it.
+    application = create_app(settings.model_copy(update={"access_token_ttl_seconds": 2}))
+    async with application.router.lifespan_context(application), serve(application) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            alice = await signup(http, "alice")
+            async with websockets.connect(ws_url(base), additional_headers=alice.headers) as ws:
+                await next_event(ws)
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await next_event(ws, timeout=5)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "access token expired")
+
+
+async def test_stream_closes_4401_when_the_account_is_deleted(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    alice = await signup(client, "alice")
+    async with serve(app) as base, websockets.connect(ws_url(base), additional_headers=alice.headers) as ws:
+        await next_event(ws)
+        deleted = await client.request(
+            "DELETE", f"{API}/users/me", json={"password": PASSWORD}, headers=alice.headers
+        )
+        assert deleted.status_code == 204
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await next_event(ws)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4401
 

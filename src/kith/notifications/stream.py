@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,12 +53,17 @@ class _Checks:
     tokens: AccessTokenCodec
     clock: Clock
 
-    async def identify(self, token: str | None) -> tuple[str, str] | None:
+    async def identify(self, token: str | None) -> tuple[str, str, float] | None:
+        """The user, login session and expiry (Unix time) of a valid access token."""
         if not token:
             return None
         async with self.transaction(write=False) as session:
             found = await auth.user_for_access_token(session, self.tokens, token, now=self.clock.now())
-        return (found[0].id, found[1]) if found else None
+        if found is None:
+            return None
+        # Verified a moment ago, so remembered by the codec: no second signature check.
+        expires_at = self.tokens.verify(token).expires_at.timestamp()
+        return found[0].id, found[1], expires_at
 
     async def still_live(self, user_id: str, session_id: str) -> bool:
         async with self.transaction(write=False) as session:
@@ -87,14 +93,19 @@ async def stream(
     if identity is None:
         await websocket.close(CLOSE_UNAUTHORIZED, "invalid or expired credentials")
         return
-    user_id, session_id = identity
+    user_id, session_id, expires_at = identity
     websocket.scope.setdefault("state", {})["user_id"] = user_id
     subscription = await hub.subscribe(user_id)
     listener = asyncio.create_task(_wait_for_disconnect(websocket))
     try:
         await websocket.send_json({"event": "unread_count", "data": {"count": await checks.unread(user_id)}})
         await _pump(
-            websocket, checks, subscription, listener, user_id, session_id, settings.stream_ping_seconds
+            websocket,
+            checks,
+            subscription,
+            listener,
+            (user_id, session_id, expires_at),
+            settings.stream_ping_seconds,
         )
     except WebSocketDisconnect:
         pass
@@ -119,14 +130,19 @@ async def _pump(
     checks: _Checks,
     subscription: Subscription,
     listener: asyncio.Task[None],
-    user_id: str,
-    session_id: str,
+    identity: tuple[str, str, float],
     ping_every: float,
 ) -> None:
+    user_id, session_id, expires_at = identity
     while True:
+        left = expires_at - time.time()
+        if left <= 0:
+            # Clients authenticate again with a fresh access token (docs/api-guide.md).
+            await websocket.close(CLOSE_UNAUTHORIZED, "access token expired")
+            return
         getter: asyncio.Task[Event] = asyncio.create_task(subscription.queue.get())
         done, _ = await asyncio.wait(
-            {getter, listener}, timeout=ping_every, return_when=asyncio.FIRST_COMPLETED
+            {getter, listener}, timeout=min(ping_every, left), return_when=asyncio.FIRST_COMPLETED
         )
         if listener in done:
             getter.cancel()
@@ -137,6 +153,8 @@ async def _pump(
             return
         if getter not in done:
             getter.cancel()
+            if time.time() >= expires_at:
+                continue  # closed at the top of the loop
             event: Event = {"event": "ping"}
         else:
             event = getter.result()

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.core.errors import BadRequest, Forbidden, NotFound
 from kith.core.pagination import CursorParams, OffsetParams
+from kith.core.realtime import publish_after_commit
 from kith.core.security import PasswordHasher, hash_token, new_token
 from kith.db.models import ApiKey, User
 from kith.media import service as media
@@ -68,10 +69,12 @@ async def check_password(passwords: PasswordHasher, user: User, password: str) -
 
 
 async def delete_account(session: AsyncSession, user: User) -> None:
-    """Delete the account and, through cascades, everything it owns."""
+    """Delete the account and, through cascades, everything it owns. Its open streams, on
+    every instance, check their session at once and close."""
     await posts.forget_activity_of(session, user.id)
     await media.forget_owner(session, user.id)
     await repository.delete_user(session, user.id)
+    publish_after_commit(session, user.id, {"event": "_revalidate"})
 
 
 async def search(
