@@ -358,3 +358,14 @@ async def test_password_reset_confirm_applies_password_rules(
         f"{API}/auth/password-reset/confirm", json={"token": token, "new_password": "a good new secret"}
     )
     assert ok.status_code == 204
+
+
+@pytest.mark.parametrize("spelling", ["ＡＤＡ@example.com", "ada@example。com", "ａda@example．com"])
+async def test_an_address_has_one_spelling_for_uniqueness_and_login(
+    client: httpx.AsyncClient, spelling: str
+) -> None:
+    await signup(client, "ada", email="ada@example.com")
+    taken = await register(client, "ada2", email=spelling)
+    assert_problem(taken, 409, "email_taken")
+    logged_in = await client.post(f"{API}/auth/login", json={"email": spelling, "password": PASSWORD})
+    assert logged_in.status_code == 200, logged_in.text

@@ -583,6 +583,28 @@ async def test_the_reset_limit_counts_per_address_whether_or_not_it_has_an_accou
         assert other.status_code == 202
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "ＳＯＭＥＯＮＥ@example.com",
+        "someone@example。com",
+        "someone@example．com",
+        "some\uff4fne@EXAMPLE.COM",
+    ],
+)
+async def test_no_spelling_of_an_address_gets_fresh_reset_limits(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, spelling: str
+) -> None:
+    # Full-width letters, the ideographic and full-width full stops: one address, one limit.
+    async with limited_app(settings, monkeypatch, rate_limit_password_reset="2/30 minutes") as (
+        client,
+        _resources,
+    ):
+        for email in ("someone@example.com", "someone@example.com"):
+            assert (await client.post(f"{API}/auth/password-reset", json={"email": email})).status_code == 202
+        assert_limited(await client.post(f"{API}/auth/password-reset", json={"email": spelling}), 2)
+
+
 # --- Redis: shared by every worker, and what happens when it fails ------------------------
 
 needs_redis = pytest.mark.skipif(not redis_available(), reason="needs Redis (required with CI=true)")

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import String, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kith.core.mail import normalize_address
 from kith.core.security import hash_token, new_token
 from kith.db.models import ApiKey, AuthSession, OneTimeToken, RefreshToken, TokenPurpose, User
 
@@ -141,13 +142,13 @@ async def get_user(session: AsyncSession, user_id: str) -> User | None:
 
 async def find_by_login(session: AsyncSession, identifier: str) -> User | None:
     """Find a user by e-mail (when the identifier has an @) or by username, case-insensitively."""
-    key = identifier.strip().lower()
+    key = normalize_address(identifier)
     column = User.email if "@" in key else User.username_key
     return await session.scalar(select(User).where(column == key))
 
 
 async def find_by_email(session: AsyncSession, email: str) -> User | None:
-    return await session.scalar(select(User).where(User.email == email.lower()))
+    return await session.scalar(select(User).where(User.email == normalize_address(email)))
 
 
 async def username_taken(session: AsyncSession, username: str) -> bool:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal, Self
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -16,6 +17,7 @@ from pydantic import (
 )
 
 from kith.auth.password_policy import password_problem
+from kith.core.mail import normalize_address
 from kith.core.schemas import (
     BIDI_CONTROLS,
     INVISIBLE,
@@ -112,6 +114,8 @@ Username = Annotated[
 ]
 Email = Annotated[
     EmailStr,
+    # Before the address is validated, so that it is checked (and stored) in its one spelling.
+    BeforeValidator(lambda value: normalize_address(value) if isinstance(value, str) else value),
     AfterValidator(str.lower),
     Field(
         examples=["ada@example.com"],

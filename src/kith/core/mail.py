@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import unicodedata
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -12,6 +13,19 @@ import structlog
 from kith.core.config import EmailBackend, Settings
 
 log = structlog.get_logger("kith.mail")
+
+# Full stops that Unicode writes other ways: ideographic, full-width, half-width ideographic.
+_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+
+
+def normalize_address(text: str) -> str:
+    """The one spelling of an e-mail address, for lookup, uniqueness and every limit key.
+
+    NFKC folds compatibility forms (full-width letters and digits, ligatures), the other
+    full stops become `.`, and letters are lower-cased; surrounding space goes. So spellings
+    of one address reach one account and count against one limit.
+    """
+    return unicodedata.normalize("NFKC", text).translate(_DOTS).strip().lower()
 
 
 def compose(settings: Settings, to: str, subject: str, body: str) -> EmailMessage:

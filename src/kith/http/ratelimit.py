@@ -30,6 +30,7 @@ from fastapi import Depends, Request
 from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kith.core.mail import normalize_address
 from kith.core.urls import API_PREFIX, MEDIA_PATH
 from kith.db.models import Role
 from kith.http.caller import Caller, identify_caller
@@ -138,7 +139,9 @@ async def body_email(request: Request, _caller: Caller) -> str | None:
     except ValueError:
         return None
     email = body.get("email") if isinstance(body, dict) else None
-    return f"email:{email.strip().lower()}" if isinstance(email, str) and email.strip() else None
+    # The same spelling the account lookup uses, so no spelling of one address gets fresh limits.
+    normalized = normalize_address(email) if isinstance(email, str) else ""
+    return f"email:{normalized}" if normalized else None
 
 
 def rate_limit(rule: str, key: KeyOf | None = None) -> Any:
