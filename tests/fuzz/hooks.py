@@ -46,7 +46,7 @@ from PIL import Image
 from schemathesis.openapi.checks import UseAfterFree
 from schemathesis.python import asgi
 
-from kith.auth.password_policy import common_passwords
+from kith.auth.password_policy import refused_whoever_chooses_it
 from kith.core.pagination import encode_cursor, encode_timed_position
 from kith.http.idempotency import MAX_KEY_LENGTH
 
@@ -103,7 +103,7 @@ schemathesis.openapi.format(
 )
 schemathesis.openapi.format(
     "password",
-    st.text(min_size=8, max_size=128).filter(lambda text: text.lower() not in common_passwords()),
+    st.text(min_size=8, max_size=128).filter(lambda text: not refused_whoever_chooses_it(text)),
 )
 
 
@@ -178,7 +178,7 @@ def _keep_to_the_password_policy(case: KithCase) -> None:
     value = body.get(field) if field is not None and isinstance(body, dict) else None
     if field is None or not isinstance(body, dict) or not isinstance(value, str):
         return
-    if 8 <= len(value) <= 128 and value.lower() in common_passwords():
+    if 8 <= len(value) <= 128 and refused_whoever_chooses_it(value):
         body[field] = "Kith-" + "z" * (len(value) - 5)
 
 

@@ -175,7 +175,7 @@ async def test_jobs_queued_by_either_process_run_in_a_separate_worker(
                 body = {
                     "username": f"user{number}",
                     "email": f"user{number}@example.com",
-                    "password": "pw pw pw pw",
+                    "password": "separate worker secret",
                 }
                 assert (await client.post(f"{base}{API}/auth/register", json=body)).status_code == 201
         # The servers only queue the e-mails: with no worker running, none is sent.
