@@ -495,7 +495,8 @@ async def test_a_password_reset_revokes_every_key_and_verifies_the_address(
     await resources.jobs.wait_idle()
     token = mailbox.token("owner@example.com", "Reset your Kith password")
     confirm = await client.post(
-        f"{API}/auth/password-reset/confirm", json={"token": token, "new_password": "a fresh passphrase of mine"}
+        f"{API}/auth/password-reset/confirm",
+        json={"token": token, "new_password": "a fresh passphrase of mine"},
     )
     assert confirm.status_code == 204
     assert not await key_works(client, key)
