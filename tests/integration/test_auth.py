@@ -73,9 +73,9 @@ async def test_duplicate_username_and_email_are_409_case_insensitively(client: h
         ({"email": "not-an-email"}, "body.email"),
         ({"password": "short"}, "body.password"),
         ({"password": "x" * 129}, "body.password"),
-        ({"password": "password123"}, "body"),
-        ({"password": "newcomer1"}, "body"),
-        ({"password": "newcomer1@example.com"}, "body"),
+        ({"password": "password123"}, "body.password"),
+        ({"password": "newcomer1"}, "body.password"),
+        ({"password": "newcomer1@example.com"}, "body.password"),
         ({"display_name": "x" * 51}, "body.display_name"),
     ],
 )

@@ -12,7 +12,9 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    ValidationInfo,
     computed_field,
+    field_validator,
     model_validator,
 )
 
@@ -139,10 +141,13 @@ class RegisterRequest(RequestModel):
     # The same rules as a profile edit: one line, no control characters.
     display_name: DisplayNameText | None = None
 
-    @model_validator(mode="after")
-    def _password_rules(self) -> Self:
-        _check_password(self.password, self.username, self.email)
-        return self
+    @field_validator("password")
+    @classmethod
+    def _password_rules(cls, password: str, info: ValidationInfo) -> str:
+        # A field validator, so the error names `body.password`; username and e-mail are
+        # validated before it (they come first), and are absent here when they were invalid.
+        _check_password(password, info.data.get("username"), info.data.get("email"))
+        return password
 
 
 class LoginRequest(RequestModel):
