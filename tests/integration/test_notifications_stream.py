@@ -194,6 +194,40 @@ async def test_stream_closes_4401_when_the_account_is_deleted(
     assert closed.value.rcvd.code == 4401
 
 
+async def test_streams_are_capped_per_account_and_per_address_with_4429(settings: Settings) -> None:
+    capped = settings.model_copy(update={"stream_max_per_user": 2, "stream_max_per_address": 3})
+    application = create_app(capped)
+    async with application.router.lifespan_context(application), serve(application) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            alice, bob = await signup(http, "alice"), await signup(http, "bob")
+        url = ws_url(base)
+        async with (
+            websockets.connect(url, additional_headers=alice.headers) as first,
+            websockets.connect(url, additional_headers=alice.headers) as second,
+        ):
+            for ws in (first, second):
+                await next_event(ws)
+            async with websockets.connect(url, additional_headers=alice.headers) as third:
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await next_event(third)
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+                4429,
+                "too many open streams for this account",
+            )
+            # Bob's first stream is the address's third: allowed; a fourth is not, whoever it is.
+            async with websockets.connect(url, additional_headers=bob.headers) as bobs:
+                await next_event(bobs)
+                async with websockets.connect(url, additional_headers=bob.headers) as fourth:
+                    with pytest.raises(websockets.ConnectionClosed) as closed:
+                        await next_event(fourth)
+                assert closed.value.rcvd is not None
+                assert closed.value.rcvd.code == 4429
+        # Closed streams free their places.
+        async with websockets.connect(url, additional_headers=alice.headers) as again:
+            assert (await next_event(again))["event"] == "unread_count"
+
+
 # --- Redis pub/sub ----------------------------------------------------------------------
 
 needs_redis = pytest.mark.skipif(not redis_available(), reason="Redis is not reachable")

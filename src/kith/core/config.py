@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     # Live stream (WebSocket).
     stream_ping_seconds: float = 30.0
     stream_auth_timeout_seconds: float = 10.0
+    # Open streams one account, and one client address, may hold on an instance (4429 past it).
+    stream_max_per_user: int = Field(default=10, ge=1)
+    stream_max_per_address: int = Field(default=50, ge=1)
 
     # Background jobs.
     # "auto": a Redis stream for `kith worker` when Redis is configured, else in-process.

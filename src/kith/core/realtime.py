@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 import orjson
@@ -64,10 +64,27 @@ class RealtimeHub:
 
     def __init__(self) -> None:
         self._subscriptions: dict[str, set[Subscription]] = defaultdict(set)
+        # Open sockets per client address, authenticated or not yet (for the stream's cap).
+        self._addresses: Counter[str] = Counter()
 
     @property
     def connection_count(self) -> int:
         return sum(len(subs) for subs in self._subscriptions.values())
+
+    def open_for(self, user_id: str) -> int:
+        """How many streams of this user are open on this instance."""
+        return len(self._subscriptions.get(user_id, ()))
+
+    def open_from(self, address: str) -> int:
+        return self._addresses[address]
+
+    def address_opened(self, address: str) -> None:
+        self._addresses[address] += 1
+
+    def address_closed(self, address: str) -> None:
+        self._addresses[address] -= 1
+        if self._addresses[address] <= 0:
+            del self._addresses[address]
 
     async def start(self) -> None:
         return None

@@ -13,8 +13,10 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from kith.auth import service as auth
 from kith.core.clock import Clock
-from kith.core.realtime import Event, Subscription
+from kith.core.config import Settings
+from kith.core.realtime import Event, RealtimeHub, Subscription
 from kith.core.security import AccessTokenCodec
+from kith.http.caller import client_ip
 from kith.http.deps import AppClock, AppSettings, Realtime, Tokens, Transaction, UnitOfWork
 from kith.notifications import repository
 from kith.notifications.service import UNREAD_CHANGED
@@ -24,6 +26,8 @@ router = APIRouter()
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_SLOW = 1013
+# Like HTTP's 429: past the open streams one account or address may hold (docs/api-guide.md).
+CLOSE_TOO_MANY = 4429
 
 
 def _bearer(websocket: WebSocket) -> str | None:
@@ -85,7 +89,19 @@ async def stream(
 ) -> None:
     """Live notifications (docs/api.md#notifications-and-the-live-stream, docs/api-guide.md)."""
     checks = _Checks(transaction, tokens, clock)
+    address = client_ip(websocket.scope, tuple(settings.trusted_proxies))
     await websocket.accept()
+    hub.address_opened(address)
+    try:
+        if hub.open_from(address) > settings.stream_max_per_address:
+            await websocket.close(CLOSE_TOO_MANY, "too many open streams from this address")
+            return
+        await _serve(websocket, checks, hub, settings)
+    finally:
+        hub.address_closed(address)
+
+
+async def _serve(websocket: WebSocket, checks: _Checks, hub: RealtimeHub, settings: Settings) -> None:
     token = _bearer(websocket) or await _token_from_first_message(
         websocket, settings.stream_auth_timeout_seconds
     )
@@ -94,6 +110,9 @@ async def stream(
         await websocket.close(CLOSE_UNAUTHORIZED, "invalid or expired credentials")
         return
     user_id, session_id, expires_at = identity
+    if hub.open_for(user_id) >= settings.stream_max_per_user:
+        await websocket.close(CLOSE_TOO_MANY, "too many open streams for this account")
+        return
     websocket.scope.setdefault("state", {})["user_id"] = user_id
     subscription = await hub.subscribe(user_id)
     listener = asyncio.create_task(_wait_for_disconnect(websocket))
