@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from kith.feed import jobs
 from kith.feed.timeline import TimelineStore
-from kith.http.session import get_resources
-
-
-async def _timelines(request: Request) -> TimelineStore | None:
-    # Async on purpose: FastAPI runs a plain `def` dependency in a worker thread.
-    return jobs.timelines(get_resources(request))
-
+from kith.http.deps import provided
 
 # The warm timelines on Redis; None on the embedded default, where every page is SQL.
-Timelines = Annotated[TimelineStore | None, Depends(_timelines)]
+Timelines = Annotated[TimelineStore | None, Depends(provided(jobs.timelines))]

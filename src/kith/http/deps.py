@@ -8,11 +8,11 @@ row of one request sees the same instant.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from functools import partial
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,58 +25,34 @@ from kith.core.realtime import RealtimeHub
 from kith.core.security import AccessTokenCodec, PasswordHasher
 from kith.core.storage import MediaStorage
 from kith.http.session import get_resources
+from kith.runtime.resources import Resources
 from kith.runtime.transaction import unit_of_work
+
+T = TypeVar("T")
 
 UnitOfWork = Callable[..., AbstractAsyncContextManager[AsyncSession]]
 
 
-# Async on purpose, all of them: FastAPI runs a plain `def` dependency in a worker thread.
-async def _now(connection: HTTPConnection) -> datetime:
-    return get_resources(connection).clock.now()
+def provided(pick: Callable[[Resources], T]) -> Callable[[HTTPConnection], Awaitable[T]]:
+    """A dependency that hands a route what `pick` takes from the process's resources."""
+
+    # Async on purpose: FastAPI runs a plain `def` dependency in a worker thread.
+    async def dependency(connection: HTTPConnection) -> T:
+        return pick(get_resources(connection))
+
+    return dependency
 
 
-async def _clock(connection: HTTPConnection) -> Clock:
-    return get_resources(connection).clock
-
-
-async def _realtime(connection: HTTPConnection) -> RealtimeHub:
-    return get_resources(connection).realtime
-
-
-async def _settings(connection: HTTPConnection) -> Settings:
-    return get_resources(connection).settings
-
-
-async def _passwords(connection: HTTPConnection) -> PasswordHasher:
-    return get_resources(connection).passwords
-
-
-async def _tokens(connection: HTTPConnection) -> AccessTokenCodec:
-    return get_resources(connection).tokens
-
-
-async def _media_storage(connection: HTTPConnection) -> MediaStorage:
-    return get_resources(connection).media
-
-
-async def _redis_breaker(connection: HTTPConnection) -> Breaker:
-    return get_resources(connection).redis_breaker
-
-
-async def _transactions(connection: HTTPConnection) -> UnitOfWork:
-    return partial(unit_of_work, get_resources(connection))
-
-
-Now = Annotated[datetime, Depends(_now)]
+Now = Annotated[datetime, Depends(provided(lambda resources: resources.clock.now()))]
 # For what lives longer than a request (a WebSocket) and must read the time as it passes.
-AppClock = Annotated[Clock, Depends(_clock)]
-Realtime = Annotated[RealtimeHub, Depends(_realtime)]
-AppSettings = Annotated[Settings, Depends(_settings)]
-Passwords = Annotated[PasswordHasher, Depends(_passwords)]
-Tokens = Annotated[AccessTokenCodec, Depends(_tokens)]
-MediaFiles = Annotated[MediaStorage, Depends(_media_storage)]
+AppClock = Annotated[Clock, Depends(provided(lambda resources: resources.clock))]
+Realtime = Annotated[RealtimeHub, Depends(provided(lambda resources: resources.realtime))]
+AppSettings = Annotated[Settings, Depends(provided(lambda resources: resources.settings))]
+Passwords = Annotated[PasswordHasher, Depends(provided(lambda resources: resources.passwords))]
+Tokens = Annotated[AccessTokenCodec, Depends(provided(lambda resources: resources.tokens))]
+MediaFiles = Annotated[MediaStorage, Depends(provided(lambda resources: resources.media))]
 # Open while Redis is failing: callers skip it instead of waiting for a timeout.
-RedisBreaker = Annotated[Breaker, Depends(_redis_breaker)]
+RedisBreaker = Annotated[Breaker, Depends(provided(lambda resources: resources.redis_breaker))]
 # For a route that must run a transaction of its own besides the request's
 # (`async with transaction(write=False) as session:`); say why where it is used.
-Transaction = Annotated[UnitOfWork, Depends(_transactions)]
+Transaction = Annotated[UnitOfWork, Depends(provided(lambda resources: partial(unit_of_work, resources)))]
