@@ -107,6 +107,8 @@ def _run_uvicorn(host: str, port: int, workers: int, reload: bool, settings: Set
         proxy_headers=False,
         server_header=False,
         ws="websockets-sansio",
+        # uvicorn's httptools parser, keeping what it drops of an absolute-form target.
+        http="kith.http.server:KithHttpProtocol",
         timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )
 

@@ -229,6 +229,44 @@ async def test_trusted_hosts_wildcards(settings: Settings) -> None:
                 assert (await http.get("/healthz")).status_code == status, base
 
 
+async def test_a_target_naming_another_host_is_refused_under_any_http_parser(settings: Settings) -> None:
+    """Under a server that passes an absolute-form target as the path (h11 does), the
+    middleware reads the host from there; `kith serve`'s own parser is tested in
+    test_serve_processes.py."""
+    application = create_app(settings.model_copy(update={"trusted_hosts": ["localhost"]}))
+    async with application.router.lifespan_context(application):
+        for target, status in (
+            (b"http://evil.example/healthz", 421),
+            (b"http://localhost:8000/healthz", 200),
+        ):
+            sent: list[dict[str, object]] = []
+
+            async def receive() -> dict[str, object]:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(message: dict[str, object], sent: list[dict[str, object]] = sent) -> None:
+                sent.append(message)
+
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "GET",
+                "scheme": "http",
+                "path": target.decode(),
+                "raw_path": target,
+                "root_path": "",
+                "query_string": b"",
+                "headers": [(b"host", b"localhost:8000")],
+                "client": ("127.0.0.1", 5000),
+                "server": ("127.0.0.1", 8000),
+                "state": {},
+            }
+            await application(scope, receive, send)  # type: ignore[arg-type]
+            # A served target that is not a route is 404; only a refused one is 421.
+            assert sent[0]["status"] == (status if status == 421 else 404), target
+
+
 # --- gzip ---------------------------------------------------------------------------
 
 

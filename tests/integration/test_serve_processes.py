@@ -202,3 +202,55 @@ async def test_sigterm_cuts_a_stalled_request_after_the_shutdown_timeout(tmp_pat
         writer.close()
     finally:
         server.stop()
+
+
+# --- malformed requests -------------------------------------------------------------
+
+
+async def _raw_exchange(port: int, request: bytes) -> tuple[int, dict[str, object]]:
+    """Send `request` as written on one connection; the status and JSON body of the answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        length = next(
+            int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:")
+        )
+        body = json.loads(await reader.readexactly(length)) if length else {}
+    finally:
+        writer.close()
+    return status, body
+
+
+async def test_two_host_headers_and_a_target_for_another_host_are_refused(tmp_path: Path) -> None:
+    # On the server and parser a deployment runs: the HTTP parser decides what reaches the app.
+    with running(sqlite_env(tmp_path)) as server:
+        here = f"127.0.0.1:{server.port}".encode()
+        status, body = await _raw_exchange(
+            server.port, b"GET /healthz HTTP/1.1\r\nHost: " + here + b"\r\nHost: evil.example\r\n\r\n"
+        )
+        assert (status, body["code"]) == (400, "invalid_host")
+        assert body["detail"] == "The request carries more than one Host header."
+        # Two Host headers naming the same host are two Host headers all the same.
+        status, body = await _raw_exchange(
+            server.port, b"GET /healthz HTTP/1.1\r\nHost: " + here + b"\r\nHost: " + here + b"\r\n\r\n"
+        )
+        assert (status, body["code"]) == (400, "invalid_host")
+        # An absolute-form target names the host (RFC 9112), whatever the Host header says.
+        for target in (
+            b"http://evil.example/healthz",
+            b"http://evil.example:" + str(server.port).encode() + b"/healthz",
+        ):
+            status, body = await _raw_exchange(
+                server.port, b"GET " + target + b" HTTP/1.1\r\nHost: " + here + b"\r\n\r\n"
+            )
+            assert (status, body["code"]) == (421, "misdirected_request"), target
+        # One naming this server is served, as is the usual form.
+        for target in (b"http://127.0.0.1:" + str(server.port).encode() + b"/healthz", b"/healthz"):
+            status, body = await _raw_exchange(
+                server.port, b"GET " + target + b" HTTP/1.1\r\nHost: " + here + b"\r\n\r\n"
+            )
+            assert status == 200, target

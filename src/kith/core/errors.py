@@ -166,6 +166,16 @@ class InvalidHost(BadRequest):
     description = "The `Host` header names a host this server does not serve (docs/configuration.md)."
 
 
+class MisdirectedRequest(DomainError):
+    status = 421
+    code = "misdirected_request"
+    default_detail = "The request names a host this server does not serve."
+    description = (
+        "The request target names a host this server does not serve (an absolute-form "
+        "target such as `GET http://other.example/ HTTP/1.1`); send it to that host."
+    )
+
+
 class HttpError(DomainError):
     """What the framework reports with a status no other class covers; rendered with that status."""
 

@@ -11,7 +11,7 @@ import base64
 import gzip
 import hashlib
 import re
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
@@ -19,7 +19,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kith.core.config import ConfigurationError, Settings
-from kith.core.errors import InvalidHost, NotFound, PayloadTooLarge, Unprocessable
+from kith.core.errors import InvalidHost, MisdirectedRequest, NotFound, PayloadTooLarge, Unprocessable
 from kith.http.errors import problem_response
 
 # JSON needs nothing from a browser: no scripts, no styles, no framing.
@@ -118,20 +118,45 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, buffer)
 
 
-def _host_of(scope: Scope) -> str:
+# The scope key where `kith.http.server` keeps the host of an absolute-form request target.
+TARGET_HOST = "kith.target_host"
+
+
+def _hosts_of(scope: Scope) -> list[str]:
+    """Each `Host` header's host, lower case, without its port."""
+    hosts = []
     for name, value in scope["headers"]:
         if name == b"host":
             host: str = value.decode("latin-1").lower()
             if host.startswith("["):  # [::1]:8000
-                return host[1 : host.find("]")] if "]" in host else host
-            return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    return ""
+                host = host[1 : host.find("]")] if "]" in host else host
+            elif host.count(":") == 1:
+                host = host.rsplit(":", 1)[0]
+            hosts.append(host)
+    return hosts
+
+
+def _target_host(scope: Scope) -> str | None:
+    """The host an absolute-form request target names; None for the usual `/path` form.
+
+    Kith's server protocol records it (uvicorn's own drops it); under a server that
+    passes the whole target as the path instead (h11), it is read from there.
+    """
+    if TARGET_HOST in scope:
+        return str(scope[TARGET_HOST])
+    raw: bytes = scope.get("raw_path") or b"/"
+    if raw[:1] in (b"/", b"*"):
+        return None
+    return (urlsplit(raw.decode("latin-1")).hostname or "").lower()
 
 
 class TrustedHostMiddleware:
-    """Refuses a request whose `Host` is not an allowed one with a 400 problem document.
+    """Refuses a request that is not for a host this server serves.
 
-    Allowed entries are exact host names, `*.example.com` for any subdomain, or `*`.
+    Allowed entries are exact host names, `*.example.com` for any subdomain, or `*`. Two
+    `Host` headers, or a `Host` that is not allowed, are a 400 problem document; an
+    absolute-form target (`GET http://host/path`) names the host instead of the `Host`
+    header (RFC 9112), and one that is not allowed is 421 Misdirected Request.
     A WebSocket handshake with a bad host is closed before it is accepted.
     """
 
@@ -145,8 +170,18 @@ class TrustedHostMiddleware:
     def allows(self, host: str) -> bool:
         return self.any_host or host in self.exact or (bool(self.suffixes) and host.endswith(self.suffixes))
 
+    def refusal(self, scope: Scope) -> InvalidHost | MisdirectedRequest | None:
+        hosts = _hosts_of(scope)
+        if len(hosts) > 1:
+            return InvalidHost("The request carries more than one Host header.")
+        target = _target_host(scope)
+        if target is not None:
+            return None if self.allows(target) else MisdirectedRequest()
+        return None if self.allows(hosts[0] if hosts else "") else InvalidHost()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or self.allows(_host_of(scope)):
+        refusal = self.refusal(scope) if scope["type"] in ("http", "websocket") else None
+        if refusal is None:
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":
@@ -154,7 +189,7 @@ class TrustedHostMiddleware:
             return
         response = problem_response(
             None,
-            InvalidHost(),
+            refusal,
             public_url=self.public_url,
             request_id=scope.get("state", {}).get("request_id"),
         )
