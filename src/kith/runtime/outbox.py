@@ -10,6 +10,12 @@ it is due: the delay doubles from `KITH_JOB_RETRY_BASE_SECONDS` up to
 undelivered `KITH_EMAIL_RETRY_HOURS` after it was first tried is given up (logged
 `email_gave_up`) and deleted.
 
+Every e-mail goes to an account's address, and none outlives the account
+(docs/security.md#privacy): deleting an account deletes the kept e-mails to its address in
+the same transaction (`forget_kept_emails_to`); a message whose address no account holds
+any longer is not kept, and each resend round first deletes any such message (one kept by
+a job that ran while the account was being deleted).
+
 An attempt is claimed first, in its own short transaction (see `OutgoingEmail`): a
 worker that dies while sending leaves the row to be tried again once the claim lapses,
 and two workers never send one row at once. A message accepted by the server whose row
@@ -25,11 +31,12 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.core.config import Settings
 from kith.core.metrics import JOBS_FAILED
-from kith.db.models import OutgoingEmail
+from kith.db.models import OutgoingEmail, User
 from kith.runtime.periodic import periodic
 from kith.runtime.transaction import unit_of_work
 
@@ -68,10 +75,15 @@ async def send_or_keep(resources: Resources, message: EmailMessage) -> None:
         await resources.mailer.send(message)
     except Exception as exc:
         now = resources.clock.now()
+        recipient = str(message["To"])
         async with unit_of_work(resources) as session:
+            if not await session.scalar(select(exists().where(User.email == recipient))):
+                # The account was deleted meanwhile: its address is not kept.
+                log.info("email_dropped", subject=message["Subject"], error=type(exc).__name__)
+                return
             session.add(
                 OutgoingEmail(
-                    recipient=str(message["To"]),
+                    recipient=recipient,
                     subject=str(message["Subject"])[:255],
                     message=message.as_string(),
                     attempts=1,
@@ -80,6 +92,15 @@ async def send_or_keep(resources: Resources, message: EmailMessage) -> None:
                 )
             )
         log.warning("email_kept", subject=message["Subject"], error=type(exc).__name__)
+
+
+async def forget_kept_emails_to(session: AsyncSession, address: str) -> None:
+    """Delete the kept e-mails to `address`, in `session`'s transaction (account deletion)."""
+    await session.execute(
+        delete(OutgoingEmail)
+        .where(OutgoingEmail.recipient == address)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _retry_interval(settings: Settings) -> float:
@@ -94,6 +115,12 @@ async def resend_kept_emails(resources: Resources) -> int:
     settings = resources.settings
     now = resources.clock.now()
     async with unit_of_work(resources) as session:
+        # Left by a job that kept its message while the account was being deleted.
+        await session.execute(
+            delete(OutgoingEmail)
+            .where(~exists().where(User.email == OutgoingEmail.recipient))
+            .execution_options(synchronize_session=False)
+        )
         expired = await session.scalars(
             delete(OutgoingEmail)
             .where(OutgoingEmail.created_at <= now - timedelta(hours=settings.email_retry_hours))

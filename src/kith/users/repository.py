@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kith.db.models import ApiKey, Post, User
+from kith.db.models import ApiKey, IdempotencyKey, Post, User
 from kith.posts.visibility import can_read_post
 from kith.social.relations import blocked_either_way
 
@@ -43,6 +45,27 @@ async def count_readable_posts(session: AsyncSession, viewer: User, author_id: s
         select(func.count()).select_from(Post).where(Post.author_id == author_id, can_read_post(viewer))
     )
     return int(count or 0)
+
+
+async def forget_stored_answers(session: AsyncSession, user_id: str, address: str) -> None:
+    """Delete the answers kept for `Idempotency-Key` retries that belong to the account (its
+    own creates) or show its e-mail address: its registration's answer, kept under the
+    client's IP address rather than the account."""
+    # The address as a JSON string, as the stored answer spells it (either escaping).
+    spellings = {json.dumps(address), json.dumps(address, ensure_ascii=False)}
+    await session.execute(
+        delete(IdempotencyKey)
+        .where(
+            or_(
+                IdempotencyKey.owner == user_id,
+                *(
+                    IdempotencyKey.response_body.like(f"%{escape_like(spelling)}%", escape="\\")
+                    for spelling in spellings
+                ),
+            )
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def delete_user(session: AsyncSession, user_id: str) -> None:

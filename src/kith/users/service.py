@@ -13,6 +13,7 @@ from kith.core.security import PasswordHasher, hash_token, new_token
 from kith.db.models import ApiKey, User
 from kith.media import service as media
 from kith.posts import service as posts
+from kith.runtime.outbox import forget_kept_emails_to
 from kith.social import service as social
 from kith.users import repository
 from kith.users.schemas import ApiKeyCreate, ProfileUpdate, UserProfile
@@ -70,9 +71,16 @@ async def check_password(passwords: PasswordHasher, user: User, password: str) -
 
 async def delete_account(session: AsyncSession, user: User) -> None:
     """Delete the account and, through cascades, everything it owns. Its open streams, on
-    every instance, check their session at once and close."""
+    every instance, check their session at once and close.
+
+    Nothing that holds its e-mail address stays in the database (docs/security.md#privacy):
+    the e-mails kept for it during an SMTP outage and the answers kept for its retries go
+    in the same transaction; its one-time tokens go with it (cascade).
+    """
     await posts.forget_activity_of(session, user.id)
     await media.forget_owner(session, user.id)
+    await forget_kept_emails_to(session, user.email)
+    await repository.forget_stored_answers(session, user.id, user.email)
     await repository.delete_user(session, user.id)
     publish_after_commit(session, user.id, {"event": "_revalidate"})
 
