@@ -36,8 +36,16 @@ async def in_block(session: AsyncSession, first_user_id: str, second_user_id: st
 # --- friend requests ----------------------------------------------------------------
 
 
-async def get_request(session: AsyncSession, request_id: str) -> FriendRequest | None:
-    return await session.get(FriendRequest, request_id)
+async def request_of(session: AsyncSession, user_id: str, request_id: str) -> FriendRequest | None:
+    """A request the user sent or received, unless a block separates its two users: while it
+    lasts the request is gone for both, whatever its status, as if the other did not exist."""
+    return await session.scalar(
+        select(FriendRequest).where(
+            FriendRequest.id == request_id,
+            or_(FriendRequest.sender_id == user_id, FriendRequest.receiver_id == user_id),
+            ~Block.either_way(FriendRequest.sender_id, FriendRequest.receiver_id),
+        )
+    )
 
 
 async def pending_between(

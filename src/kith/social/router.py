@@ -116,7 +116,8 @@ async def list_friend_requests(
     responses=problem_responses(401, 404),
 )
 async def get_friend_request(request_id: str, user: CurrentUser, session: DbSession) -> FriendRequestView:
-    """One friend request the caller sent or received; 404 `friend_request_not_found` for anyone else."""
+    """One friend request the caller sent or received; 404 `friend_request_not_found` for anyone
+    else, and while a block separates the two."""
     friend_request = await service.visible_request(session, user, request_id)
     return FriendRequestView.of(*(await service.with_users(session, [friend_request]))[0])
 
@@ -137,8 +138,8 @@ async def answer_friend_request(
     """Accept or reject a request sent to the caller; returns it in its new status.
 
     Accepting makes the two friends. A rejected sender may ask again after 24 hours.
-    404 `friend_request_not_found` for anyone but the receiver; 409 `not_pending` when
-    it was already answered (a cancelled request is gone: 404).
+    404 `friend_request_not_found` for anyone but the receiver, and while a block separates
+    the two; 409 `not_pending` when it was already answered (a cancelled request is gone: 404).
     """
     friend_request = await service.respond(session, user, request_id, accept=data.action == "accept", now=now)
     return FriendRequestView.of(*(await service.with_users(session, [friend_request]))[0])
@@ -154,8 +155,8 @@ async def cancel_friend_request(request_id: str, user: CurrentUser, session: DbS
     """Withdraw a pending request the caller sent. It is deleted: afterwards it is 404 for
     both sides and listed nowhere, and its notification to the receiver is gone.
 
-    404 `friend_request_not_found` for anyone but the sender, and once it is cancelled;
-    409 `not_pending` when it was already answered.
+    404 `friend_request_not_found` for anyone but the sender, once it is cancelled, and while
+    a block separates the two; 409 `not_pending` when it was already answered.
     """
     await service.cancel(session, user, request_id)
 

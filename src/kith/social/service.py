@@ -230,12 +230,8 @@ async def _accept(session: AsyncSession, request: FriendRequest, *, accepter: Us
 
 async def visible_request(session: AsyncSession, user: User, request_id: str) -> FriendRequest:
     """A request the user sent or received; 404 for everyone else, and once a block separates them."""
-    request = await repository.get_request(session, request_id)
-    if (
-        request is None
-        or user.id not in (request.sender_id, request.receiver_id)
-        or await repository.in_block(session, request.sender_id, request.receiver_id)
-    ):
+    request = await repository.request_of(session, user.id, request_id)
+    if request is None:
         raise _request_not_found()
     return request
 
@@ -246,9 +242,10 @@ async def respond(
     """Accept or reject a pending request addressed to `receiver`.
 
     Accepting makes the friendship in the same transaction. A rejected sender may ask
-    again after 24 hours.
+    again after 24 hours. While a block separates the two the request is 404, whatever its
+    status, as `visible_request` has it.
     """
-    request = await repository.get_request(session, request_id)
+    request = await repository.request_of(session, receiver.id, request_id)
     if request is None or request.receiver_id != receiver.id:
         raise _request_not_found()
     if request.status != FriendRequestStatus.pending:
@@ -264,8 +261,9 @@ async def respond(
 
 async def cancel(session: AsyncSession, sender: User, request_id: str) -> None:
     """Withdraw a pending request the sender made: it is deleted, with its notification,
-    so it is gone for both sides (404 afterwards), as `DELETE` promises."""
-    request = await repository.get_request(session, request_id)
+    so it is gone for both sides (404 afterwards), as `DELETE` promises. While a block
+    separates the two the request is 404, whatever its status."""
+    request = await repository.request_of(session, sender.id, request_id)
     if request is None or request.sender_id != sender.id:
         raise _request_not_found()
     if request.status != FriendRequestStatus.pending or not await repository.delete_pending_request(
