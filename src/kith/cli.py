@@ -192,8 +192,6 @@ def worker(
 
 
 async def _run_worker(settings: Settings, concurrency: int) -> None:
-    from taskiq.api import run_receiver_task
-
     from kith.main import open_resources  # imports every domain, which registers their jobs
     from kith.runtime.periodic import PeriodicRunner
 
@@ -202,7 +200,7 @@ async def _run_worker(settings: Settings, concurrency: int) -> None:
     periodic.start()
     typer.echo("Kith worker consuming jobs from Redis.")
     try:
-        await run_receiver_task(resources.jobs.broker, max_async_tasks=concurrency)
+        await resources.jobs.consume(concurrency)
     finally:
         await periodic.stop()
         await resources.close()

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from redis.asyncio import Redis
 from taskiq.api import run_receiver_task
 
 from kith.core.config import Settings
 from kith.core.errors import Conflict
-from kith.core.jobs import enqueue, job
+from kith.core.jobs import JobStreamBroker, enqueue, job
 from kith.main import create_app, open_resources
 from kith.runtime.resources import Resources
 from kith.runtime.transaction import unit_of_work
@@ -36,9 +38,20 @@ async def flaky(resources: Resources, *, label: str, failures: int) -> None:
         raise ConnectionError("transient")
 
 
+# A job waits at its gate (set by the test) once it has started.
+gates: dict[str, asyncio.Event] = {}
+
+
+@job
+async def wait_at_gate(resources: Resources, *, label: str) -> None:
+    calls[label] += 1
+    await gates[label].wait()
+
+
 @pytest.fixture(autouse=True)
 def _reset_calls() -> None:
     calls.clear()
+    gates.clear()
 
 
 async def test_job_runs_after_commit(resources: Resources) -> None:
@@ -142,6 +155,153 @@ async def test_jobs_go_through_redis_to_a_worker(
         "Confirm your e-mail address",
         "Welcome to Kith",
     ]
+
+
+async def _until(condition: Callable[[], Awaitable[bool]], what: str, seconds: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, f"not within {seconds} s: {what}"
+        await asyncio.sleep(0.05)
+
+
+def _redis(resources: Resources) -> Redis:
+    assert resources.redis is not None
+    return resources.redis
+
+
+async def _stream(resources: Resources, queue: str) -> list[bytes]:
+    """Every entry of the stream, as the raw bytes of its fields."""
+    entries: Any = await _redis(resources).xrange(queue)
+    return [repr(fields).encode() for _, fields in entries]
+
+
+@needs_redis
+async def test_a_job_stays_in_the_redis_stream_only_until_it_is_done_or_given_up(
+    redis_settings: Settings, database_url: str
+) -> None:
+    # docs/security.md#privacy: the stream must not keep a job's arguments (addresses,
+    # tokens) once the job has run, nor those of a job that was given up.
+    queue = redis_settings.job_queue
+    settings = redis_settings.model_copy(update={"job_max_attempts": 2})
+    done, doomed, running = (f"token-{kind}-{uuid.uuid4().hex}" for kind in ("done", "doomed", "running"))
+    gates[running] = asyncio.Event()
+    api = await open_resources(settings)
+    worker_resources = await open_resources(settings)
+    worker = None
+    try:
+        async with unit_of_work(api) as session:
+            enqueue(session, record_call, label=done)
+            enqueue(session, flaky, label=doomed, failures=100)
+            enqueue(session, wait_at_gate, label=running)
+        queued = b"".join(await _stream(api, queue))
+        assert all(label.encode() in queued for label in (done, doomed, running))
+
+        worker = asyncio.create_task(worker_resources.jobs.consume(10))
+
+        async def finished_ones_gone() -> bool:
+            left = b"".join(await _stream(api, queue))
+            return calls[running] == 1 and done.encode() not in left and doomed.encode() not in left
+
+        await _until(finished_ones_gone, "the done and the given-up jobs' entries deleted")
+        assert calls[done] == 1 and calls[doomed] == 2 and calls[running] == 1
+        # The job still running keeps its entry, pending, for another worker to claim
+        # should this one die.
+        left = await _stream(api, queue)
+        assert len(left) == 1 and running.encode() in left[0]
+        assert (await _redis(api).xpending(queue, "kith"))["pending"] == 1
+
+        gates[running].set()
+
+        async def empty() -> bool:
+            return await _redis(api).xlen(queue) == 0
+
+        await _until(empty, "the last job's entry deleted once it is done")
+        assert (await _redis(api).xpending(queue, "kith"))["pending"] == 0
+    finally:
+        if worker is not None:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+        await worker_resources.close()
+        await _redis(api).delete(queue)
+        await api.close()
+
+
+@needs_redis
+async def test_a_job_whose_worker_stopped_mid_run_stays_in_the_stream_and_runs_again(
+    redis_settings: Settings, database_url: str
+) -> None:
+    queue = redis_settings.job_queue
+    label = f"token-{uuid.uuid4().hex}"
+    gates[label] = asyncio.Event()
+    api = await open_resources(redis_settings)
+    try:
+        async with unit_of_work(api) as session:
+            enqueue(session, wait_at_gate, label=label)
+
+        # A worker takes the job and is stopped mid-run: every task it started is
+        # cancelled, as `asyncio.run` does at Ctrl-C (kill -9 acknowledges nothing either).
+        first = await open_resources(redis_settings)
+        before = asyncio.all_tasks()
+        worker = asyncio.create_task(first.jobs.consume(10))
+
+        async def started() -> bool:
+            return calls[label] == 1
+
+        await _until(started, "the job started")
+        for task in asyncio.all_tasks() - before:
+            task.cancel()
+        await asyncio.gather(*(asyncio.all_tasks() - before), return_exceptions=True)
+        await first.close()
+        assert await _redis(api).xlen(queue) == 1, "a job stopped mid-run must keep its entry"
+        assert (await _redis(api).xpending(queue, "kith"))["pending"] == 1
+
+        # Another worker claims it once it has been idle long enough (60 s in production).
+        gates[label].set()
+        second = await open_resources(redis_settings)
+        assert isinstance(second.jobs.broker, JobStreamBroker)
+        second.jobs.broker.idle_timeout = 100
+        worker = asyncio.create_task(second.jobs.consume(10))
+        try:
+
+            async def gone() -> bool:
+                return calls[label] == 2 and await _redis(api).xlen(queue) == 0
+
+            await _until(gone, "the job run again and its entry deleted")
+        finally:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+            await second.close()
+    finally:
+        await _redis(api).delete(queue)
+        await api.close()
+
+
+@needs_redis
+async def test_entries_an_earlier_version_only_acknowledged_are_deleted_at_startup(
+    redis_settings: Settings, database_url: str
+) -> None:
+    # Before, jobs were acknowledged and left in the stream; as it now stays short, `maxlen`
+    # would never trim them. Starting up deletes every entry that is acknowledged, and only those.
+    queue = redis_settings.job_queue
+    api = await open_resources(redis_settings)
+    redis = _redis(api)
+    try:
+        await redis.delete(queue)
+        await redis.xgroup_create(queue, "kith", id="0", mkstream=True)
+        ids = [await redis.xadd(queue, {b"data": f"old job {n}".encode()}) for n in range(4)]
+        taken: Any = await redis.xreadgroup("kith", "old-worker", {queue: ">"}, count=3)
+        assert [entry_id for entry_id, _ in taken[0][1]] == ids[:3]
+        await redis.xack(queue, "kith", ids[0], ids[2])  # done; ids[1] is still running
+
+        other = await open_resources(redis_settings)
+        await other.close()
+
+        left: Any = await redis.xrange(queue)
+        assert [entry_id for entry_id, _ in left] == [ids[1], ids[3]]
+        assert (await redis.xpending(queue, "kith"))["pending"] == 1
+    finally:
+        await redis.delete(queue)
+        await api.close()
 
 
 async def test_jobs_run_in_process_when_the_redis_queue_is_down(settings: Settings) -> None:

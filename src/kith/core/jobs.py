@@ -6,19 +6,26 @@ on rollback. The runner sends them through taskiq: an in-process broker on the
 embedded default, a Redis stream consumed by `kith worker` when Redis is configured.
 A failing job is retried with exponential backoff and logged; it never touches the
 request that queued it.
+
+A job's arguments (addresses, names, one-time tokens in clear) stay in the Redis stream
+only while the job is queued or running: its entry is deleted as the job is acknowledged,
+which happens once it is done or given up, never before (docs/security.md#privacy).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
-from taskiq import AsyncBroker, InMemoryBroker
+from taskiq import AckableMessage, AsyncBroker, Context, InMemoryBroker, TaskiqDepends
+from taskiq.acks import AcknowledgeType
+from taskiq.api import run_receiver_task
 from taskiq_redis import RedisStreamBroker
 
 from kith.core.config import ConfigurationError
@@ -81,6 +88,117 @@ def pending_jobs(session: AsyncSession) -> list[QueuedJob]:
     return jobs
 
 
+def _stream_id(raw: bytes | str) -> tuple[int, int]:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    milliseconds, _, sequence = text.partition("-")
+    return int(milliseconds), int(sequence or 0)
+
+
+class JobStreamBroker(RedisStreamBroker):
+    """taskiq-redis's stream broker, deleting a job's entry when it acknowledges the job.
+
+    taskiq-redis only XACKs, so every job, arguments and all, would stay in the stream
+    until `maxlen` trims it, however long that takes. Here XACK and XDEL run in one
+    MULTI: an entry is gone once its job is acknowledged, and until then it is there, in
+    the group's pending list, for another worker to claim (`idle_timeout`) should the
+    one running it die. `JobRunner` acknowledges a job only when it is done or given up.
+    """
+
+    _SWEEP_BATCH = 1000
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        """New jobs, then those a dead worker left pending for `idle_timeout`, in turn.
+
+        taskiq-redis looks for the left ones only after a read that brought new jobs: on a
+        quiet queue a dead worker's job would wait for the next job queued. Here each
+        round (at most `xread_block`, 2 s, when there is nothing new) looks for both."""
+        async with Redis(connection_pool=self.connection_pool) as redis:
+            while True:
+                # (redis-py's typed answers cover every reply setting; these are bytes.)
+                fetched: Any = await redis.xreadgroup(
+                    self.consumer_group_name,
+                    self.consumer_name,
+                    {self.queue_name: ">"},
+                    block=self.block,
+                    count=self.count,
+                )
+                for _, entries in fetched or []:
+                    for entry_id, fields in entries:
+                        yield self._message(entry_id, fields)
+                # XAUTOCLAIM is atomic: two workers never claim the same entry.
+                claimed: Any = await redis.xautoclaim(
+                    self.queue_name,
+                    self.consumer_group_name,
+                    self.consumer_name,
+                    min_idle_time=self.idle_timeout,
+                    count=self.unacknowledged_batch_size,
+                )
+                for entry_id, fields in claimed[1]:
+                    if fields:  # (Redis 7 leaves out entries deleted meanwhile; 6.2 gave None)
+                        log.info("job_claimed", entry=entry_id.decode())
+                        yield self._message(entry_id, fields)
+
+    def _message(self, entry_id: bytes, fields: dict[bytes, bytes]) -> AckableMessage:
+        return AckableMessage(
+            data=fields[b"data"], ack=self._ack_generator(id=entry_id.decode(), queue_name=self.queue_name)
+        )
+
+    def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
+        async def ack() -> None:
+            async with (
+                Redis(connection_pool=self.connection_pool) as redis,
+                redis.pipeline(transaction=True) as pipe,
+            ):
+                pipe.xack(queue_name, self.consumer_group_name, id)
+                pipe.xdel(queue_name, id)
+                await pipe.execute()
+
+        return ack
+
+    async def startup(self) -> None:
+        await super().startup()
+        try:
+            deleted = await self.delete_acknowledged()
+        except Exception as exc:
+            log.warning("job_stream_sweep_failed", error=type(exc).__name__)
+        else:
+            if deleted:
+                log.info("job_stream_swept", deleted=deleted)
+
+    async def delete_acknowledged(self) -> int:
+        """Delete the entries that every consumer group has acknowledged: those left by a
+        version that only acknowledged them. (`maxlen` would never trim them now that the
+        stream stays short.) Returns how many were deleted."""
+        async with Redis(connection_pool=self.connection_pool) as redis:
+            groups: list[dict[str, Any]] = await redis.xinfo_groups(self.queue_name)
+            if not groups:
+                return 0
+            # Everything up to the oldest group's last delivery had been delivered before
+            # the pending lists below are read: an entry in that range which no list holds
+            # has been acknowledged, and nothing can make it pending again.
+            delivered = min((group["last-delivered-id"] for group in groups), key=_stream_id)
+            pending: set[tuple[int, int]] = set()
+            for group in groups:
+                if group["pending"]:
+                    held: Any = await redis.xpending_range(
+                        self.queue_name, group["name"], min="-", max=delivered, count=group["pending"]
+                    )
+                    pending.update(_stream_id(entry["message_id"]) for entry in held)
+            deleted, start = 0, "-"
+            while True:
+                batch: Any = await redis.xrange(
+                    self.queue_name, min=start, max=delivered, count=self._SWEEP_BATCH
+                )
+                if not batch:
+                    return deleted
+                done = [entry_id for entry_id, _ in batch if _stream_id(entry_id) not in pending]
+                if done:
+                    deleted += await redis.xdel(self.queue_name, *done)
+                if len(batch) < self._SWEEP_BATCH:
+                    return deleted
+                start = "(" + batch[-1][0].decode()
+
+
 class JobRunner:
     """Sends queued jobs to the broker and executes them with retries."""
 
@@ -92,8 +210,18 @@ class JobRunner:
         self.retry_base_seconds = settings.job_retry_base_seconds
         self.retry_max_seconds = settings.job_retry_max_seconds
 
-        async def run_job(name: str, kwargs: dict[str, Any]) -> None:
+        async def run_job(name: str, kwargs: dict[str, Any], context: Context = TaskiqDepends()) -> None:
             await self._execute(name, kwargs)
+            # Done or given up: only now is the job acknowledged, which deletes its Redis
+            # stream entry. A worker that dies or is stopped mid-job (a cancelled job
+            # raises out of `_execute`, past this) leaves the entry pending, and another
+            # worker claims it after `idle_timeout`. (See `consume`.)
+            if context.is_ackable:
+                try:
+                    await context.ack()
+                except Exception as exc:
+                    # The entry stays pending: the job runs again once it is claimed.
+                    log.warning("job_ack_failed", job=name, error=type(exc).__name__)
 
         self._task = broker.register_task(run_job, task_name=_TASK_NAME)
         # When the Redis queue cannot take a job, it runs here instead of being lost.
@@ -108,14 +236,15 @@ class JobRunner:
             raise ConfigurationError("KITH_JOB_BACKEND=redis needs KITH_REDIS_URL")
         broker: AsyncBroker
         if url:
-            broker = RedisStreamBroker(
+            broker = JobStreamBroker(
                 url,
                 queue_name=resources.settings.job_queue,
                 consumer_group_name="kith",
                 # A group created after jobs were queued still reads them from the start.
                 consumer_id="0",
                 maxlen=100_000,
-                # Reclaim jobs that a crashed worker took but never acknowledged.
+                # Reclaim jobs that a crashed worker took but never acknowledged. (Until
+                # then their entries stay; an acknowledged job's is deleted at once.)
                 idle_timeout=60_000,
                 socket_connect_timeout=2,
                 socket_timeout=5,
@@ -123,6 +252,15 @@ class JobRunner:
         else:
             broker = InMemoryBroker()
         return cls(resources, broker)
+
+    async def consume(self, concurrency: int) -> None:
+        """Run the jobs of the Redis queue until cancelled: what `kith worker` does.
+
+        The receiver leaves acknowledging to `run_job` (manual), because taskiq would
+        otherwise acknowledge a cancelled job too, and so delete it unfinished. (Set on the
+        receiver rather than as a label on each job: a worker of an earlier version, during a
+        rolling upgrade, would wait forever for `run_job` to acknowledge a labelled job.)"""
+        await run_receiver_task(self.broker, max_async_tasks=concurrency, ack_time=AcknowledgeType.MANUAL)
 
     @property
     def in_process(self) -> bool:
