@@ -13,10 +13,13 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import event
 
 from kith.core.config import Settings
+from kith.feed import jobs as feed_jobs
 from kith.feed import repository as feed_repository
+from kith.feed.timeline import TimelineStore
 from kith.main import create_app
 from kith.runtime.resources import Resources
 from tests.conftest import REDIS_URL, redis_available
@@ -312,6 +315,71 @@ async def test_inactive_readers_are_skipped_by_fan_out(redis_app: FastAPI) -> No
         await post(client, friend)
         await resources.jobs.wait_idle()
         assert await resources.redis.zcard(f"kith:tl:{reader.id}") == 2
+
+
+@needs_redis
+async def test_timeline_writes_that_never_reached_redis_leave_no_gap(
+    app: FastAPI, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fan-out and a new friendship's drop fail, the job is not tried again: once the
+    repair has run, the reader's timeline in Redis equals the SQL feed (docs/reliability.md)."""
+    application = create_app(
+        settings.model_copy(
+            update={
+                "redis_url": REDIS_URL,
+                "job_backend": "memory",
+                "job_queue": f"kith:test:{uuid.uuid4().hex[:8]}",
+                # Nothing retries the lost writes: the repair must stand in for them.
+                "job_max_attempts": 1,
+                "redis_retry_seconds": 0.05,
+            }
+        )
+    )
+    sql = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sql")
+    cached = httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://redis")
+    async with application.router.lifespan_context(application), sql, cached:
+        resources: Resources = application.state.resources
+        reader, friend, other = [await member(resources, name) for name in ("reader", "friend", "other")]
+        await befriend(resources, reader, friend)
+        first = await post(cached, friend)
+        others = await post(cached, other, "public")  # not the reader's friend yet
+        second = await post(cached, friend)
+        await resources.jobs.wait_idle()
+        assert await feed_ids(cached, reader) == [second, first]  # the timeline is warm
+
+        async def unreachable(*args: object, **kwargs: object) -> None:
+            raise RedisConnectionError("injected")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(TimelineStore, "push", unreachable)
+            patched.setattr(TimelineStore, "forget", unreachable)
+            request = await cached.post(
+                f"{API}/friend-requests", json={"receiver_id": other.id}, headers=reader.headers
+            )
+            accepted = await cached.patch(
+                f"{API}/friend-requests/{request.json()['id']}",
+                json={"action": "accept"},
+                headers=other.headers,
+            )
+            assert accepted.status_code == 200, accepted.text
+            third = await post(cached, friend)
+            await resources.jobs.wait_idle()
+
+        repair = feed_jobs.repair(resources)
+        assert repair is not None
+        async with asyncio.timeout(10):
+            await repair.settled()
+        # The breaker (0.05 s) closed before the repair's first try (0.1 s): reads use Redis.
+        assert not resources.redis_breaker.open
+        expected = [third, second, others, first]
+        assert await feed_ids(sql, reader) == expected
+        assert await feed_ids(cached, reader) == expected
+        # Served from Redis: the timeline was rebuilt, and holds the whole feed.
+        store = feed_jobs.timelines(resources)
+        assert store is not None
+        assert await store.is_warm(reader.id)
+        assert await store.older_than(reader.id, None, 100) == expected
+    await asyncio.sleep(0)
 
 
 @needs_redis

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -326,4 +327,126 @@ async def test_redis_frozen(redis_server: PrivateRedis, database_url: str, tmp_p
     assert listed.status_code == 200 and timings["notifications"] < MARGIN
     assert any(item["post_id"] == post_id for item in listed.json()["items"])
     assert await missing_posts(database_url, [post_id, post.json()["id"]]) == []
+    assert await violations(database_url, tmp_path / "var" / "media") == []
+
+
+async def _feed(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
+    response = await client.get(f"{API}/feed", params={"limit": 100}, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["next_cursor"] is None
+    return [item["id"] for item in response.json()["items"]]
+
+
+async def _post(client: httpx.AsyncClient, headers: dict[str, str], content: str) -> str:
+    created = await client.post(
+        f"{API}/posts", json={"content": content, "visibility": "public"}, headers=headers
+    )
+    assert created.status_code == 201, created.text
+    post_id: str = created.json()["id"]
+    return post_id
+
+
+async def _timeline(redis_url: str, user_id: str) -> tuple[list[str], bool]:
+    """The user's timeline as Redis holds it, newest first, and whether it is trusted
+    (its warm marker holds the current epoch, kith.feed.timeline)."""
+    client = Redis.from_url(redis_url, socket_timeout=2, decode_responses=True)
+    try:
+        ids = await client.zrange(f"kith:tl:{user_id}", 0, -1, desc=True)
+        marker = await client.get(f"kith:tl:{user_id}:warm")
+        epoch = await client.get("kith:jobs:timelines:epoch")
+    finally:
+        await client.aclose()
+    return [str(value) for value in ids], marker is not None and marker == epoch
+
+
+@pytest.mark.timeout(120)
+async def test_timeline_writes_lost_in_a_freeze_are_repaired(
+    redis_server: PrivateRedis, database_url: str, tmp_path: Path
+) -> None:
+    """A fan-out and a new friendship's drop give up while Redis is frozen, in one process;
+    another process serves the reader's feed from Redis. Once Redis is back, that feed and
+    the timeline Redis holds equal the feed of a process without Redis, lost post included."""
+    env = base_env(
+        tmp_path,
+        KITH_DATABASE_URL=database_url,
+        KITH_REDIS_URL=redis_server.url,
+        KITH_JOB_BACKEND="memory",  # the fan-out runs in the process that took the post
+        KITH_JOB_MAX_ATTEMPTS="2",
+        KITH_JOB_RETRY_BASE_SECONDS="0.1",
+        KITH_JOB_RETRY_MAX_SECONDS="0.2",
+        KITH_RATE_LIMIT_GENERAL="100000/minute",
+        KITH_REDIS_RETRY_SECONDS=str(REDIS_RETRY),
+    )
+    sql_env = {k: v for k, v in env.items() if k not in ("KITH_REDIS_URL", "KITH_JOB_BACKEND")}
+    migrate(env)
+    writer, reader, sql = Server(env), Server(env), Server(sql_env)
+    try:
+        writer.wait_ready(redis=True)
+        reader.wait_ready(redis=True)
+        sql.wait_ready()
+        async with (
+            httpx.AsyncClient(base_url=writer.base, timeout=30) as writes,
+            httpx.AsyncClient(base_url=reader.base, timeout=30) as reads,
+            httpx.AsyncClient(base_url=sql.base, timeout=30) as plain,
+        ):
+            author, fan, other = [await account(writes, name) for name in ("author", "fan", "other")]
+            ids = {}
+            for name, headers in (("author", author), ("fan", fan), ("other", other)):
+                ids[name] = (await writes.get(f"{API}/users/me", headers=headers)).json()["id"]
+
+            async def befriend(sender: dict[str, str], receiver: str, accepter: dict[str, str]) -> None:
+                body = {"receiver_id": ids[receiver]}
+                request = await writes.post(f"{API}/friend-requests", json=body, headers=sender)
+                assert request.status_code == 201, request.text
+                accepted = await writes.patch(
+                    f"{API}/friend-requests/{request.json()['id']}",
+                    json={"action": "accept"},
+                    headers=accepter,
+                )
+                assert accepted.status_code == 200, accepted.text
+
+            await befriend(author, "fan", fan)
+            first = await _post(writes, author, "first")
+            others = await _post(writes, other, "not yet the fan's friend")
+            second = await _post(writes, author, "second")
+
+            # The fan reads through the second process: the timeline is built and warm
+            # (read again, should the friendship's job have dropped it after it was built).
+            async def warm() -> bool:
+                served = await _feed(reads, fan)
+                timeline, trusted = await _timeline(redis_server.url, ids["fan"])
+                return served == timeline == [second, first] and trusted
+
+            await eventually(warm, timeout=10, interval=0.25)
+
+            redis_server.freeze()
+            try:
+                await befriend(fan, "other", other)
+                lost = await _post(writes, author, "during the freeze")
+                # Long enough for both jobs to give up while Redis is still frozen: two
+                # attempts (KITH_JOB_MAX_ATTEMPTS) of at most the 2 s client timeout each.
+                await asyncio.sleep(2 * CLIENT_TIMEOUT + 1)
+            finally:
+                redis_server.thaw()
+
+            expected = [lost, second, others, first]
+            assert await _feed(plain, fan) == expected
+
+            async def repaired() -> bool:
+                served = await _feed(reads, fan)
+                timeline, trusted = await _timeline(redis_server.url, ids["fan"])
+                return served == expected and timeline == expected and trusted
+
+            with contextlib.suppress(TimeoutError):
+                await eventually(repaired, timeout=15, interval=0.25)
+            assert await _feed(reads, fan) == expected, "the feed served from Redis has a gap"
+            timeline, trusted = await _timeline(redis_server.url, ids["fan"])
+            assert timeline == expected and trusted
+            assert await _feed(reads, fan) == await _feed(plain, fan)
+            assert await _feed(writes, fan) == expected
+    finally:
+        writer.stop()
+        reader.stop()
+        sql.stop()
+    assert await missing_posts(database_url, [first, others, second, lost]) == []
     assert await violations(database_url, tmp_path / "var" / "media") == []

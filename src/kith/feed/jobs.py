@@ -1,39 +1,98 @@
-"""Background work of the Redis feed path: fan-out on write, invalidation."""
+"""Background work of the Redis feed path: fan-out on write, invalidation.
+
+A timeline write that cannot reach Redis is not retried: it hands the timelines to this
+process's `TimelineRepair`, which makes every timeline cold once Redis answers, so none is
+served without the post or friendship the write was for (docs/reliability.md).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from weakref import WeakKeyDictionary
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
 from kith.core.jobs import job
 from kith.feed import repository
-from kith.feed.timeline import TimelineStore
+from kith.feed.timeline import TimelineRepair, TimelineStore
 from kith.runtime.resources import Resources
 from kith.runtime.transaction import unit_of_work
+
+log = structlog.get_logger("kith.feed")
+
+# One store and one repair per process's Redis client: the repair's state is the process's.
+_stores: WeakKeyDictionary[Redis, tuple[TimelineStore, TimelineRepair]] = WeakKeyDictionary()
+
+
+def _store_and_repair(resources: Resources, redis: Redis) -> tuple[TimelineStore, TimelineRepair]:
+    held = _stores.get(redis)
+    if held is None:
+        settings = resources.settings
+        store = TimelineStore(
+            redis,
+            size=settings.feed_timeline_size,
+            active_seconds=settings.feed_active_days * 86_400,
+            # Instances that share a Redis share the job queue's name, and so the epoch.
+            epoch_key=f"{settings.job_queue}:timelines:epoch",
+        )
+        held = _stores[redis] = (store, TimelineRepair(store, settings.redis_retry_seconds))
+    return held
 
 
 def timelines(resources: Resources) -> TimelineStore | None:
     if resources.redis is None:
         return None
-    settings = resources.settings
-    return TimelineStore(
-        resources.redis,
-        size=settings.feed_timeline_size,
-        active_seconds=settings.feed_active_days * 86_400,
-    )
+    return _store_and_repair(resources, resources.redis)[0]
+
+
+def repair(resources: Resources) -> TimelineRepair | None:
+    if resources.redis is None:
+        return None
+    return _store_and_repair(resources, resources.redis)[1]
+
+
+async def _write_or_repair(
+    resources: Resources, fallback: TimelineRepair, name: str, write: Callable[[], Awaitable[object]]
+) -> None:
+    """Run a timeline write; if it cannot complete, every timeline is repaired instead."""
+    breaker = resources.redis_breaker
+    if breaker.open:
+        # Redis failed a moment ago: skip it at once, as the other Redis users do.
+        fallback.needed()
+        return
+    try:
+        await write()
+    except RedisError as exc:
+        breaker.failed()
+        fallback.needed()
+        log.warning("feed_timeline_write_failed", job=name, error=type(exc).__name__)
+    except Exception:
+        # The database, say: retried by the job runner, and repaired should it give up.
+        fallback.needed()
+        raise
 
 
 @job
 async def fan_out_post(resources: Resources, *, post_id: str, author_id: str) -> None:
     """Push a post to the warm timelines of its author and the author's friends."""
-    store = timelines(resources)
-    if store is None:
+    if resources.redis is None:
         return
-    async with unit_of_work(resources, write=False) as session:
-        audience = await repository.audience(session, author_id)
-    await store.push(post_id, audience)
+    store, fallback = _store_and_repair(resources, resources.redis)
+
+    async def push() -> None:
+        async with unit_of_work(resources, write=False) as session:
+            audience = await repository.audience(session, author_id)
+        await store.push(post_id, audience)
+
+    await _write_or_repair(resources, fallback, "fan_out_post", push)
 
 
 @job
 async def forget_timelines(resources: Resources, *, user_ids: list[str]) -> None:
     """Drop timelines that must be rebuilt (a friendship began: older posts now belong)."""
-    store = timelines(resources)
-    if store is not None:
-        await store.forget(user_ids)
+    if resources.redis is None:
+        return
+    store, fallback = _store_and_repair(resources, resources.redis)
+    await _write_or_repair(resources, fallback, "forget_timelines", lambda: store.forget(user_ids))

@@ -6,16 +6,52 @@ marker that expires after `active_seconds` without a read. New posts are pushed 
 warm timelines; a missing or cold timeline is rebuilt from the database on the next
 read. The timeline holds candidates only: every page is re-checked against the
 database, so unfriending, blocking, deleting and visibility changes act at once.
+
+What a timeline may lack is a post: a push or a drop that never reached Redis leaves a
+warm timeline without it. So a timeline is trusted only while its marker holds the current
+"epoch", a random token kept in Redis: a process whose write failed replaces the token
+once Redis answers again (`TimelineRepair`), and every timeline warmed before then is
+rebuilt from the database on its next read (docs/reliability.md).
 """
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from collections.abc import Sequence
 
+import structlog
 from redis.asyncio import Redis
+
+log = structlog.get_logger("kith.feed")
 
 PREFIX = "kith:tl:"
 MARKER_SUFFIX = ":warm"  # also spelled in _PUSH
+# The epoch's key when the caller names none (kith.feed.jobs names one per deployment).
+EPOCH_KEY = "kith:tl-epoch"
+
+# Warm: the marker exists and holds the current epoch; then its expiry is renewed. A missing
+# epoch trusts nothing (it was lost or never set; `_START` sets a new one).
+# KEYS: marker, epoch; ARGV: seconds of activity. Returns 1 if warm.
+_IS_WARM = """
+local epoch = redis.call('GET', KEYS[2])
+if epoch and redis.call('GET', KEYS[1]) == epoch then
+  return redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return 0
+"""
+# Empty the timeline and mark it warm in the current epoch (a new one, ARGV[2], if none).
+# KEYS: timeline, marker, epoch; ARGV: seconds of activity, a fresh token.
+_START = """
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('SET', KEYS[3], epoch)
+end
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], epoch, 'EX', ARGV[1])
+return 1
+"""
 
 # Push to warm timelines only, then trim each to its size. A full timeline covers only
 # the range down to its oldest entry; an id older than that would leave a gap above it,
@@ -47,11 +83,14 @@ PUSH_BATCH = 500
 
 
 class TimelineStore:
-    def __init__(self, redis: Redis, *, size: int, active_seconds: int) -> None:
+    def __init__(self, redis: Redis, *, size: int, active_seconds: int, epoch_key: str = EPOCH_KEY) -> None:
         self._redis = redis
         self.size = size
         self.active_seconds = active_seconds
+        self.epoch_key = epoch_key
         self._push = redis.register_script(_PUSH)
+        self._is_warm = redis.register_script(_IS_WARM)
+        self._start = redis.register_script(_START)
 
     @staticmethod
     def _keys(user_id: str) -> tuple[str, str]:
@@ -59,9 +98,10 @@ class TimelineStore:
         return timeline, timeline + MARKER_SUFFIX
 
     async def is_warm(self, user_id: str) -> bool:
-        """True, and the reader's activity window renewed, if the timeline can be used."""
+        """True, and the reader's activity window renewed, if the timeline can be used:
+        it is marked warm in the current epoch. One script call, as one EXPIRE was."""
         _, marker = self._keys(user_id)
-        return bool(await self._redis.expire(marker, self.active_seconds))
+        return bool(await self._is_warm(keys=[marker, self.epoch_key], args=[self.active_seconds]))
 
     async def rebuild(self, user_id: str, newest_ids: Sequence[str]) -> None:
         """Replace the timeline with `newest_ids` (newest first, at most `size`).
@@ -75,12 +115,11 @@ class TimelineStore:
             await self._redis.zremrangebyrank(timeline, 0, -self.size - 1)
 
     async def start_rebuild(self, user_id: str) -> None:
-        """Clear a cold timeline and mark it warm, so pushes start landing in it."""
+        """Clear a cold timeline and mark it warm in the current epoch, so pushes start
+        landing in it. Atomic: an epoch replaced after this call makes it cold again."""
         timeline, marker = self._keys(user_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(timeline)
-            pipe.set(marker, 1, ex=self.active_seconds)
-            await pipe.execute()
+        keys = [timeline, marker, self.epoch_key]
+        await self._start(keys=keys, args=[self.active_seconds, secrets.token_hex(8)])
 
     async def older_than(self, user_id: str, before: str | None, count: int) -> list[str]:
         """Up to `count` ids older than `before` (or the newest), newest first."""
@@ -109,3 +148,59 @@ class TimelineStore:
         keys = [key for user_id in user_ids for key in self._keys(user_id)]
         if keys:
             await self._redis.delete(*keys)
+
+    async def forget_all(self) -> None:
+        """Make every timeline cold at once: a new epoch, which no marker holds yet.
+
+        A random token rather than a counter: if the key is ever lost, the epoch that
+        `_START` sets then can never equal an old marker's."""
+        await self._redis.set(self.epoch_key, secrets.token_hex(8))
+
+
+class TimelineRepair:
+    """Timelines a write could not reach, made cold as soon as Redis answers again.
+
+    A fan-out (or a drop) that fails, or is skipped while the breaker is open, calls
+    `needed()`. This process then tries `forget_all()` every `retry_seconds` until it
+    succeeds with no failure recorded meanwhile. Why that suffices: the failed write's
+    post or friendship committed before the write was tried, so before the new epoch; a
+    timeline trusted afterwards was started in that epoch (`_START` reads it atomically)
+    and rebuilt from a database read made after, which holds the post.
+    """
+
+    def __init__(self, store: TimelineStore, retry_seconds: float) -> None:
+        self._store = store
+        # A refused connection fails at once: never try more often than this.
+        self.retry_seconds = max(retry_seconds, 0.1)
+        self._failures = 0
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def needed(self) -> None:
+        """A timeline write was lost: make every timeline cold once Redis answers."""
+        self._failures += 1
+        if not self.pending:
+            log.warning("feed_timelines_repair_pending")
+            # Lives as long as the process's event loop, which cancels it at exit.
+            self._task = asyncio.create_task(self._run(), name="kith.feed.timeline-repair")
+
+    async def settled(self) -> None:
+        """Wait until no repair is pending (Redis answered, and no write failed since)."""
+        while self._task is not None and not self._task.done():
+            await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.retry_seconds)
+            seen = self._failures
+            try:
+                await self._store.forget_all()
+            except Exception as exc:
+                log.info("feed_timelines_repair_retry", error=type(exc).__name__)
+                continue
+            if self._failures == seen:
+                log.info("feed_timelines_repaired")
+                return
