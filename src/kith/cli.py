@@ -88,6 +88,9 @@ def serve(
             fg=typer.colors.YELLOW,
             err=True,
         )
+    # The workers read their settings anew: they must know how many they are (without
+    # Redis, one of several cannot hear of another's changes; kith.runtime.session_cache).
+    os.environ["KITH_WORKERS"] = str(workers)
     with _metrics_directory(1 if reload else workers):
         _run_uvicorn(host, port, workers, reload, settings)
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -191,3 +191,46 @@ async def test_jobs_queued_by_either_process_run_in_a_separate_worker(
             "user0@example.com",
             "user1@example.com",
         ]
+
+
+async def test_a_change_on_one_process_reaches_the_others_session_cache_at_once(
+    shared_env: dict[str, str],
+) -> None:
+    # A minute to live: only the notice through Redis can make the second process forget.
+    env = {**shared_env, "KITH_SESSION_CACHE_SECONDS": "60"}
+    with serving(env) as (first, second):
+        async with httpx.AsyncClient(base_url=first) as one, httpx.AsyncClient(base_url=second) as two:
+            password = "cross process pw"
+            body = {"username": "ada", "email": "ada@example.com", "password": password}
+            assert (await one.post(f"{API}/auth/register", json=body)).status_code == 201
+            logins = [
+                await one.post(f"{API}/auth/login", json={"username": "ada", "password": password})
+                for _ in range(2)
+            ]
+            kept, ended = ({"Authorization": f"Bearer {login.json()['access_token']}"} for login in logins)
+            for headers in (kept, ended):
+                for _ in range(2):  # the second answer comes from the second process's cache
+                    assert (await two.get(f"{API}/users/me", headers=headers)).status_code == 200
+            # A profile change on the first process: the second shows it at once.
+            changed = await one.patch(f"{API}/users/me", json={"display_name": "Ada L"}, headers=kept)
+            assert changed.status_code == 200
+            shown = await _eventually_json(two, kept, lambda me: me.get("display_name") == "Ada L")
+            assert shown["display_name"] == "Ada L"
+            # A logout on the first process: the second refuses the token at once.
+            assert (await one.post(f"{API}/auth/logout", headers=ended)).status_code == 204
+            started = time.perf_counter()
+            while (await two.get(f"{API}/users/me", headers=ended)).status_code != 401:
+                assert time.perf_counter() - started < 0.5, "the second process still believed the session"
+                await asyncio.sleep(0.01)
+            assert (await two.get(f"{API}/users/me", headers=kept)).status_code == 200
+
+
+async def _eventually_json(
+    client: httpx.AsyncClient, headers: dict[str, str], done: Callable[[dict[str, object]], bool]
+) -> dict[str, object]:
+    started = time.perf_counter()
+    while True:
+        body: dict[str, object] = (await client.get(f"{API}/users/me", headers=headers)).json()
+        if done(body) or time.perf_counter() - started > 0.5:
+            return body
+        await asyncio.sleep(0.01)

@@ -21,7 +21,7 @@ from kith.core.jobs import enqueue
 from kith.core.security import hash_token
 from kith.core.urls import API_PREFIX
 from kith.db.models import STAFF_ROLES, ApiKey, Role, User
-from kith.http.deps import Now, Passwords, Tokens
+from kith.http.deps import LiveSessions, Now, Passwords, Tokens
 from kith.http.session import DbSession
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -76,13 +76,14 @@ async def current_principal(
     session: DbSession,
     tokens: Tokens,
     now: Now,
+    live_sessions: LiveSessions,
     token: Annotated[str | None, Depends(bearer_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal:
     """Authenticate the request, or answer 401 with `WWW-Authenticate: Bearer`."""
     principal: Principal | None = None
     if token:
-        found_session = await auth.user_for_access_token(session, tokens, token, now=now)
+        found_session = await auth.user_for_access_token(session, tokens, token, now=now, cache=live_sessions)
         if found_session is not None:
             principal = Principal(user=found_session[0], auth_session_id=found_session[1])
     elif api_key:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import String, bindparam, delete, or_, select, update
+from sqlalchemy import String, bindparam, delete, inspect, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from kith.core.mail import normalize_address
 from kith.core.security import hash_token, new_token
@@ -13,7 +15,7 @@ from kith.db.models import ApiKey, AuthSession, OneTimeToken, RefreshToken, Toke
 
 # Runs on every authenticated request: built once, run with values (see kith.feed.repository).
 _ACTIVE_SESSION_USER = (
-    select(User)
+    select(User, AuthSession.expires_at)
     .join(AuthSession, AuthSession.user_id == User.id)
     .where(
         AuthSession.id == bindparam("session_id", type_=String),
@@ -27,14 +29,42 @@ _ACTIVE_SESSION_USER = (
 
 async def active_session_user(
     session: AsyncSession, user_id: str, session_id: str, now: datetime
-) -> User | None:
-    """The user behind an access token, if its session is live and the user not suspended.
+) -> tuple[User, datetime] | None:
+    """The user behind an access token and when its session expires, if the session is
+    live and the user not suspended.
 
-    One indexed query by primary key; it runs on every authenticated request.
+    One indexed query by primary key; it runs on every authenticated request that the
+    session cache cannot answer.
     """
-    return await session.scalar(
-        _ACTIVE_SESSION_USER, {"session_id": session_id, "user_id": user_id, "now": now}
-    )
+    row = (
+        await session.execute(
+            _ACTIVE_SESSION_USER, {"session_id": session_id, "user_id": user_id, "now": now}
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+_USER_COLUMNS = tuple(attribute.key for attribute in inspect(User).column_attrs)
+
+
+def user_row(user: User) -> dict[str, Any] | None:
+    """The column values of a freshly loaded `user`, to stand for it in a later request
+    (`attach_user`); None if any is not loaded."""
+    loaded = user.__dict__
+    if any(key not in loaded for key in _USER_COLUMNS):
+        return None
+    return {key: loaded[key] for key in _USER_COLUMNS}
+
+
+def attach_user(session: AsyncSession, row: dict[str, Any]) -> User:
+    """The user of `row` in `session`, as if just loaded from it, without a query.
+
+    Changing it updates the row on flush like any loaded user.
+    """
+    user = User(**row)
+    make_transient_to_detached(user)
+    session.add(user)
+    return user
 
 
 async def find_refresh_token(

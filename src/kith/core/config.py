@@ -171,6 +171,10 @@ class Settings(BaseSettings):
     # After a Redis call fails, live events, job queueing and the feed cache leave Redis
     # alone this long (local delivery, in-process jobs, SQL) before trying it again.
     redis_retry_seconds: float = Field(default=5.0, ge=0)
+    # How long a session found live is believed without asking the database again; every
+    # change to a user or a session forgets it at once (docs/architecture.md#the-session-cache).
+    # 0: check the database on every request.
+    session_cache_seconds: float = Field(default=10.0, ge=0)
     # Prefix of the counters' Redis keys (several deployments can share one Redis).
     rate_limit_key_prefix: str = "kith:limits"
 

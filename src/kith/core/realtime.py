@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -30,6 +31,8 @@ log = structlog.get_logger("kith.realtime")
 Event = dict[str, Any]
 _SESSION_KEY = "kith_pending_events"
 CHANNEL_PREFIX = "kith:user:"
+# Notices from one process to every other (not to sockets): what they must forget.
+NOTICES_CHANNEL = "kith:notices"
 # A socket that falls this far behind is closed rather than allowed to grow memory.
 QUEUE_SIZE = 256
 
@@ -66,6 +69,28 @@ class RealtimeHub:
         self._subscriptions: dict[str, set[Subscription]] = defaultdict(set)
         # Open sockets per client address, authenticated or not yet (for the stream's cap).
         self._addresses: Counter[str] = Counter()
+        self._notice_handlers: list[Callable[[Event], None]] = []
+
+    @property
+    def notices_healthy(self) -> bool:
+        """Whether a notice from any other process reaches this one (none exists here)."""
+        return True
+
+    def on_notice(self, handler: Callable[[Event], None]) -> None:
+        """Call `handler` with each notice another process sends, and with
+        `{"event": "_notices_lost"}` when some may have been missed."""
+        self._notice_handlers.append(handler)
+
+    def _notice(self, notice: Event) -> None:
+        for handler in self._notice_handlers:
+            try:
+                handler(notice)
+            except Exception:
+                log.exception("realtime_notice_failed", notice=notice.get("event"))
+
+    async def notify_processes(self, notice: Event) -> None:
+        """Send `notice` to every other process (this one acted on it already)."""
+        return None
 
     @property
     def connection_count(self) -> int:
@@ -136,7 +161,13 @@ class RedisHub(RealtimeHub):
         self._lock = asyncio.Lock()
         # Set when the pub/sub connection may have lost its channels (it failed, or a
         # subscribe did): the reader then subscribes to every local user's channel again.
-        self._stale = False
+        # Set at first, so that the reader subscribes to the notices before anything else.
+        self._stale = True
+        self._notices_ok = False
+
+    @property
+    def notices_healthy(self) -> bool:
+        return self._notices_ok and not self._stale
 
     async def start(self) -> None:
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
@@ -176,6 +207,17 @@ class RedisHub(RealtimeHub):
                 self._stale = True
                 log.warning("realtime_subscribe_failed", error=type(exc).__name__)
 
+    async def notify_processes(self, notice: Event) -> None:
+        if self._breaker.open:
+            # Not sent: each process's cache holds what it holds for its time-to-live at most.
+            log.warning("realtime_notice_not_sent", notice=notice.get("event"))
+            return
+        try:
+            await self._redis.publish(NOTICES_CHANNEL, orjson.dumps(notice))
+        except Exception as exc:
+            self._breaker.failed()
+            log.warning("realtime_notice_not_sent", notice=notice.get("event"), error=type(exc).__name__)
+
     async def publish(self, user_id: str, event: Event) -> None:
         if self._breaker.open:
             self.deliver_locally(user_id, event)  # Redis failed a moment ago
@@ -194,8 +236,12 @@ class RedisHub(RealtimeHub):
         while True:
             try:
                 if self._stale:
+                    self._notices_ok = False
                     await self._resubscribe()
                     self._stale = False
+                    self._notices_ok = True
+                    # Whatever was sent while the channel was away is lost.
+                    self._notice({"event": "_notices_lost"})
                     log.info("realtime_resubscribed", channels=len(self._subscriptions))
                 if not self._pubsub.subscribed:
                     await asyncio.sleep(0.05)
@@ -209,6 +255,7 @@ class RedisHub(RealtimeHub):
                 # until a fresh connection holds every channel this process needs.
                 log.warning("realtime_reader_error", error=type(exc).__name__, retry_in_s=delay)
                 self._stale = True
+                self._notices_ok = False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
@@ -228,8 +275,7 @@ class RedisHub(RealtimeHub):
                     await old.aclose()
             self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             channels = [CHANNEL_PREFIX + user_id for user_id in self._subscriptions]
-            if channels:
-                await self._pubsub.subscribe(*channels)
+            await self._pubsub.subscribe(NOTICES_CHANNEL, *channels)
 
     def _handle(self, message: dict[str, Any]) -> None:
         channel = message.get("channel", b"")
@@ -240,6 +286,9 @@ class RedisHub(RealtimeHub):
                 raise ValueError("not an event object")
         except (ValueError, TypeError, KeyError):
             log.warning("realtime_malformed_message", channel=channel)
+            return
+        if channel == NOTICES_CHANNEL:
+            self._notice(event)
             return
         self.deliver_locally(channel.removeprefix(CHANNEL_PREFIX), event)
 

@@ -26,6 +26,7 @@ from kith.core.security import AccessTokenCodec, PasswordHasher
 from kith.core.storage import MediaStorage
 from kith.http.session import get_resources
 from kith.runtime.resources import Resources
+from kith.runtime.session_cache import SessionCache
 from kith.runtime.transaction import unit_of_work
 
 T = TypeVar("T")
@@ -51,6 +52,8 @@ AppSettings = Annotated[Settings, Depends(provided(lambda resources: resources.s
 Passwords = Annotated[PasswordHasher, Depends(provided(lambda resources: resources.passwords))]
 Tokens = Annotated[AccessTokenCodec, Depends(provided(lambda resources: resources.tokens))]
 MediaFiles = Annotated[MediaStorage, Depends(provided(lambda resources: resources.media))]
+# Sessions found live a moment ago (kith.runtime.session_cache).
+LiveSessions = Annotated[SessionCache, Depends(provided(lambda resources: resources.session_cache))]
 # Open while Redis is failing: callers skip it instead of waiting for a timeout.
 RedisBreaker = Annotated[Breaker, Depends(provided(lambda resources: resources.redis_breaker))]
 # For a route that must run a transaction of its own besides the request's

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from kith.auth.dependencies import api_key_scheme, bearer_scheme, current_principal
 from kith.db.models import User
-from kith.http.deps import Now, Tokens, Transaction
+from kith.http.deps import LiveSessions, Now, Tokens, Transaction
 
 
 async def uploader(
@@ -16,6 +16,7 @@ async def uploader(
     transaction: Transaction,
     tokens: Tokens,
     now: Now,
+    live_sessions: LiveSessions,
     token: Annotated[str | None, Depends(bearer_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> User:
@@ -26,7 +27,7 @@ async def uploader(
     write lock) for as long as it liked. The upload's row gets its own short transaction.
     """
     async with transaction(write=False) as session:
-        principal = await current_principal(request, session, tokens, now, token, api_key)
+        principal = await current_principal(request, session, tokens, now, live_sessions, token, api_key)
     return principal.user
 
 

@@ -19,6 +19,28 @@ from kith.core.storage import MediaStorage
 from kith.db.engine import create_engine, create_session_factory
 from kith.runtime.events import Subscribers
 from kith.runtime.limits import Limiter
+from kith.runtime.session_cache import SessionCache, forget_in_process, watch_changes
+
+FORGET_SESSIONS = "_forget_sessions"
+
+
+def _session_cache(settings: Settings, realtime: RealtimeHub) -> SessionCache:
+    """The cache of live sessions, used only where every change reaches it (see its module)."""
+    watch_changes()
+
+    def on_notice(notice: dict[str, object]) -> None:
+        users = notice.get("users")
+        if notice.get("event") == FORGET_SESSIONS and isinstance(users, list):
+            forget_in_process(str(user_id) for user_id in users)
+        elif notice.get("event") == "_notices_lost":
+            forget_in_process(["*"])
+
+    realtime.on_notice(on_notice)
+    if settings.redis_url:
+        return SessionCache(settings.session_cache_seconds, lambda: realtime.notices_healthy)
+    # Without Redis a process hears only of its own changes: one process, or no cache.
+    alone = settings.workers <= 1
+    return SessionCache(settings.session_cache_seconds, lambda: alone)
 
 
 @dataclass
@@ -40,6 +62,7 @@ class Resources:
     # SQLite only: the writers of this process take turns here (kith.runtime.transaction).
     write_gate: asyncio.Lock | None = field(init=False)
     realtime: RealtimeHub = field(init=False)
+    session_cache: SessionCache = field(init=False)
 
     @classmethod
     async def open(
@@ -68,8 +91,15 @@ class Resources:
         resources.jobs = JobRunner.for_settings(resources)
         await resources.jobs.startup()
         resources.realtime = create_hub(resources.redis, resources.redis_breaker)
+        resources.session_cache = _session_cache(settings, resources.realtime)
         await resources.realtime.start()
         return resources
+
+    async def sessions_changed(self, user_ids: set[str]) -> None:
+        """After a commit that changed these users or their sessions: forget them here at
+        once, then tell every other process."""
+        forget_in_process(user_ids)
+        await self.realtime.notify_processes({"event": FORGET_SESSIONS, "users": sorted(user_ids)})
 
     async def close(self) -> None:
         await self.realtime.stop()

@@ -16,6 +16,7 @@ from kith.core.jobs import pending_jobs
 from kith.core.realtime import pending_events
 from kith.db.engine import SQLITE_BUSY_TIMEOUT_MS, WRITE_INTENT
 from kith.runtime.events import bind
+from kith.runtime.session_cache import changed_users
 
 if TYPE_CHECKING:
     from kith.runtime.resources import Resources
@@ -101,6 +102,7 @@ async def unit_of_work(resources: Resources, *, write: bool = True) -> AsyncIter
     gate = resources.write_gate if write else None
     if gate is not None:
         await _enter(gate)
+    changed: set[str] = set()
     try:
         async with resources.session_factory() as session:
             bind(session, resources.subscribers)
@@ -116,6 +118,7 @@ async def unit_of_work(resources: Resources, *, write: bool = True) -> AsyncIter
                     await session.commit()
                     session.info.pop(_ROLLBACK_KEY, None)
                     await _after_commit(session)
+                    changed = changed_users(session.info)
                 else:
                     session.info.pop(_COMMIT_KEY, None)
                     await _rollback(session)
@@ -126,11 +129,15 @@ async def unit_of_work(resources: Resources, *, write: bool = True) -> AsyncIter
                 raise
             session.info.pop(_ROLLBACK_KEY, None)
             await _after_commit(session)
+            changed = changed_users(session.info)
             jobs = pending_jobs(session)
             events = pending_events(session)
     finally:
         if gate is not None:
             _holding_gate.set(False)
             gate.release()
+        if changed:
+            # Users or sessions changed: no process may go on believing what it cached.
+            await resources.sessions_changed(changed)
     await resources.realtime.publish_all(events)
     await resources.jobs.dispatch(jobs)
