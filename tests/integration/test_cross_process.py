@@ -234,3 +234,51 @@ async def _eventually_json(
         if done(body) or time.perf_counter() - started > 0.5:
             return body
         await asyncio.sleep(0.01)
+
+
+async def _stream_answer(ws: websockets.ClientConnection) -> str | int:
+    """The first event a new stream gets, or the code it was closed with."""
+    try:
+        event: dict[str, object] = json.loads(await asyncio.wait_for(ws.recv(), 5.0))
+    except websockets.ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd is not None else "closed without a code"
+    return str(event["event"])
+
+
+async def test_stream_caps_hold_across_both_processes(shared_env: dict[str, str]) -> None:
+    env = {**shared_env, "KITH_STREAM_MAX_PER_USER": "2"}
+    with serving(env) as (first, second):
+        async with httpx.AsyncClient(base_url=first) as one:
+            body = {"username": "ada", "email": "ada@example.com", "password": "cross process pw"}
+            assert (await one.post(f"{API}/auth/register", json=body)).status_code == 201
+            login = await one.post(
+                f"{API}/auth/login", json={"username": "ada", "password": body["password"]}
+            )
+            headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        urls = [base.replace("http://", "ws://") + f"{API}/stream" for base in (first, second)]
+        async with contextlib.AsyncExitStack() as stack:
+            # One stream on each process: the account's two places, counted across both.
+            held = [
+                await stack.enter_async_context(websockets.connect(url, additional_headers=headers))
+                for url in urls
+            ]
+            assert [await _stream_answer(ws) for ws in held] == ["unread_count"] * 2
+            # A third is refused whichever process it reaches, though each holds only one.
+            for url in urls:
+                async with websockets.connect(url, additional_headers=headers) as extra:
+                    assert await _stream_answer(extra) == 4429
+            # Closing the one on the second process frees a place on the first.
+            await held[1].close()
+            started = time.monotonic()
+            while True:
+                async with websockets.connect(urls[0], additional_headers=headers) as again:
+                    answer = await _stream_answer(again)
+                    if answer == "unread_count":
+                        # And the cap holds again, on both.
+                        for url in urls:
+                            async with websockets.connect(url, additional_headers=headers) as extra:
+                                assert await _stream_answer(extra) == 4429
+                        break
+                assert answer == 4429
+                assert time.monotonic() - started < 5, "the closed stream's place was not freed"
+                await asyncio.sleep(0.05)

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 import websockets
 from fastapi import FastAPI
+from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection
 
+from kith.core.breaker import Breaker
 from kith.core.config import Settings
+from kith.core.realtime import PLACE_TIMEOUT_SECONDS, RedisHub
 from kith.db.models import NotificationType, User
 from kith.main import create_app
 from kith.notifications import service as notifications
@@ -20,7 +25,7 @@ from kith.runtime.resources import Resources
 from kith.runtime.transaction import unit_of_work
 from tests.conftest import REDIS_URL, redis_available
 from tests.helpers import API, PASSWORD, Account, assert_problem, signup
-from tests.live import serve
+from tests.live import free_port, serve
 
 
 async def notify(resources: Resources, recipient: Account, actor: Account) -> str:
@@ -194,8 +199,22 @@ async def test_stream_closes_4401_when_the_account_is_deleted(
     assert closed.value.rcvd.code == 4401
 
 
-async def test_streams_are_capped_per_account_and_per_address_with_4429(settings: Settings) -> None:
-    capped = settings.model_copy(update={"stream_max_per_user": 2, "stream_max_per_address": 3})
+@pytest.mark.parametrize(
+    "counted_in",
+    ["process", pytest.param("redis", marks=pytest.mark.skipif(not redis_available(), reason="no Redis"))],
+)
+async def test_streams_are_capped_per_account_and_per_address_with_4429(
+    settings: Settings, counted_in: str
+) -> None:
+    # Counted by this process alone without Redis, in Redis (under keys of this test's own) with it.
+    shared = {"redis_url": REDIS_URL, "rate_limit_key_prefix": f"kith-test:{uuid.uuid4().hex}"}
+    capped = settings.model_copy(
+        update={
+            "stream_max_per_user": 2,
+            "stream_max_per_address": 3,
+            **(shared if counted_in == "redis" else {}),
+        }
+    )
     application = create_app(capped)
     async with application.router.lifespan_context(application), serve(application) as base:
         async with httpx.AsyncClient(base_url=base) as http:
@@ -250,6 +269,95 @@ async def test_redis_hub_delivers_across_processes_and_drops_malformed_messages(
                 event = await next_event(ws)
                 assert event["event"] == "notification"
                 assert event["id"] == notification_id
+
+
+@needs_redis
+async def test_stream_places_in_redis_lapse_unless_renewed() -> None:
+    """A place not renewed within its lease stops counting: the streams of a process that
+    died free their places then. Renewed ones keep theirs."""
+    redis = Redis.from_url(REDIS_URL)
+    hub, other = RedisHub(redis), RedisHub(redis)  # two processes
+    key = f"kith-test:{uuid.uuid4().hex}:streams:user:u1"
+    try:
+        crashed = await hub.take_place(key, 1, lease_seconds=0.5)
+        assert crashed is not None
+        assert await other.take_place(key, 1, lease_seconds=0.5) is None
+        await asyncio.sleep(0.7)  # never renewed, never left: its process is gone
+        kept = await other.take_place(key, 1, lease_seconds=0.5)
+        assert kept is not None
+        for _ in range(4):  # 0.8 s of renewals, longer than the lease
+            await asyncio.sleep(0.2)
+            await other.renew_places([kept], lease_seconds=0.5)
+        assert await hub.take_place(key, 1, lease_seconds=0.5) is None
+        await other.leave_places([kept])
+        taken = await hub.take_place(key, 1, lease_seconds=0.5)
+        assert taken is not None
+        await hub.leave_places([taken])
+        assert await redis.exists(key) == 0
+    finally:
+        await redis.aclose()
+
+
+@needs_redis
+async def test_open_streams_renew_their_places_in_redis_and_keep_them_past_the_lease(
+    settings: Settings,
+) -> None:
+    # Pings every 0.2 s: a place lapses after 0.6 s unless its stream renews it.
+    capped = settings.model_copy(
+        update={
+            "redis_url": REDIS_URL,
+            "rate_limit_key_prefix": f"kith-test:{uuid.uuid4().hex}",
+            "stream_ping_seconds": 0.2,
+            "stream_max_per_user": 1,
+        }
+    )
+    application = create_app(capped)
+    async with application.router.lifespan_context(application), serve(application) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            alice = await signup(http, "alice")
+        url = ws_url(base)
+        async with websockets.connect(url, additional_headers=alice.headers) as held:
+            assert (await next_event(held))["event"] == "unread_count"
+            for _ in range(8):  # 1.6 s, well past the lease
+                assert await next_event(held) == {"event": "ping"}
+            async with websockets.connect(url, additional_headers=alice.headers) as extra:
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await next_event(extra)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4429
+
+
+async def test_stream_places_fall_back_to_this_process_when_redis_does_not_answer() -> None:
+    """A Redis that accepts connections and never answers costs one short timeout, then
+    the breaker's pause; meanwhile each process counts its own streams."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(-1)
+
+    frozen = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = frozen.sockets[0].getsockname()[1]
+    redis = Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=30, socket_connect_timeout=30)
+    hub = RedisHub(redis, Breaker(60))
+    try:
+        started = time.monotonic()
+        first = await hub.take_place("kith-test:streams:user:u1", 2, lease_seconds=90)
+        assert first is not None
+        assert time.monotonic() - started < PLACE_TIMEOUT_SECONDS + 0.5
+        started = time.monotonic()
+        second = await hub.take_place("kith-test:streams:user:u1", 2, lease_seconds=90)
+        assert second is not None
+        assert await hub.take_place("kith-test:streams:user:u1", 2, lease_seconds=90) is None
+        await hub.renew_places([first, second], lease_seconds=90)
+        await hub.leave_places([first])
+        assert await hub.take_place("kith-test:streams:user:u1", 2, lease_seconds=90) is not None
+        assert time.monotonic() - started < 0.2  # the breaker is open: Redis is not asked
+        # Refused connections fall back too.
+        refused = RedisHub(Redis.from_url(f"redis://127.0.0.1:{free_port()}/0"))
+        assert await refused.take_place("kith-test:streams:user:u1", 1, lease_seconds=90) is not None
+        assert await refused.take_place("kith-test:streams:user:u1", 1, lease_seconds=90) is None
+    finally:
+        await redis.aclose()
+        frozen.close()
 
 
 async def test_stream_closes_4401_when_an_admin_suspends_the_user(

@@ -8,14 +8,20 @@ user's channel only while it has a socket for that user.
 
 Events raised inside a transaction are queued on the session (`publish_after_commit`)
 and sent only once it commits, like jobs.
+
+The hub also keeps the streams' places under their caps (`take_place`): counted in this
+process, and with Redis across every process (docs/security.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -35,6 +41,38 @@ CHANNEL_PREFIX = "kith:user:"
 NOTICES_CHANNEL = "kith:notices"
 # A socket that falls this far behind is closed rather than allowed to grow memory.
 QUEUE_SIZE = 256
+# The longest a stream waits for Redis to count, renew or free its places; past it, and
+# while the breaker stays open after, this process counts its own sockets only.
+PLACE_TIMEOUT_SECONDS = 0.5
+
+# A cap's places in Redis: a sorted set of socket id -> when it was last seen (Redis's own
+# clock, so no two processes disagree). Places not renewed within the lease belong to a
+# process that died: they are dropped before counting. KEYS[1]: the set; ARGV: the
+# socket's id, the cap, the lease in seconds. 1 if the socket took a place, else 0.
+_TAKE_PLACE = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local lease = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - lease)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+    return 0
+end
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], math.ceil(lease * 1000))
+return 1
+"""
+# Marks sockets as seen now: KEYS are their sets, ARGV[1] the lease, ARGV[i + 1] the id in
+# KEYS[i]. Adds a socket that is missing (it opened while Redis was away), so that it counts.
+_RENEW_PLACES = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local lease_ms = math.ceil(tonumber(ARGV[1]) * 1000)
+for i, key in ipairs(KEYS) do
+    redis.call('ZADD', key, now, ARGV[i + 1])
+    redis.call('PEXPIRE', key, lease_ms)
+end
+return #KEYS
+"""
 
 
 def publish_after_commit(session: AsyncSession, user_id: str, event: Event) -> None:
@@ -62,13 +100,24 @@ class Subscription:
             self.overflowed = True
 
 
+@dataclass(eq=False)
+class Place:
+    """One open stream's place among the at most `cap` streams that share `key` (one
+    account's, or one client address's)."""
+
+    key: str
+    member: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # When it was taken or last renewed (monotonic clock).
+    renewed_at: float = field(default_factory=time.monotonic)
+
+
 class RealtimeHub:
     """The in-process part: who is listening here, and delivery to them."""
 
     def __init__(self) -> None:
         self._subscriptions: dict[str, set[Subscription]] = defaultdict(set)
-        # Open sockets per client address, authenticated or not yet (for the stream's cap).
-        self._addresses: Counter[str] = Counter()
+        # The streams' places held in this process, per cap key (see `take_place`).
+        self._places: Counter[str] = Counter()
         self._notice_handlers: list[Callable[[Event], None]] = []
 
     @property
@@ -96,20 +145,27 @@ class RealtimeHub:
     def connection_count(self) -> int:
         return sum(len(subs) for subs in self._subscriptions.values())
 
-    def open_for(self, user_id: str) -> int:
-        """How many streams of this user are open on this instance."""
-        return len(self._subscriptions.get(user_id, ()))
+    async def take_place(self, key: str, cap: int, lease_seconds: float) -> Place | None:
+        """A place for one more stream under `key`'s cap, None when `cap` are taken.
 
-    def open_from(self, address: str) -> int:
-        return self._addresses[address]
+        Here the count is this process's; `RedisHub` counts across processes. The holder
+        renews its places (`renew_places`) more often than `lease_seconds`, and gives
+        them back (`leave_places`) when it closes."""
+        return self._hold(key) if self._places[key] < cap else None
 
-    def address_opened(self, address: str) -> None:
-        self._addresses[address] += 1
+    def _hold(self, key: str, member: str | None = None) -> Place:
+        self._places[key] += 1
+        return Place(key) if member is None else Place(key, member)
 
-    def address_closed(self, address: str) -> None:
-        self._addresses[address] -= 1
-        if self._addresses[address] <= 0:
-            del self._addresses[address]
+    async def renew_places(self, places: Sequence[Place], lease_seconds: float) -> None:
+        for place in places:
+            place.renewed_at = time.monotonic()
+
+    async def leave_places(self, places: Sequence[Place]) -> None:
+        for place in places:
+            self._places[place.key] -= 1
+            if self._places[place.key] <= 0:
+                del self._places[place.key]
 
     async def start(self) -> None:
         return None
@@ -156,6 +212,11 @@ class RedisHub(RealtimeHub):
         super().__init__()
         self._redis = redis
         self._breaker = breaker or Breaker(0.0)
+        # The places' own: their timeout is shorter than the client's, so that a slow
+        # Redis does not also divert every live event (their failures open this one only).
+        self._places_breaker = Breaker(self._breaker.retry_seconds)
+        self._take_place = redis.register_script(_TAKE_PLACE)
+        self._renew_places = redis.register_script(_RENEW_PLACES)
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -229,6 +290,52 @@ class RedisHub(RealtimeHub):
             self._breaker.failed()
             log.warning("realtime_redis_unavailable", error=type(exc).__name__)
             self.deliver_locally(user_id, event)
+
+    def _places_skip_redis(self) -> bool:
+        return self._breaker.open or self._places_breaker.open
+
+    def _places_failed(self, action: str, exc: Exception) -> None:
+        self._places_breaker.failed()
+        log.warning("realtime_places_redis_unavailable", action=action, error=type(exc).__name__)
+
+    async def take_place(self, key: str, cap: int, lease_seconds: float) -> Place | None:
+        if self._places_skip_redis():
+            return await super().take_place(key, cap, lease_seconds)  # this process's count
+        member = uuid.uuid4().hex
+        try:
+            async with asyncio.timeout(PLACE_TIMEOUT_SECONDS):
+                taken = await self._take_place(keys=[key], args=[member, cap, lease_seconds])
+        except Exception as exc:
+            # Redis is away: this process's count, until Redis answers again.
+            self._places_failed("take", exc)
+            return await super().take_place(key, cap, lease_seconds)
+        return self._hold(key, member) if int(taken) else None
+
+    async def renew_places(self, places: Sequence[Place], lease_seconds: float) -> None:
+        await super().renew_places(places, lease_seconds)
+        if not places or self._places_skip_redis():
+            return  # tried again at the next renewal
+        try:
+            async with asyncio.timeout(PLACE_TIMEOUT_SECONDS):
+                await self._renew_places(
+                    keys=[place.key for place in places],
+                    args=[lease_seconds, *(place.member for place in places)],
+                )
+        except Exception as exc:
+            self._places_failed("renew", exc)
+
+    async def leave_places(self, places: Sequence[Place]) -> None:
+        await super().leave_places(places)
+        if not places or self._places_skip_redis():
+            return  # the lease frees them
+        try:
+            async with asyncio.timeout(PLACE_TIMEOUT_SECONDS):
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for place in places:
+                        pipe.zrem(place.key, place.member)
+                    await pipe.execute()
+        except Exception as exc:
+            self._places_failed("leave", exc)
 
     async def _read_forever(self) -> None:
         assert self._pubsub is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from kith.auth import service as auth
 from kith.core.clock import Clock
 from kith.core.config import Settings
-from kith.core.realtime import Event, RealtimeHub, Subscription
+from kith.core.realtime import Event, Place, RealtimeHub, Subscription
 from kith.core.security import AccessTokenCodec
 from kith.http.caller import client_ip
 from kith.http.deps import AppClock, AppSettings, Realtime, Tokens, Transaction, UnitOfWork
@@ -28,6 +29,14 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_SLOW = 1013
 # Like HTTP's 429: past the open streams one account or address may hold (docs/api-guide.md).
 CLOSE_TOO_MANY = 4429
+# A stream's places under the caps are renewed every ping interval and lapse after this
+# many unrenewed: the streams of a process that died stop counting then (docs/security.md).
+LEASE_PINGS = 3
+
+
+def _cap_key(settings: Settings, kind: str, name: str) -> str:
+    # Under the rate limits' prefix: several deployments may share one Redis.
+    return f"{settings.rate_limit_key_prefix}:streams:{kind}:{name}"
 
 
 def _bearer(websocket: WebSocket) -> str | None:
@@ -91,17 +100,23 @@ async def stream(
     checks = _Checks(transaction, tokens, clock)
     address = client_ip(websocket.scope, tuple(settings.trusted_proxies))
     await websocket.accept()
-    hub.address_opened(address)
+    # Counted from here, authenticated or not: on every instance sharing Redis, else on this one.
+    lease = LEASE_PINGS * settings.stream_ping_seconds
+    place = await hub.take_place(
+        _cap_key(settings, "address", address), settings.stream_max_per_address, lease
+    )
+    if place is None:
+        await websocket.close(CLOSE_TOO_MANY, "too many open streams from this address")
+        return
     try:
-        if hub.open_from(address) > settings.stream_max_per_address:
-            await websocket.close(CLOSE_TOO_MANY, "too many open streams from this address")
-            return
-        await _serve(websocket, checks, hub, settings)
+        await _serve(websocket, checks, hub, settings, place)
     finally:
-        hub.address_closed(address)
+        await hub.leave_places([place])
 
 
-async def _serve(websocket: WebSocket, checks: _Checks, hub: RealtimeHub, settings: Settings) -> None:
+async def _serve(
+    websocket: WebSocket, checks: _Checks, hub: RealtimeHub, settings: Settings, address_place: Place
+) -> None:
     token = _bearer(websocket) or await _token_from_first_message(
         websocket, settings.stream_auth_timeout_seconds
     )
@@ -110,29 +125,51 @@ async def _serve(websocket: WebSocket, checks: _Checks, hub: RealtimeHub, settin
         await websocket.close(CLOSE_UNAUTHORIZED, "invalid or expired credentials")
         return
     user_id, session_id, expires_at = identity
-    if hub.open_for(user_id) >= settings.stream_max_per_user:
+    lease = LEASE_PINGS * settings.stream_ping_seconds
+    place = await hub.take_place(_cap_key(settings, "user", user_id), settings.stream_max_per_user, lease)
+    if place is None:
         await websocket.close(CLOSE_TOO_MANY, "too many open streams for this account")
         return
     websocket.scope.setdefault("state", {})["user_id"] = user_id
-    subscription = await hub.subscribe(user_id)
-    listener = asyncio.create_task(_wait_for_disconnect(websocket))
     try:
-        await websocket.send_json({"event": "unread_count", "data": {"count": await checks.unread(user_id)}})
-        await _pump(
-            websocket,
-            checks,
-            subscription,
-            listener,
-            (user_id, session_id, expires_at),
-            settings.stream_ping_seconds,
-        )
-    except WebSocketDisconnect:
-        pass
+        subscription = await hub.subscribe(user_id)
+        listener = asyncio.create_task(_wait_for_disconnect(websocket))
+        try:
+            await websocket.send_json(
+                {"event": "unread_count", "data": {"count": await checks.unread(user_id)}}
+            )
+            await _pump(
+                websocket,
+                checks,
+                subscription,
+                listener,
+                (user_id, session_id, expires_at),
+                settings.stream_ping_seconds,
+                _Lease(hub, (address_place, place), lease),
+            )
+        except WebSocketDisconnect:
+            pass
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            await hub.unsubscribe(subscription)
     finally:
-        listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await listener
-        await hub.unsubscribe(subscription)
+        await hub.leave_places([place])
+
+
+@dataclass(frozen=True)
+class _Lease:
+    """The stream's places under the caps, renewed once a ping interval (at each ping, or
+    between events when they come faster) so that they never lapse while it is open."""
+
+    hub: RealtimeHub
+    places: Sequence[Place]
+    seconds: float
+
+    async def renew_if_due(self, every: float) -> None:
+        if time.monotonic() - min(place.renewed_at for place in self.places) >= every:
+            await self.hub.renew_places(self.places, self.seconds)
 
 
 async def _wait_for_disconnect(websocket: WebSocket) -> None:
@@ -151,6 +188,7 @@ async def _pump(
     listener: asyncio.Task[None],
     identity: tuple[str, str, float],
     ping_every: float,
+    lease: _Lease,
 ) -> None:
     user_id, session_id, expires_at = identity
     while True:
@@ -159,6 +197,7 @@ async def _pump(
             # Clients authenticate again with a fresh access token (docs/api-guide.md).
             await websocket.close(CLOSE_UNAUTHORIZED, "access token expired")
             return
+        await lease.renew_if_due(ping_every)
         getter: asyncio.Task[Event] = asyncio.create_task(subscription.queue.get())
         done, _ = await asyncio.wait(
             {getter, listener}, timeout=min(ping_every, left), return_when=asyncio.FIRST_COMPLETED
