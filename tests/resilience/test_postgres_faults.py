@@ -161,6 +161,9 @@ async def test_pool_exhaustion_is_a_503_and_leaks_no_connection(pg: PrivatePostg
         KITH_RATE_LIMITS_ENABLED="false",
         KITH_DATABASE_POOL_SIZE=str(POOL_SIZE),
         KITH_DATABASE_POOL_TIMEOUT_SECONDS=str(POOL_TIMEOUT),
+        # Every `GET /users/me` must read `users`, which the lock below blocks: the session
+        # cache would answer a repeated one without a query (and so without waiting).
+        KITH_SESSION_CACHE_SECONDS="0",
     )
     migrate(env)
     capacity = 2 * POOL_SIZE
