@@ -165,3 +165,61 @@ def create_round_trip_app() -> FastAPI:
         return {"status": "ok"}
 
     return app
+
+
+# --- the floor of Kith's data layer ---------------------------------------------------------
+
+
+def create_data_layer_app() -> FastAPI:
+    """The one-query ceiling's query made the way Kith makes it: its data layer, nothing else.
+
+    `GET /api/v1/feed` runs `kith.feed.repository.page_views` for one reader in a read-only
+    Kith unit of work (SQLAlchemy's async session over asyncpg: the same statement and rows
+    as `ceiling_db1`), builds the page with Kith's read model and answers it with the response
+    model. No middleware, authentication, rate limits, ETag or dependency injection: what a
+    feed page costs with the libraries Kith is built on before Kith adds anything, so the
+    distance from it to the one-query ceiling is the data layer's own.
+
+        BENCH_CEILING_DATABASE_URL=postgresql+asyncpg://... uvicorn bench.ceiling:create_data_layer_app --factory
+    """
+    from sqlalchemy import select
+
+    from kith.core.config import Settings
+    from kith.core.pagination import encode_cursor
+    from kith.db.models import User
+    from kith.feed import repository
+    from kith.media.storage import LocalMediaStorage
+    from kith.runtime.resources import Resources
+    from kith.runtime.transaction import unit_of_work
+
+    url = os.environ["BENCH_CEILING_DATABASE_URL"]
+    reader_name = os.environ.get("BENCH_CEILING_READER", "user1")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings = Settings(database_url=url, secret_key=secrets.token_urlsafe(48), _env_file=None)
+        resources = await Resources.open(settings, LocalMediaStorage(settings.media_root))
+        async with unit_of_work(resources, write=False) as session:
+            reader = await session.scalar(select(User).where(User.username == reader_name))
+        if reader is None:
+            raise RuntimeError(f"no user {reader_name!r} in {url}")
+        app.state.resources, app.state.reader = resources, reader
+        try:
+            yield
+        finally:
+            await resources.close()
+
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan)
+
+    @app.get("/api/v1/feed", response_model=CursorPage[PostView])
+    async def feed(request: Request) -> CursorPage[PostView]:
+        async with unit_of_work(request.app.state.resources, write=False) as session:
+            items = await repository.page_views(session, request.app.state.reader, None, PAGE_SIZE + 1)
+        next_cursor = encode_cursor(items[PAGE_SIZE - 1].id) if len(items) > PAGE_SIZE else None
+        return CursorPage[PostView].model_construct(items=items[:PAGE_SIZE], next_cursor=next_cursor)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -19,6 +19,7 @@ LABELS = {
     "ceiling": "Ceiling (bare FastAPI, 20 posts from memory)",
     "ceiling_db1": "Ceiling + Kith's feed query (asyncpg)",
     "ceiling_db": "Ceiling + Kith's 2 feed statements (asyncpg)",
+    "floor_data_layer": "Kith's feed query through its data layer only (SQLAlchemy, read model)",
     "feed_p1": "Feed, page 1",
     "feed_deep": "Feed, deep page (cursor)",
     "post_view": "Post with comments (post, then comments)",
@@ -64,6 +65,17 @@ def _feed_targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 "Feed page 1 on PostgreSQL (1 worker) ≥ 50 % of the one-query round-trip ceiling",
                 f"{_ratio(ratio)} ({feed['rps']:,.0f} vs {one_query['rps']:,.0f} req/s)",
                 _check(ratio >= 0.5),
+            )
+        )
+    floor = _find(results, MAIN, "floor_data_layer")
+    if floor and one_query:
+        # The proof of reach: the same query through Kith's data layer, nothing else around it.
+        ratio = floor["rps"] / one_query["rps"]
+        rows.append(
+            (
+                "(Reach) the same query through Kith's data layer alone, of the one-query ceiling",
+                f"{_ratio(ratio)} ({floor['rps']:,.0f} req/s, {floor['cpu_ms_per_request']:.2f} ms)",
+                "measured",
             )
         )
     if feed:
@@ -348,7 +360,7 @@ def plots(results: dict[str, Any], out: Path) -> None:
     scenarios = [
         key
         for key in LABELS
-        if not key.startswith("ceiling") and any(_find(results, c, key) for c in configs)
+        if not key.startswith(("ceiling", "floor")) and any(_find(results, c, key) for c in configs)
     ]
     width = 0.8 / max(len(configs), 1)
 

@@ -103,8 +103,12 @@ SCENARIOS = [
 ]
 BY_KEY = {scenario.key: scenario for scenario in SCENARIOS}
 # The ceiling making Kith's feed round trips (bench/ceiling.py), PostgreSQL configurations only:
-# key -> which of Kith's feed statements it runs.
-ROUND_TRIP_CEILINGS = {"ceiling_db1": "feed", "ceiling_db": "all"}
+# key -> the app and which of Kith's feed statements it runs.
+ROUND_TRIP_CEILINGS = {
+    "ceiling_db1": ("bench.ceiling:create_round_trip_app", "feed"),
+    "ceiling_db": ("bench.ceiling:create_round_trip_app", "all"),
+    "floor_data_layer": ("bench.ceiling:create_data_layer_app", "feed"),
+}
 
 
 @dataclass(frozen=True)
@@ -327,7 +331,7 @@ class Runner:
             profiling.start(
                 pids[0], self.out / "profiles" / f"{config.key}-{scenario.key}", self.profile.duration_s
             )
-            if self.py_spy and not scenario.key.startswith("ceiling")
+            if self.py_spy and not scenario.key.startswith(("ceiling", "floor"))
             else None
         )
         result = load.finish(
@@ -465,13 +469,13 @@ class Runner:
 
     def round_trip_ceilings(self, config: Config, url: str, ceiling_rps: float) -> None:
         """The ceiling making Kith's feed round trips: only the feed query, then both."""
-        for key, statements in ROUND_TRIP_CEILINGS.items():
+        for key, (app, statements) in ROUND_TRIP_CEILINGS.items():
             if key not in self.scenarios:
                 continue
             log(f"{config.label}: {LABELS[key]}")
             server = self.start_server(
                 config,
-                "bench.ceiling:create_round_trip_app",
+                app,
                 url,
                 {"BENCH_CEILING_DATABASE_URL": url, "BENCH_CEILING_STATEMENTS": statements},
             )
