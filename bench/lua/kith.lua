@@ -181,7 +181,7 @@ local function mixed()
 end
 
 function request()
-  if scenario == "feed_p1" or scenario:sub(1, 7) == "ceiling" then
+  if scenario == "feed_p1" or scenario:sub(1, 7) == "ceiling" or scenario:sub(1, 5) == "floor" then
     return feed_first()
   elseif scenario == "feed_deep" then
     return feed_deep()
