@@ -52,12 +52,15 @@ from kith.users.router import router as users_router
 
 def api_router() -> APIRouter:
     api = APIRouter(prefix=API_PREFIX)
+    # A request is matched against the routes in this order, at a cost per route passed
+    # (a few microseconds each): the most requested come first (docs/benchmarks.md). No
+    # path of one router can match another's, except where noted.
+    api.include_router(feed_router)
+    api.include_router(posts_router)
     api.include_router(auth_router)
     api.include_router(me_router)  # before /users/{id}, which would match "me"
     api.include_router(users_router)
     api.include_router(social_router)
-    api.include_router(posts_router)
-    api.include_router(feed_router)
     api.include_router(media_router)
     api.include_router(moderation_router)
     api.include_router(notifications_router)
@@ -134,10 +137,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.include_router(api_router())  # first: nearly every request is for the API
     app.include_router(health_router)
     app.include_router(problems_router)
     app.include_router(metrics_router)
-    app.include_router(api_router())
     install_openapi(app, rate_limited=settings.rate_limits_enabled)
     # Middleware run outermost first, in the reverse order of these lines.
     if settings.rate_limits_enabled:

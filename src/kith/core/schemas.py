@@ -22,7 +22,9 @@ from pydantic_core import CoreSchema
 
 
 def _rfc3339(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if value.tzinfo is not UTC:  # the database drivers' timestamps are UTC already
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 # The pattern of a string that may hold anything but NUL (U+0000): PostgreSQL can neither
