@@ -19,26 +19,29 @@ from redis.asyncio import Redis
 from kith.feed.timeline import TimelineStore
 
 
-async def main(args: argparse.Namespace) -> None:
-    redis = Redis.from_url(args.redis_url)
+async def push_cost(redis_url: str, readers: int = 2000, posts: int = 30) -> tuple[float, int]:
+    """Milliseconds of this process's CPU per post pushed to `readers` timelines (half of
+    them warm), and how many were warm. Flushes the Redis database of `redis_url`."""
+    redis = Redis.from_url(redis_url)
     await redis.flushdb()
     try:
         store = TimelineStore(redis, size=800, active_seconds=3600)
-        readers = [str(uuid.uuid4()) for _ in range(args.readers)]
-        for reader in readers[::2]:
+        audience = [str(uuid.uuid4()) for _ in range(readers)]
+        for reader in audience[::2]:
             await store.start_rebuild(reader)
         pushed = 0
         cpu = time.process_time()
-        for index in range(args.posts):
-            pushed = await store.push(f"0199{index:08d}", readers)
-        cpu = time.process_time() - cpu
-        print(
-            f"{args.readers} readers ({pushed} warm): {cpu / args.posts * 1000:.2f} ms of CPU per post "
-            f"(mean of {args.posts})"
-        )
+        for index in range(posts):
+            pushed = await store.push(f"0199{index:08d}", audience)
+        return (time.process_time() - cpu) / posts * 1000, pushed
     finally:
         await redis.flushdb()
         await redis.aclose()
+
+
+async def main(args: argparse.Namespace) -> None:
+    ms, pushed = await push_cost(args.redis_url, args.readers, args.posts)
+    print(f"{args.readers} readers ({pushed} warm): {ms:.2f} ms of CPU per post (mean of {args.posts})")
 
 
 if __name__ == "__main__":

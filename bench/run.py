@@ -586,6 +586,19 @@ class Runner:
             self.results.machine["postgres_round_trip"] = asyncio.run(
                 round_trip_cost(database_url(self.profile, postgres))
             )
+        # What no change to Kith can go below, measured in this run: SQLite's own work for a
+        # feed page (it runs in the server's process), and the fan-out's push alone.
+        lite = next((c for c in self.configs if c.database == "sqlite" and not c.growth_data), None)
+        if lite is not None:
+            from bench.sqlite_plan import page_statement_ms
+
+            lite_file = database_url(self.profile, lite).removeprefix("sqlite+aiosqlite:///")
+            self.results.machine["sqlite_page_statement_ms"] = round(page_statement_ms(lite_file), 3)
+        if any(c.redis for c in self.configs):
+            from bench.fanout import push_cost
+
+            push_ms, warm = asyncio.run(push_cost("redis://127.0.0.1:6379/5", readers=2000))
+            self.results.machine["fanout_push"] = {"readers": 2000, "warm": warm, "cpu_ms": round(push_ms, 3)}
         for config in self.configs:
             self.run_config(config)
         self.results.finished_at = datetime.now(UTC).isoformat(timespec="seconds")

@@ -44,13 +44,39 @@ def main(args: argparse.Namespace) -> None:
         for row in connection.execute("EXPLAIN QUERY PLAN " + sql, params):
             print(f"  {row[0]:>4} {row[1]:>4} {row[3]}")
     for name in ("walk (first page)", "author-index plan over the whole feed"):
-        started = time.perf_counter()
-        rows = 0
-        for reader in readers:
-            sql, params = positional(plans[name], values(reader))
-            rows += len(connection.execute(sql, params).fetchall())
-        per_page = (time.perf_counter() - started) / len(readers) * 1000
+        per_page, rows = _time(connection, plans[name], readers, values)
         print(f"{name}: {per_page:.2f} ms per page ({len(readers)} readers, {rows} rows)")
+
+
+def _time(
+    connection: sqlite3.Connection,
+    statement: Any,
+    readers: list[str],
+    values: Any,
+) -> tuple[float, int]:
+    """Milliseconds of CPU per page of `statement` (SQLite runs in this process), and rows."""
+    started = time.process_time()
+    rows = 0
+    for reader in readers:
+        sql, params = positional(statement, values(reader))
+        rows += len(connection.execute(sql, params).fetchall())
+    return (time.process_time() - started) / len(readers) * 1000, rows
+
+
+def page_statement_ms(database: str, readers: int = 50) -> float:
+    """CPU per first feed page of the statement Kith runs on SQLite, run alone with sqlite3:
+    what SQLite's own work costs the server process before Kith does anything."""
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        chosen = [row[0] for row in connection.execute("SELECT id FROM users LIMIT ?", (readers,))]
+
+        def values(reader: str) -> dict[str, object]:
+            return {"reader_id": reader, "viewer_id": reader, "limit": 21, "window": FEED_WINDOW}
+
+        _time(connection, _WINDOWED_FIRST, chosen[:5], values)  # warm the page cache
+        return _time(connection, _WINDOWED_FIRST, chosen, values)[0]
+    finally:
+        connection.close()
 
 
 if __name__ == "__main__":
