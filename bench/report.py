@@ -97,7 +97,7 @@ def _feed_targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             )
         )
         statement = results["machine"].get("sqlite_page_statement_ms")
-        if statement is not None:
+        if statement is not None and ratio > 2:
             # The proof of reach: SQLite's own work for the page, before Kith does anything.
             rows.append(
                 (
