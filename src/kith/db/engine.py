@@ -21,6 +21,11 @@ SQLITE_BUSY_TIMEOUT_MS = 15_000
 WRITE_INTENT = "kith_write_intent"
 
 
+def pool_capacity(settings: Settings) -> int:
+    """How many PostgreSQL connections a process may hold (kith.http.health reads it too)."""
+    return 2 * settings.database_pool_size
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     """Build the async engine for the configured database."""
     url = make_url(settings.database_url)
@@ -29,8 +34,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
     engine = create_async_engine(
         url,
         echo=settings.database_echo,
-        pool_size=settings.database_pool_size,
-        max_overflow=settings.database_pool_size,
+        # Up to twice KITH_DATABASE_POOL_SIZE connections, each kept once opened: a burst
+        # connection that SQLAlchemy's overflow closed on return had to be opened again
+        # under any sustained load above the pool size, paying asyncpg's TLS attempt,
+        # authentication and its prepared statements each time (docs/benchmarks.md).
+        pool_size=pool_capacity(settings),
+        max_overflow=0,
         # Past this wait the pool raises TimeoutError: a 503 (kith.core.outages), not a hang.
         pool_timeout=settings.database_pool_timeout_seconds,
         # asyncpg's own default is 60 s: an unreachable host would hold a request that long.

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from kith.db.engine import pool_capacity
 from kith.http.session import ResourcesDep
 from kith.runtime.resources import Resources
 
@@ -24,12 +25,12 @@ class Health(BaseModel):
 
 
 def _pool_exhausted(resources: Resources) -> bool:
-    """Whether every connection the PostgreSQL pool may open is checked out (its size and as
-    many again as overflow, kith.db.engine). SQLite's pool is not a limit that way."""
+    """Whether every connection the PostgreSQL pool may open is checked out
+    (`kith.db.engine.pool_capacity`). SQLite's pool is not a limit that way."""
     if resources.engine.dialect.name != "postgresql":
         return False
     checked_out = getattr(resources.engine.pool, "checkedout", None)
-    return callable(checked_out) and checked_out() >= 2 * resources.settings.database_pool_size
+    return callable(checked_out) and checked_out() >= pool_capacity(resources.settings)
 
 
 @router.get("/healthz", operation_id="getLiveness", response_model=Health)
