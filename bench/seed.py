@@ -23,6 +23,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -212,12 +213,56 @@ async def _record_spec(database_url: str, spec: DataSetSpec) -> None:
 
 
 async def ensure(database_url: str, spec: DataSetSpec, *, reuse: bool = True) -> bool:
-    """Build the data set unless one with the same spec is there; True if it was built."""
-    if reuse and await recorded_spec(database_url) == spec.describe():
-        print(f"reusing the data set in {make_url(database_url).database} ({spec.describe()})")
-        return False
-    await seed(database_url, spec)
-    return True
+    """Put a fresh copy of the data set at `database_url`; True if it had to be built.
+
+    The data set is built once into a pristine copy beside it (`seed_url`: a PostgreSQL
+    database used as a template, or a SQLite file) and copied from there before every run.
+    A run writes (posts, likes, comments, friendships): reused as it was, the data set of
+    the next run would have thousands of the benchmark's own posts at the top of every
+    feed, and its figures would no longer be comparable.
+    """
+    pristine = seed_url(database_url)
+    built = not (reuse and await recorded_spec(pristine) == spec.describe())
+    if built:
+        await seed(pristine, spec)
+    else:
+        print(f"reusing the data set in {make_url(pristine).database} ({spec.describe()})")
+    await _copy_data_set(pristine, database_url)
+    return built
+
+
+def seed_url(database_url: str) -> str:
+    """Where the pristine copy of the data set for `database_url` is kept."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "postgresql":
+        return url.set(database=f"{url.database}_seed").render_as_string(hide_password=False)
+    assert url.database
+    return url.set(database=url.database.removesuffix(".db") + ".seed.db").render_as_string(
+        hide_password=False
+    )
+
+
+async def _copy_data_set(source_url: str, target_url: str) -> None:
+    source, target = make_url(source_url), make_url(target_url)
+    if target.get_backend_name() == "postgresql":
+        import asyncpg
+
+        admin = await asyncpg.connect(
+            host=target.host, port=target.port or 5432, user=target.username, database="postgres"
+        )
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
+            await admin.execute(f'CREATE DATABASE "{target.database}" TEMPLATE "{source.database}"')
+        finally:
+            await admin.close()
+        return
+    assert source.database and target.database
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(target.database + suffix):
+            os.remove(target.database + suffix)
+    for suffix in ("", "-wal"):
+        if os.path.exists(source.database + suffix):
+            await asyncio.to_thread(shutil.copyfile, source.database + suffix, target.database + suffix)
 
 
 async def seed(database_url: str, spec: DataSetSpec) -> None:
