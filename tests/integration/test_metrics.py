@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from kith.core.config import Settings
+from kith.db.engine import pool_capacity
 from kith.main import create_app
 from tests.helpers import API, assert_problem, register
 from tests.live import serve
@@ -110,7 +111,7 @@ async def test_pool_gauges_and_known_counters_are_exported(
 ) -> None:
     text = await scrape(http)
     if backend == "postgres":
-        assert value(text, "kith_db_pool_size") == metered.state.settings.database_pool_size
+        assert value(text, "kith_db_pool_size") == pool_capacity(metered.state.settings)
     assert ("kith_db_pool_checked_out", frozenset()) in samples(text)
     # Counted by the rate limiter; declared here so dashboards can rely on the name.
     assert "# TYPE kith_rate_limit_rejections_total counter" in text
