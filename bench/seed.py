@@ -26,7 +26,8 @@ import random
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +35,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from kith.core.config import Settings
 from kith.core.security import PasswordHasher
@@ -174,22 +175,30 @@ def _sqlite_value(value: object) -> object:
     return value
 
 
+@asynccontextmanager
+async def _server_connection(url: URL) -> AsyncIterator[Any]:
+    """An asyncpg connection to the `postgres` database of `url`'s server, for work on
+    databases themselves (create, drop, comment)."""
+    import asyncpg
+
+    admin = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, database="postgres"
+    )
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
 async def recorded_spec(database_url: str) -> str | None:
     """The spec a data set was built from, or None if there is none (or it is unfinished)."""
     url = make_url(database_url)
     if url.get_backend_name() == "postgresql":
-        import asyncpg
-
-        admin = await asyncpg.connect(
-            host=url.host, port=url.port or 5432, user=url.username, database="postgres"
-        )
-        try:
+        async with _server_connection(url) as admin:
             comment = await admin.fetchval(
                 "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
                 url.database,
             )
-        finally:
-            await admin.close()
         return str(comment) if comment else None
     marker = Path(f"{url.database}.bench.json")
     return marker.read_text() if marker.exists() else None
@@ -198,16 +207,9 @@ async def recorded_spec(database_url: str) -> str | None:
 async def _record_spec(database_url: str, spec: DataSetSpec) -> None:
     url = make_url(database_url)
     if url.get_backend_name() == "postgresql":
-        import asyncpg
-
-        admin = await asyncpg.connect(
-            host=url.host, port=url.port or 5432, user=url.username, database="postgres"
-        )
-        try:
+        async with _server_connection(url) as admin:
             literal = spec.describe().replace("'", "''")
             await admin.execute(f"COMMENT ON DATABASE \"{url.database}\" IS '{literal}'")
-        finally:
-            await admin.close()
     else:
         Path(f"{url.database}.bench.json").write_text(spec.describe())
 
@@ -245,16 +247,9 @@ def seed_url(database_url: str) -> str:
 async def _copy_data_set(source_url: str, target_url: str) -> None:
     source, target = make_url(source_url), make_url(target_url)
     if target.get_backend_name() == "postgresql":
-        import asyncpg
-
-        admin = await asyncpg.connect(
-            host=target.host, port=target.port or 5432, user=target.username, database="postgres"
-        )
-        try:
+        async with _server_connection(target) as admin:
             await admin.execute(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
             await admin.execute(f'CREATE DATABASE "{target.database}" TEMPLATE "{source.database}"')
-        finally:
-            await admin.close()
         return
     assert source.database and target.database
     for suffix in ("", "-wal", "-shm"):
@@ -362,17 +357,10 @@ async def seed(database_url: str, spec: DataSetSpec) -> None:
 
 
 async def _recreate_postgres_database(database_url: str) -> None:
-    import asyncpg
-
     url = make_url(database_url)
-    admin = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, database="postgres"
-    )
-    try:
+    async with _server_connection(url) as admin:
         await admin.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{url.database}"')
-    finally:
-        await admin.close()
 
 
 def main() -> None:
