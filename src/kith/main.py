@@ -48,6 +48,7 @@ from kith.runtime.resources import Resources
 from kith.social.router import router as social_router
 from kith.users.router import me as me_router
 from kith.users.router import router as users_router
+from kith.web.router import router as web_router
 
 
 def api_router() -> APIRouter:
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(problems_router)
     app.include_router(metrics_router)
+    app.include_router(web_router)  # the web client's page and assets (docs/web-client.md)
     install_openapi(app, rate_limited=settings.rate_limits_enabled)
     # Middleware run outermost first, in the reverse order of these lines.
     if settings.rate_limits_enabled:

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from kith.db.models import Role
 from kith.runtime.resources import Resources
+from kith.web.router import PAGE_PATHS
 from tests.helpers import API, assert_problem
 from tests.posting import member
 from tests.security.inventory import required_access, served_routes
@@ -40,10 +41,18 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/problems/{code}"): PUBLIC,
     ("GET", "/metrics"): METRICS,
+    # The web client: one page for every address, and its assets; the views ask the API.
+    ("GET", "/assets/{version}/{name}"): PUBLIC,
+    **{("GET", path): PUBLIC for path in PAGE_PATHS},
     ("POST", f"{API}/auth/register"): PUBLIC,
     ("POST", f"{API}/auth/login"): PUBLIC,
     ("POST", f"{API}/auth/token"): PUBLIC,
     ("POST", f"{API}/auth/refresh"): PUBLIC,
+    # The web client's cookie flow: the refresh cookie is the credential, and only requests
+    # from Kith's own pages are taken (an Origin check, tests/integration/test_web_auth.py).
+    ("POST", f"{API}/auth/web/login"): PUBLIC,
+    ("POST", f"{API}/auth/web/refresh"): PUBLIC,
+    ("POST", f"{API}/auth/web/logout"): PUBLIC,
     ("POST", f"{API}/auth/verify-email"): PUBLIC,
     ("POST", f"{API}/auth/password-reset"): PUBLIC,
     ("POST", f"{API}/auth/password-reset/confirm"): PUBLIC,
@@ -58,6 +67,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", f"{API}/users/me/api-keys"): SESSION,
     ("POST", f"{API}/users/me/api-keys"): SESSION,
     ("DELETE", f"{API}/users/me/api-keys/{{key_id}}"): SESSION,
+    ("GET", f"{API}/users/me/sessions"): SESSION,
+    ("DELETE", f"{API}/users/me/sessions/{{session_id}}"): SESSION,
     ("GET", f"{API}/users"): USER,
     ("GET", f"{API}/users/{{user_id}}"): USER,
     ("GET", f"{API}/users/{{user_id}}/posts"): USER,

@@ -17,6 +17,7 @@ from kith import __version__
 from kith.core.config import Settings
 from kith.main import create_app
 from kith.runtime.resources import Resources
+from kith.web.router import CLIENT, PAGE_PATHS
 from tests.helpers import API, assert_problem
 from tests.posting import member
 from tests.security.inventory import served_routes
@@ -30,7 +31,10 @@ NOT_IN_OPENAPI = {
     ("GET", "/problems/{code}"): "the pages that problem `type` URIs point to",
     ("GET", "/metrics"): "Prometheus scrapes, behind KITH_METRICS_TOKEN",
     ("WS", f"{API}/stream"): "OpenAPI 3.1 cannot describe WebSockets; documented in the API guide",
+    ("GET", "/assets/{version}/{name}"): "the web client's scripts, styles and icon (docs/web-client.md)",
 }
+# The web client's addresses: each answers its one HTML page (docs/web-client.md).
+NOT_IN_OPENAPI |= {("GET", path): "the web client's page" for path in PAGE_PATHS}
 
 
 def test_every_served_route_is_in_the_openapi_description_and_back(app: FastAPI) -> None:
@@ -55,8 +59,14 @@ async def test_nothing_answers_outside_the_inventory(client: httpx.AsyncClient, 
         "/api/users/me",
         "/api/v1/users/me/",
         "/v1/users/me",
-        "/admin",
+        "/admin/users",
+        "/wp-admin",
         "/debug",
+        "/posts",
+        "/assets/app.js",
+        f"/assets/{CLIENT.version}/../index.html",
+        f"/assets/{CLIENT.version}/index.html",
+        f"/assets/{'0' * 16}/app.js",
     ):
         response = await client.get(path, headers=ada.headers)
         assert_problem(response, 404, "not_found")

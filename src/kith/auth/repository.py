@@ -98,6 +98,25 @@ async def revoke_session(session: AsyncSession, session_id: str, now: datetime) 
     )
 
 
+# The most sessions a list shows: a user has one per browser or device that logged in.
+SESSION_LIST_LIMIT = 100
+
+
+async def live_sessions(
+    session: AsyncSession, user_id: str, now: datetime, *, session_id: str | None = None
+) -> list[AuthSession]:
+    """The user's sessions neither revoked nor expired, newest first (one, with `session_id`)."""
+    statement = (
+        select(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None), AuthSession.expires_at > now)
+        .order_by(AuthSession.id.desc())
+        .limit(SESSION_LIST_LIMIT)
+    )
+    if session_id is not None:
+        statement = statement.where(AuthSession.id == session_id)
+    return list((await session.scalars(statement)).all())
+
+
 async def revoke_user_sessions(
     session: AsyncSession, user_id: str, now: datetime, *, except_session_id: str | None = None
 ) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Header, Response, status
+from fastapi import APIRouter, Cookie, Form, Header, Request, Response, status
 
 from kith.auth import service
-from kith.auth.dependencies import CurrentUser, HashingSlot, LoginPrincipal
+from kith.auth.dependencies import CurrentUser, HashingSlot, LoginPrincipal, SameOrigin
 from kith.auth.schemas import (
+    AccessToken,
     LoginRequest,
     PasswordGrantForm,
     PasswordResetConfirm,
@@ -19,6 +20,7 @@ from kith.auth.schemas import (
     TokenPair,
     TokenRequest,
 )
+from kith.core.config import Settings
 from kith.core.urls import API_PREFIX, absolute_url
 from kith.http.deps import AppSettings, Now, Passwords, Tokens
 from kith.http.errors import problem_responses
@@ -28,6 +30,44 @@ from kith.http.session import DbSession
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 UserAgent = Annotated[str | None, Header(include_in_schema=False)]
+
+# The web client's refresh token: an HttpOnly cookie that only the three `/auth/web` routes
+# receive (docs/web-client.md#signing-in). Scripts never see it; access tokens stay in memory.
+REFRESH_COOKIE = "kith_refresh"
+WEB_AUTH_PATH = f"{API_PREFIX}/auth/web"
+RefreshCookie = Annotated[str | None, Cookie(alias=REFRESH_COOKIE, include_in_schema=False)]
+
+
+def _cookie_is_secure(request: Request, settings: Settings) -> bool:
+    # Secure over HTTPS: the request came over it, or the operator's public URL says it does
+    # (a proxy that ends TLS may not tell uvicorn).
+    return request.url.scheme == "https" or settings.public_url.startswith("https://")
+
+
+def _set_refresh_cookie(response: Response, request: Request, settings: Settings, token: str) -> None:
+    response.set_cookie(
+        REFRESH_COOKIE,
+        token,
+        max_age=settings.session_max_age_days * 24 * 3600,
+        path=WEB_AUTH_PATH,
+        secure=_cookie_is_secure(request, settings),
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def _clear_refresh_cookie(response: Response, request: Request, settings: Settings) -> None:
+    response.delete_cookie(
+        REFRESH_COOKIE,
+        path=WEB_AUTH_PATH,
+        secure=_cookie_is_secure(request, settings),
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def _access_only(pair: TokenPair) -> AccessToken:
+    return AccessToken(access_token=pair.access_token, expires_in=pair.expires_in)
 
 
 @router.post(
@@ -197,3 +237,93 @@ async def password_reset_confirm(
     """Set a new password with a reset token (single use, 1 hour). Ends every session and revokes
     every API key; the e-mail address counts as verified."""
     await service.confirm_password_reset(session, passwords, data.token, data.new_password, now=now)
+
+
+@router.post(
+    "/web/login",
+    operation_id="logInWeb",
+    response_model=AccessToken,
+    responses=problem_responses(401, 403, 422, 429),
+    dependencies=[SameOrigin, rate_limit("login"), HashingSlot],
+)
+async def web_login(
+    data: LoginRequest,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    passwords: Passwords,
+    tokens: Tokens,
+    settings: AppSettings,
+    now: Now,
+    throttle: LoginThrottleDep,
+    user_agent: UserAgent = None,
+) -> AccessToken:
+    """Log in from Kith's web client: the refresh token goes into an HttpOnly cookie.
+
+    The same check, limits and answers as `/auth/login`, but the body holds only the access
+    token; the refresh token is set as the `kith_refresh` cookie (`HttpOnly`,
+    `SameSite=Strict`, `Secure` over HTTPS, `Path=/api/v1/auth/web`), which no script can
+    read. Only a request from this server's own pages is accepted (403 `cross_site_request`
+    when `Origin` is another site's or missing).
+    """
+    user = await service.authenticate(session, passwords, data.identifier, data.password, throttle)
+    pair = await service.start_session(session, tokens, settings, user, user_agent, now=now)
+    _set_refresh_cookie(response, request, settings, pair.refresh_token)
+    return _access_only(pair)
+
+
+@router.post(
+    "/web/refresh",
+    operation_id="refreshWeb",
+    response_model=AccessToken,
+    responses=problem_responses(401, 403),
+    dependencies=[SameOrigin],
+)
+async def web_refresh(
+    request: Request,
+    response: Response,
+    session: DbSession,
+    tokens: Tokens,
+    settings: AppSettings,
+    now: Now,
+    refresh_token: RefreshCookie = None,
+) -> AccessToken:
+    """A new access token for the web client, from its refresh cookie, which is rotated.
+
+    401 `invalid_token` (and the cookie cleared) when there is no cookie or its session has
+    ended; the rotation and reuse detection are those of `/auth/refresh`.
+    """
+    if not refresh_token:
+        raise service.InvalidRefreshToken("Not signed in.")
+    try:
+        pair = await service.refresh(session, tokens, refresh_token, now=now)
+    except service.InvalidRefreshToken as exc:
+        _clear_refresh_cookie(response, request, settings)
+        exc.headers = {**exc.headers, "Set-Cookie": response.headers["set-cookie"]}
+        raise
+    _set_refresh_cookie(response, request, settings, pair.refresh_token)
+    return _access_only(pair)
+
+
+@router.post(
+    "/web/logout",
+    operation_id="logOutWeb",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(403),
+    dependencies=[SameOrigin],
+)
+async def web_logout(
+    request: Request,
+    response: Response,
+    session: DbSession,
+    settings: AppSettings,
+    now: Now,
+    refresh_token: RefreshCookie = None,
+) -> None:
+    """End the web client's session (the one its refresh cookie belongs to) and clear the cookie.
+
+    Its access tokens stop working at once. Without a cookie there is nothing to end: 204 all the same.
+    """
+    if refresh_token:
+        await service.logout_by_refresh_token(session, refresh_token, now=now)
+    _clear_refresh_cookie(response, request, settings)

@@ -179,6 +179,24 @@ class TokenPair(ResponseModel):
     refresh_token: str
 
 
+class AccessToken(ResponseModel):
+    """An access token alone: its refresh token travels in an HttpOnly cookie (the web client)."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the access token expires.", examples=[900])
+
+
+class LoginSessionView(ResponseModel):
+    """One live login of the account (a device or browser that logged in)."""
+
+    id: str
+    created_at: Timestamp
+    expires_at: Timestamp
+    user_agent: str | None = Field(description="The `User-Agent` the login came with, if any.")
+    current: bool = Field(description="Whether this is the session of the access token that asked.")
+
+
 class RefreshRequest(RequestModel):
     refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
 

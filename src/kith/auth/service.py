@@ -50,6 +50,21 @@ class RefreshTokenReused(InvalidRefreshToken):
     keeps_changes = True
 
 
+class CrossSiteRequest(Forbidden):
+    code = "cross_site_request"
+    default_detail = "This request must come from this server's own pages."
+    description = (
+        "A request authenticated by the refresh cookie came from another site: its `Origin` "
+        "is missing or is not this server's."
+    )
+
+
+class LoginSessionNotFound(NotFound):
+    code = "session_not_found"
+    default_detail = "No such session."
+    description = "No live login session of the caller has this id."
+
+
 class InvalidOneTimeToken(BadRequest):
     code = "invalid_token"
     default_detail = "The token is invalid, expired or already used."
@@ -272,6 +287,30 @@ async def logout(session: AsyncSession, session_id: str, *, now: datetime) -> No
     await repository.revoke_session(session, session_id, now)
     if auth_session is not None:
         _sessions_changed(session, auth_session.user_id)
+
+
+async def logout_by_refresh_token(session: AsyncSession, refresh_token: str, *, now: datetime) -> None:
+    """End the session a refresh token belongs to (the web client's logout, which holds only
+    the cookie). An unknown token ends nothing and is no error: the outcome is the same."""
+    found = await repository.find_refresh_token(session, hash_token(refresh_token))
+    if found is None:
+        return
+    await repository.revoke_session(session, found[1].id, now)
+    _sessions_changed(session, found[1].user_id)
+
+
+async def live_sessions(session: AsyncSession, user_id: str, *, now: datetime) -> list[AuthSession]:
+    """The user's live login sessions, newest first (at most `repository.SESSION_LIST_LIMIT`)."""
+    return await repository.live_sessions(session, user_id, now)
+
+
+async def end_session(session: AsyncSession, user_id: str, session_id: str, *, now: datetime) -> None:
+    """End one of the user's own live sessions (404 for any other id)."""
+    sessions = await repository.live_sessions(session, user_id, now, session_id=session_id)
+    if not sessions:
+        raise LoginSessionNotFound()
+    await repository.revoke_session(session, session_id, now)
+    _sessions_changed(session, user_id)
 
 
 async def logout_all(session: AsyncSession, user_id: str, *, now: datetime) -> None:

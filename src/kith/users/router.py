@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, status
 
 from kith.auth import service as auth
 from kith.auth.dependencies import CurrentUser, LoginPrincipal, LoginUser
-from kith.auth.schemas import PrivateUser, PublicUser
+from kith.auth.schemas import LoginSessionView, PrivateUser, PublicUser
 from kith.core.pagination import CursorPage, OffsetPage
 from kith.core.schemas import NO_NUL
 from kith.http.deps import Now, Passwords
@@ -23,6 +23,7 @@ from kith.users.schemas import (
     ApiKeyCreate,
     ApiKeyView,
     CreatedApiKey,
+    LoginSessionList,
     PasswordChange,
     ProfileUpdate,
     UserProfile,
@@ -131,6 +132,42 @@ async def create_api_key(
 async def delete_api_key(key_id: str, user: LoginUser, session: DbSession) -> None:
     """Revoke an API key at once."""
     await service.delete_api_key(session, user, key_id)
+
+
+@me.get(
+    "/sessions",
+    operation_id="listSessions",
+    response_model=LoginSessionList,
+    responses=problem_responses(401, 403),
+)
+async def list_sessions(principal: LoginPrincipal, session: DbSession, now: Now) -> object:
+    """The account's live logins (browsers and devices), newest first, at most 100; `current`
+    marks the one asking. Ending one logs that browser or device out at once."""
+    found = await auth.live_sessions(session, principal.user.id, now=now)
+    return LoginSessionList(
+        items=[
+            LoginSessionView(
+                id=row.id,
+                created_at=row.created_at,
+                expires_at=row.expires_at,
+                user_agent=row.user_agent,
+                current=row.id == principal.auth_session_id,
+            )
+            for row in found
+        ]
+    )
+
+
+@me.delete(
+    "/sessions/{session_id}",
+    operation_id="endSession",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404),
+)
+async def end_session(session_id: str, principal: LoginPrincipal, session: DbSession, now: Now) -> None:
+    """Log one of the account's sessions out: its refresh and access tokens stop working at once.
+    404 `session_not_found` for an id that is not a live session of the caller."""
+    await auth.end_session(session, principal.user.id, session_id, now=now)
 
 
 @router.get(

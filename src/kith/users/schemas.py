@@ -6,6 +6,7 @@ from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from kith.auth.schemas import (
     DisplayNameText,
+    LoginSessionView,
     PublicUser,
     no_bidi_controls,
     no_control_characters,
@@ -126,3 +127,9 @@ class CreatedApiKey(ApiKeyView):
         "`Idempotency-Key` retry replays the answer: the secret is never stored, so it cannot "
         "be shown again (delete the key and make another if it was lost)."
     )
+
+
+class LoginSessionList(ResponseModel):
+    """The account's live login sessions, newest first (at most 100)."""
+
+    items: list[LoginSessionView]
