@@ -30,14 +30,21 @@ BENCH_STAMP := $(VENV)/.installed-bench
 # The full profile is the recorded one: it waits for a quiet machine and rewrites docs/benchmarks.md.
 BENCH_FULL_ARGS := $(if $(filter full,$(BENCH_PROFILE)),--docs --wait-load 0.7 --wait-timeout 1200)
 
-.PHONY: run test lint typecheck pytest migrate install clean bench fuzz test-resilience \
+# axe-core, the accessibility engine of the browser tests, from npm at a pinned version into a
+# git-ignored folder (never committed); Chromium is Debian's (`.ci/run` installs it). See
+# docs/web-client.md#tests.
+AXE_VERSION := 4.11.4
+WEB_TOOLS := .web-tools
+AXE_STAMP := $(WEB_TOOLS)/.axe-core-$(AXE_VERSION)
+
+.PHONY: run test test-browser lint typecheck pytest migrate install clean bench fuzz test-resilience \
 	lock upgrade-lock upgrade-check
 
 run: $(STAMP)
 	$(BIN)/kith migrate
 	$(BIN)/kith serve
 
-test: $(STAMP)
+test: $(STAMP) $(AXE_STAMP)
 	$(BIN)/ruff check src tests bench requirements
 	$(BIN)/ruff format --check src tests bench requirements
 	$(BIN)/lint-imports
@@ -53,8 +60,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(AXE_STAMP)
 	$(BIN)/pytest
+
+# The browser tests alone (tests/browser: the web client in Chromium).
+test-browser: $(STAMP) $(AXE_STAMP)
+	$(BIN)/pytest tests/browser
+
+$(AXE_STAMP):
+	@command -v npm >/dev/null 2>&1 || { echo "npm is not installed: the browser tests' accessibility scans will fail in CI and be skipped elsewhere"; exit 0; }; \
+	mkdir -p $(WEB_TOOLS) && npm install --prefix $(WEB_TOOLS) --no-save --no-audit --no-fund --loglevel=error axe-core@$(AXE_VERSION) && touch $(AXE_STAMP)
 
 # The fault tests alone (docs/reliability.md); `make test` runs them too.
 test-resilience: $(STAMP)
@@ -119,4 +134,4 @@ $(BENCH_STAMP): $(STAMP) $(LOCK_BENCH)
 	touch $(BENCH_STAMP)
 
 clean:
-	rm -rf $(VENV) $(UPGRADE_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(UPGRADE_VENV) $(WEB_TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -64,7 +64,11 @@ export async function render() {
   } catch (error) {
     if (count !== renderCount) return;
     console.error(error);
-    replace(root, h("h1", {}, "Something went wrong"), errorBox(error, () => render()));
+    const heading = error.status === 404 ? "Not found" : "Something went wrong";
+    replace(root, h("h1", {}, heading), errorBox(error, () => render()), h("p", {}, h("a", { href: "/" }, "Go to your feed")));
+  }
+  if (count === renderCount && !performance.getEntriesByName("kith:interactive").length) {
+    performance.mark("kith:interactive");
   }
   if (count === renderCount && document.activeElement === document.body) {
     const heading = root.querySelector("h1");
@@ -80,7 +84,7 @@ function renderNav() {
     replace(nav, h("ul", {}, h("li", {}, link("/login", "Log in")), h("li", {}, link("/signup", "Sign up"))));
     return;
   }
-  const badge = h("span", { class: "badge", id: "unread-badge", hidden: state.unread === 0 }, String(state.unread));
+  const badge = h("span", { class: "badge", id: "unread-badge", "aria-hidden": "true", hidden: state.unread === 0 }, String(state.unread));
   const staff = state.me.role === "moderator" || state.me.role === "admin";
   replace(nav, h("ul", {},
     h("li", {}, link("/", "Feed")),

@@ -73,7 +73,7 @@ export async function resetPassword(root, _params, query) {
         await api("POST", "auth/password-reset/confirm", { body: { token, new_password: values.new_password }, auth: false });
         notice("Your password was changed. Log in with the new one.", "success");
         navigate("/login", { replace: true });
-      }, { "aria-label": "Choose a new password" }));
+      }, { "aria-label": "Password reset" }));
 }
 
 /** Opened from the link in a verification e-mail: confirms the address at once. */
@@ -262,7 +262,7 @@ export async function postPage(root, params) {
       listing.list.append(commentItem(comment, post));
       listing.list.parentElement.querySelector(".empty")?.remove();
       node.reset();
-    }, { "aria-label": "Write a comment", class: "comment-form" }));
+    }, { "aria-label": "New comment", class: "comment-form" }));
   await listing.next();
 }
 
