@@ -18,21 +18,11 @@ from kith.core.metrics import process_stopped
 from kith.core.urls import API_PREFIX
 from kith.feed import subscriptions as feed_subscriptions
 from kith.feed.router import router as feed_router
-from kith.http.cache_policy import CachePolicyMiddleware
-from kith.http.caching import ETagMiddleware
-from kith.http.edge import (
-    BodySizeLimitMiddleware,
-    CompressionMiddleware,
-    NulRefusalMiddleware,
-    SecurityHeadersMiddleware,
-    TrustedHostMiddleware,
-    check_cors,
-)
+from kith.http.edge import BodySizeLimitMiddleware, check_cors
 from kith.http.errors import install_error_handlers
 from kith.http.health import router as health_router
-from kith.http.metrics import MetricsMiddleware
 from kith.http.metrics import router as metrics_router
-from kith.http.middleware import RequestContextMiddleware
+from kith.http.middleware import EdgeMiddleware
 from kith.http.problems import router as problems_router
 from kith.http.ratelimit import RateLimitMiddleware
 from kith.media.router import router as media_router
@@ -172,19 +162,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "RateLimit-Reset",
             ],
         )
-    app.add_middleware(ETagMiddleware)  # inside the cache policy, so a 304 keeps Cache-Control
-    app.add_middleware(CachePolicyMiddleware)
-    app.add_middleware(CompressionMiddleware)
-    app.add_middleware(NulRefusalMiddleware, public_url=settings.public_url)
+    # Outermost: ids, logs, metrics, hosts, security headers, cache policy, ETag and gzip for
+    # every response, the 500 of an escaped exception included, in one pass.
     app.add_middleware(
-        TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts, public_url=settings.public_url
-    )
-    app.add_middleware(MetricsMiddleware)
-    app.add_middleware(
-        RequestContextMiddleware,
+        EdgeMiddleware,
         public_url=settings.public_url,
         retry_after_seconds=settings.unavailable_retry_after_seconds,
+        allowed_hosts=settings.allowed_hosts,
+        hsts_max_age_seconds=settings.hsts_max_age_seconds,
     )
-    # Outermost, so the 500 that RequestContextMiddleware renders gets the headers too.
-    app.add_middleware(SecurityHeadersMiddleware, hsts_max_age_seconds=settings.hsts_max_age_seconds)
     return app

@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 
 from kith.core.breaker import Breaker
 from kith.core.outages import is_dependency_outage
-from kith.http.middleware import RequestContextMiddleware
+from kith.http.middleware import EdgeMiddleware
 
 SQL = "INSERT INTO posts (id, body) VALUES ($1, $2)"
 
@@ -75,14 +75,14 @@ def test_anything_else_is_not_an_outage(name: str) -> None:
     assert not is_dependency_outage(NOT_OUTAGES[name])
 
 
-def _failing_app(error: BaseException) -> RequestContextMiddleware:
+def _failing_app(error: BaseException) -> EdgeMiddleware:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         raise error
 
-    return RequestContextMiddleware(app, public_url="https://kith.example", retry_after_seconds=7)
+    return EdgeMiddleware(app, public_url="https://kith.example", retry_after_seconds=7)
 
 
-async def _get(app: RequestContextMiddleware) -> httpx.Response:
+async def _get(app: EdgeMiddleware) -> httpx.Response:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         return await client.get("/api/v1/users/me")

@@ -1,7 +1,7 @@
 """A dependency that is down (the database, Redis) is a 503, not a 500.
 
 `is_dependency_outage` tells an error that says "the server could not be reached or the
-connection died" from every other one. `RequestContextMiddleware` answers such an error,
+connection died" from every other one. `EdgeMiddleware` answers such an error,
 wherever it was raised (a route, a dependency, a middleware), with a `ServiceUnavailable`
 problem and `Retry-After`, and logs one warning naming the error's type: never its text,
 which may quote SQL. Any other error, a constraint violation or a bug in a query

@@ -1,21 +1,20 @@
-"""The HTTP edge: security headers, trusted hosts, body size cap, CORS and gzip rules.
+"""The HTTP edge's rules: security headers, trusted hosts, NUL in URLs, gzip, the body
+size cap and CORS.
 
-Each mechanism is one ASGI middleware attached in `kith.main.create_app`; no handler
-knows about them. They work on raw ASGI messages so a request pays a few dictionary
-operations, not a Request object per layer.
+`kith.http.middleware.EdgeMiddleware` applies the first four to every request in one
+pass; the body size cap is a middleware of its own, inside CORS, so that a browser can
+read its 413. No handler knows about any of them. They work on raw ASGI messages, so a
+request pays a few dictionary operations, not a Request object per rule.
 """
 
 from __future__ import annotations
 
 import base64
-import gzip
 import hashlib
 import re
 from urllib.parse import parse_qsl, urlsplit
 
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kith.core.config import ConfigurationError, Settings
@@ -40,11 +39,34 @@ DOCS_CSP = (
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 _INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
-_SECURITY_HEADERS = (
-    ("X-Content-Type-Options", "nosniff"),
-    ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
+# Every response gets these (docs/api.md#operations), unless its route set its own.
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
 )
+# gzip for answers of 1 KB and more when the client accepts it; level 6 compresses JSON
+# almost as well as 9 at a fraction of the CPU.
+GZIP_MINIMUM_BYTES = 1024
+GZIP_LEVEL = 6
+# Already compressed, or not worth it: every media file is one of these.
+_INCOMPRESSIBLE = (
+    b"image/",
+    b"audio/",
+    b"video/",
+    b"font/woff",
+    b"application/gzip",
+    b"application/x-gzip",
+    b"application/zip",
+    b"application/grpc",
+    b"text/event-stream",
+)
+
+
+def compressible(content_type: bytes) -> bool:
+    """Whether an answer of this type is worth gzipping (SVG is; other images are not)."""
+    media_type = content_type.partition(b";")[0].strip().lower()
+    return bool(media_type) and (media_type == b"image/svg+xml" or not media_type.startswith(_INCOMPRESSIBLE))
 
 
 def docs_csp(html: bytes) -> str:
@@ -54,68 +76,6 @@ def docs_csp(html: bytes) -> str:
         for script in _INLINE_SCRIPT.findall(html)
     )
     return DOCS_CSP.format(script_hashes=hashes)
-
-
-class SecurityHeadersMiddleware:
-    """Adds the security headers (docs/api.md#operations) to every HTTP response, errors included.
-
-    A header a route set itself (media files set their own) is kept. The docs pages are
-    buffered (they are small HTML) so their CSP can name their inline scripts' hashes.
-    `Strict-Transport-Security` goes only on requests that arrived over HTTPS: uvicorn
-    sets the scheme from `X-Forwarded-Proto` when the peer is in `--forwarded-allow-ips`.
-    """
-
-    def __init__(self, app: ASGIApp, hsts_max_age_seconds: int = 0) -> None:
-        self.app = app
-        self.hsts = f"max-age={hsts_max_age_seconds}" if hsts_max_age_seconds else None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        hsts = self.hsts if scope.get("scheme") == "https" else None
-        if scope["path"] in DOCS_PATHS:
-            await self._docs_page(scope, receive, send, hsts)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                self._apply(message, API_CSP, hsts)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-    @staticmethod
-    def _apply(message: Message, csp: str, hsts: str | None) -> None:
-        headers = MutableHeaders(scope=message)
-        for name, value in _SECURITY_HEADERS:
-            headers.setdefault(name, value)
-        headers.setdefault("Content-Security-Policy", csp)
-        if hsts:
-            headers.setdefault("Strict-Transport-Security", hsts)
-
-    async def _docs_page(self, scope: Scope, receive: Receive, send: Send, hsts: str | None) -> None:
-        start: Message | None = None
-        body = bytearray()
-
-        async def buffer(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-                return
-            if message["type"] == "http.response.body":
-                body.extend(message.get("body", b""))
-                if message.get("more_body", False):
-                    return
-            assert start is not None
-            html = bytes(body)
-            if MutableHeaders(scope=start).get("content-encoding") == "gzip":
-                html = gzip.decompress(html)  # compressed by a middleware further in
-            self._apply(start, docs_csp(html), hsts)
-            await send(start)
-            await send({"type": "http.response.body", "body": bytes(body)})
-
-        await self.app(scope, receive, buffer)
 
 
 # The scope key where `kith.http.server` keeps the host of an absolute-form request target.
@@ -150,8 +110,8 @@ def _target_host(scope: Scope) -> str | None:
     return (urlsplit(raw.decode("latin-1")).hostname or "").lower()
 
 
-class TrustedHostMiddleware:
-    """Refuses a request that is not for a host this server serves.
+class HostPolicy:
+    """Which hosts this server serves, and the refusal of a request for another.
 
     Allowed entries are exact host names, `*.example.com` for any subdomain, or `*`. Two
     `Host` headers, or a `Host` that is not allowed, are a 400 problem document; an
@@ -160,12 +120,10 @@ class TrustedHostMiddleware:
     A WebSocket handshake with a bad host is closed before it is accepted.
     """
 
-    def __init__(self, app: ASGIApp, allowed_hosts: list[str], public_url: str = "") -> None:
-        self.app = app
+    def __init__(self, allowed_hosts: tuple[str, ...] | list[str]) -> None:
         self.any_host = "*" in allowed_hosts
         self.exact = frozenset(host.lower() for host in allowed_hosts if not host.startswith("*."))
         self.suffixes = tuple(host[1:].lower() for host in allowed_hosts if host.startswith("*."))
-        self.public_url = public_url
 
     def allows(self, host: str) -> bool:
         return self.any_host or host in self.exact or (bool(self.suffixes) and host.endswith(self.suffixes))
@@ -177,69 +135,29 @@ class TrustedHostMiddleware:
         target = _target_host(scope)
         if target is not None:
             return None if self.allows(target) else MisdirectedRequest()
+        if self.any_host:
+            return None
         return None if self.allows(hosts[0] if hosts else "") else InvalidHost()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        refusal = self.refusal(scope) if scope["type"] in ("http", "websocket") else None
-        if refusal is None:
-            await self.app(scope, receive, send)
-            return
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-            return
-        response = problem_response(
-            None,
-            refusal,
-            public_url=self.public_url,
-            request_id=scope.get("state", {}).get("request_id"),
-        )
-        await response(scope, receive, send)
 
-
-class NulRefusalMiddleware:
+def nul_refusal(scope: Scope) -> NotFound | Unprocessable | None:
     """No URL of Kith holds NUL (U+0000), and PostgreSQL can neither store nor compare it.
 
     A path with one is 404 and a query parameter with one is 422, before any route can
     pass the value to a query. (JSON and form bodies refuse it in their validation.)
     """
-
-    def __init__(self, app: ASGIApp, public_url: str = "") -> None:
-        self.app = app
-        self.public_url = public_url
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = scope.get("state", {}).get("request_id")
-        query: bytes = scope.get("query_string", b"")
-        if "\x00" in scope["path"]:
-            response = problem_response(
-                None, NotFound("No such resource."), public_url=self.public_url, request_id=request_id
-            )
-        elif b"%00" in query or b"\x00" in query:
-            names = sorted(
-                {name for name, value in parse_qsl(query.decode("latin-1"), True) if "\x00" in value}
-            )
-            response = problem_response(
-                None,
-                Unprocessable(
-                    errors=[
-                        {
-                            "field": f"query.{name}",
-                            "message": "must not contain NUL (U+0000)",
-                            "type": "value_error",
-                        }
-                        for name in names or ["?"]
-                    ]
-                ),
-                public_url=self.public_url,
-                request_id=request_id,
-            )
-        else:
-            await self.app(scope, receive, send)
-            return
-        await response(scope, receive, send)
+    query: bytes = scope.get("query_string", b"")
+    if "\x00" in scope["path"]:
+        return NotFound("No such resource.")
+    if b"%00" not in query and b"\x00" not in query:
+        return None
+    names = sorted({name for name, value in parse_qsl(query.decode("latin-1"), True) if "\x00" in value})
+    return Unprocessable(
+        errors=[
+            {"field": f"query.{name}", "message": "must not contain NUL (U+0000)", "type": "value_error"}
+            for name in names or ["?"]
+        ]
+    )
 
 
 class BodyTooLarge(HTTPException):
@@ -321,15 +239,3 @@ def check_cors(settings: Settings) -> None:
             "allowed origins explicitly, or leave credentials off (bearer tokens and API keys "
             "need no cookies)."
         )
-
-
-class CompressionMiddleware(GZipMiddleware):
-    """gzip for responses over 1 KB when the client accepts it.
-
-    Starlette's middleware leaves WebSockets alone and skips already-compressed content
-    types (JPEG, PNG, GIF, WebP: every media file). Level 6 compresses JSON almost as
-    well as 9 at a fraction of the CPU.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        super().__init__(app, minimum_size=1024, compresslevel=6)

@@ -1,4 +1,4 @@
-"""The request metrics middleware and `GET /metrics`.
+"""Request metrics and `GET /metrics`.
 
 Requests are labelled by route template (`/api/v1/users/{user_id}`), never by raw path,
 so a scan of random URLs cannot blow up the series count. What is counted is defined in
@@ -8,7 +8,6 @@ so a scan of random URLs cannot blow up the series count. What is counted is def
 from __future__ import annotations
 
 import hmac
-import time
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, Response
@@ -21,7 +20,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from kith.core.errors import NotFound
 from kith.core.metrics import (
@@ -32,7 +31,6 @@ from kith.core.metrics import (
     MULTIPROCESS,
     WEBSOCKET_CONNECTIONS,
 )
-from kith.http.middleware import route_template
 
 if TYPE_CHECKING:
     from kith.runtime.resources import Resources
@@ -56,48 +54,46 @@ def refresh_gauges(resources: Resources) -> None:
     WEBSOCKET_CONNECTIONS.set(resources.realtime.connection_count)
 
 
-class MetricsMiddleware:
-    """Counts every HTTP request and its latency by method, route template and status.
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (`/api/v1/users/{user_id}`), never the raw path.
 
-    Label children are cached per (method, route, status): a request costs one dict
-    lookup, one counter increment and one histogram observation.
+    FastAPI keeps included routers unflattened: the full template of the matched route
+    lives in its effective route context; plain Starlette routes carry it themselves.
+    """
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    template = getattr(context, "path_format", None)
+    if template:
+        return str(template)
+    route = scope.get("route")
+    return str(getattr(route, "path", None) or "<unmatched>")
+
+
+class RequestMetrics:
+    """Counts HTTP requests and their latency by method, route template and status.
+
+    The edge (`kith.http.middleware`) calls `observe` once per request. Label children are
+    cached per (method, route, status): a request costs one dict lookup, one counter
+    increment and one histogram observation.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self) -> None:
         self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         self._gauges_refreshed = 0.0
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            finished = time.perf_counter()
-            method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
-            key = (method, route_template(scope), str(status))
-            children = self._children.get(key)
-            if children is None:
-                children = (HTTP_REQUESTS.labels(*key), HTTP_DURATION.labels(*key))
-                self._children[key] = children
-            children[0].inc()
-            children[1].observe(finished - started)
-            if MULTIPROCESS and finished - self._gauges_refreshed > GAUGE_REFRESH_SECONDS:
-                self._gauges_refreshed = finished
-                resources = getattr(scope["app"].state, "resources", None)
-                if resources is not None:
-                    refresh_gauges(resources)
+    def observe(self, scope: Scope, route: str, status: int, seconds: float, now: float) -> None:
+        method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+        key = (method, route, str(status))
+        children = self._children.get(key)
+        if children is None:
+            children = (HTTP_REQUESTS.labels(*key), HTTP_DURATION.labels(*key))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+        if MULTIPROCESS and now - self._gauges_refreshed > GAUGE_REFRESH_SECONDS:
+            self._gauges_refreshed = now
+            resources = getattr(scope["app"].state, "resources", None)
+            if resources is not None:
+                refresh_gauges(resources)
 
 
 router = APIRouter()

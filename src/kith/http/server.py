@@ -2,7 +2,7 @@
 of an absolute-form request target (`GET http://host/path HTTP/1.1`), which uvicorn drops.
 
 RFC 9112 (section 3.2.2) makes that authority, not the `Host` header, the host a request is
-for. `kith serve` names this class as uvicorn's protocol, and `TrustedHostMiddleware`
+for. `kith serve` names this class as uvicorn's protocol, and the edge (`kith.http.edge.HostPolicy`)
 refuses a target naming a host this server does not serve (docs/security.md).
 """
 
