@@ -16,7 +16,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIWebSocketRoute, _IncludedRouter
 from starlette.routing import BaseRoute
 
-from kith.auth.dependencies import AdminUser, StaffUser, current_principal, login_principal
+from kith.auth.dependencies import AdminUser, StaffUser, current_principal, current_user, login_principal
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,6 @@ def required_access(route: ServedRoute) -> str:
         return "staff"
     if login_principal in calls:
         return "session"
-    if current_principal in calls or uploader in calls:
+    if current_principal in calls or current_user in calls or uploader in calls:
         return "user"
     return "none"

@@ -22,7 +22,7 @@ from kith.core.jobs import enqueue
 from kith.core.security import hash_token
 from kith.core.urls import API_PREFIX
 from kith.db.models import STAFF_ROLES, ApiKey, Role, User
-from kith.http.deps import AppSettings, LiveSessions, Now, Passwords, Tokens
+from kith.http.deps import AccessChecks, AppSettings, Now, Passwords
 from kith.http.session import DbSession
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -101,19 +101,32 @@ class Principal:
         return self.api_key is not None
 
 
+_PRINCIPAL = "kith_principal"
+
+
 async def current_principal(
     request: Request,
     session: DbSession,
-    tokens: Tokens,
+    checks: AccessChecks,
     now: Now,
-    live_sessions: LiveSessions,
     token: Annotated[str | None, Depends(bearer_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal:
-    """Authenticate the request, or answer 401 with `WWW-Authenticate: Bearer`."""
+    """Authenticate the request, or answer 401 with `WWW-Authenticate: Bearer`.
+
+    Once per request: the caller found is kept on the request for every other
+    dependency that asks (`CurrentUser` and `CurrentPrincipal` are separate dependencies,
+    each one call the fewer for the routes that take only one of them).
+    """
+    state = request.scope.setdefault("state", {})
+    known: Principal | None = state.get(_PRINCIPAL)
+    if known is not None:
+        return known
     principal: Principal | None = None
     if token:
-        found_session = await auth.user_for_access_token(session, tokens, token, now=now, cache=live_sessions)
+        found_session = await auth.user_for_access_token(
+            session, checks.codec, token, now=now, cache=checks.live_sessions
+        )
         if found_session is not None:
             principal = Principal(user=found_session[0], auth_session_id=found_session[1])
     elif api_key:
@@ -134,15 +147,24 @@ async def current_principal(
     key = principal.api_key
     if key is not None and request.method not in READ_METHODS and "write" not in key.scope_list:
         raise InsufficientScope()
-    request.scope.setdefault("state", {})["user_id"] = principal.user.id
+    state["user_id"] = principal.user.id
+    state[_PRINCIPAL] = principal
     return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-async def current_user(principal: CurrentPrincipal) -> User:
-    return principal.user
+async def current_user(
+    request: Request,
+    session: DbSession,
+    checks: AccessChecks,
+    now: Now,
+    token: Annotated[str | None, Depends(bearer_scheme)],
+    api_key: Annotated[str | None, Depends(api_key_scheme)],
+) -> User:
+    """The authenticated caller's user (see `current_principal`)."""
+    return (await current_principal(request, session, checks, now, token, api_key)).user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

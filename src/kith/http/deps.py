@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from functools import partial
-from typing import Annotated, TypeVar
+from typing import Annotated, NamedTuple, TypeVar
 
 from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,8 +52,21 @@ AppSettings = Annotated[Settings, Depends(provided(lambda resources: resources.s
 Passwords = Annotated[PasswordHasher, Depends(provided(lambda resources: resources.passwords))]
 Tokens = Annotated[AccessTokenCodec, Depends(provided(lambda resources: resources.tokens))]
 MediaFiles = Annotated[MediaStorage, Depends(provided(lambda resources: resources.media))]
-# Sessions found live a moment ago (kith.runtime.session_cache).
-LiveSessions = Annotated[SessionCache, Depends(provided(lambda resources: resources.session_cache))]
+
+
+class TokenChecks(NamedTuple):
+    """What checking an access token takes: its codec, and the sessions found live a moment
+    ago (kith.runtime.session_cache). One dependency, since every authenticated request
+    needs both (FastAPI spends about 14 µs on each dependency of a request)."""
+
+    codec: AccessTokenCodec
+    live_sessions: SessionCache
+
+
+AccessChecks = Annotated[
+    TokenChecks,
+    Depends(provided(lambda resources: TokenChecks(resources.tokens, resources.session_cache))),
+]
 # Open while Redis is failing: callers skip it instead of waiting for a timeout.
 RedisBreaker = Annotated[Breaker, Depends(provided(lambda resources: resources.redis_breaker))]
 # For a route that must run a transaction of its own besides the request's

@@ -207,12 +207,11 @@ class _Exchange:
             vary += ("Accept-Encoding",)
         if vary:
             add_vary(headers, vary)
-        if compress:
-            if self.accepts_gzip:
-                compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-                body = compressor.compress(body) + compressor.flush()
-                headers[:] = [(name, value) for name, value in headers if name != b"content-length"]
-                headers += [(b"content-encoding", b"gzip"), (b"content-length", str(len(body)).encode())]
+        if compress and self.accepts_gzip:
+            compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+            body = compressor.compress(body) + compressor.flush()
+            headers[:] = [(name, value) for name, value in headers if name != b"content-length"]
+            headers += [(b"content-encoding", b"gzip"), (b"content-length", str(len(body)).encode())]
         await self.send_downstream(start)
         await self.send_downstream({"type": "http.response.body", "body": body})
 

@@ -21,6 +21,7 @@ class CursorPageBody(TypedDict, Generic[T]):
     items: list[T]
     next_cursor: str | None
 
+
 CursorQuery = Annotated[
     str | None,
     Query(

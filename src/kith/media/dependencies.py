@@ -8,15 +8,14 @@ from fastapi import Depends, Request
 
 from kith.auth.dependencies import api_key_scheme, bearer_scheme, current_principal
 from kith.db.models import User
-from kith.http.deps import LiveSessions, Now, Tokens, Transaction
+from kith.http.deps import AccessChecks, Now, Transaction
 
 
 async def uploader(
     request: Request,
     transaction: Transaction,
-    tokens: Tokens,
+    checks: AccessChecks,
     now: Now,
-    live_sessions: LiveSessions,
     token: Annotated[str | None, Depends(bearer_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> User:
@@ -27,7 +26,7 @@ async def uploader(
     write lock) for as long as it liked. The upload's row gets its own short transaction.
     """
     async with transaction(write=False) as session:
-        principal = await current_principal(request, session, tokens, now, live_sessions, token, api_key)
+        principal = await current_principal(request, session, checks, now, token, api_key)
     return principal.user
 
 
