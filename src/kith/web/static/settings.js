@@ -112,13 +112,14 @@ function passwordSection() {
 
 function blocksSection() {
   const holder = h("div", {});
-  pagedList(holder, (cursor) => api("GET", "blocks", { query: { cursor, limit: 50 } }), (block) => h("div", { class: "friend" },
+  const show = () => pagedList(holder, (cursor) => api("GET", "blocks", { query: { cursor, limit: 50 } }), (block) => h("div", { class: "friend" },
     userLink(block.user), " blocked ", when(block.created_at), " ",
-    actionButton(`Unblock ${displayName(block.user)}`, async (button) => {
+    actionButton(`Unblock ${displayName(block.user)}`, async () => {
       await api("DELETE", `blocks/${block.user.id}`);
-      button.closest(".friend").remove();
       notice(`${displayName(block.user)} is unblocked.`);
+      show();
     })), { empty: "You have blocked nobody." }).next();
+  show();
   return section("Blocked people", "blocks-heading", holder);
 }
 
@@ -191,6 +192,6 @@ export async function admin(root) {
   replace(root, h("h1", {}, "Administration"), section("Accounts", "accounts-heading", search, users), section("Audit log", "audit-heading", audit));
   showUsers("");
   await pagedList(audit, (cursor) => api("GET", "admin/audit-log", { query: { cursor, limit: 50 } }), (entry) =>
-    h("li", {}, h("strong", {}, entry.actor_username), ` ${entry.action.replaceAll("_", " ")} ${entry.target_type} ${entry.target_id} `, when(entry.created_at)),
+    h("li", {}, h("strong", {}, entry.actor_username), ` ${entry.action.replace(/[._]/g, " ")} (${entry.target_type} ${entry.target_id}) `, when(entry.created_at)),
     { empty: "Nothing recorded yet.", listTag: "ul" }).next();
 }
