@@ -1,7 +1,7 @@
 """CPU per request through the whole ASGI app, in this process, without a network hop.
 
     .venv/bin/python -m bench.inprocess --database-url postgresql+asyncpg://... [--requests 2000]
-        [--scenario feed_p1|create_post|like|comment] [--profile out.prof]
+        [--scenario feed_p1|create_post|like|comment] [--redis-url redis://...] [--profile out.prof]
 
 A quick, low-noise way to compare two versions of the request path (wrk's figures move
 with the machine's load; process CPU time moves much less). The app is called with plain
@@ -74,6 +74,7 @@ async def call(app: Any, method: str, path: str, token: str, body: dict[str, Any
 async def main(args: argparse.Namespace) -> None:
     settings = Settings(
         database_url=args.database_url,
+        redis_url=args.redis_url,
         secret_key="x" * 64,
         access_token_ttl_seconds=7200,
         rate_limits_enabled=False,
@@ -158,6 +159,7 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--database-url", required=True)
+    parser.add_argument("--redis-url", help="with Redis (jobs, timelines), as `kith serve` with KITH_REDIS_URL")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument(
         "--scenario", default="feed_p1", choices=["feed_p1", "create_post", "like", "comment"]
