@@ -78,3 +78,23 @@ def test_a_script_in_a_post_is_shown_as_text(browser: Browser, live_server: Live
     expect(text).to_have_text(hostile)
     assert text.locator("script, img, b").count() == 0
     assert dialogs == []
+
+
+def test_tabs_that_open_at_once_take_turns_to_refresh(browser: Browser, live_server: LiveServer) -> None:
+    """Refresh tokens rotate and a reused one ends the session: four tabs loading together must
+    not present the same cookie twice (they take turns with the Web Locks API)."""
+    register_by_api(live_server, "ada")
+    context = browser.new_context(base_url=live_server.url)
+    first = context.new_page()
+    log_in(first, "ada")
+    tabs = [context.new_page() for _ in range(4)]
+    for tab in tabs:
+        tab.goto("/settings", wait_until="commit")
+    first.reload(wait_until="commit")
+    for tab in tabs:
+        expect(tab.get_by_role("heading", name="Settings")).to_be_visible()
+    expect(first.get_by_role("heading", name="News feed")).to_be_visible()
+    # The session survived: every tab still acts, and one more reload still signs in.
+    tabs[0].reload()
+    expect(tabs[0].locator(".sessions li")).to_have_count(1)
+    context.close()

@@ -64,10 +64,18 @@ async function send(method, path, { body, form, query, auth = true, headers = {}
   return data;
 }
 
+// Refresh tokens rotate, and one presented twice ends the session (reuse detection). Tabs
+// share the cookie, so they take turns: a tab refreshes only while it holds this lock, and
+// then sends the cookie the previous tab's refresh left (Web Locks; where a browser has none,
+// in a plain-HTTP page on a LAN address, each tab refreshes on its own).
+function oneTabAtATime(work) {
+  return navigator.locks ? navigator.locks.request("kith-refresh", work) : work();
+}
+
 /** A new access token from the refresh cookie; one refresh at a time (tokens rotate). */
 export function refresh() {
   if (!refreshing) {
-    refreshing = send("POST", `${WEB_AUTH}/refresh`, { auth: false })
+    refreshing = oneTabAtATime(() => send("POST", `${WEB_AUTH}/refresh`, { auth: false }))
       .then((data) => { accessToken = data.access_token; return true; })
       .catch((error) => {
         if (error.status === 401 || error.status === 403) { signOutLocally(); return false; }

@@ -109,8 +109,8 @@ export function setUnread(count) {
 
 /** After logging in (or resuming): who am I, the unread count, the live stream. */
 export async function startSession() {
-  state.me = await api("GET", "users/me");
-  const unread = await api("GET", "notifications/unread-count");
+  const [me, unread] = await Promise.all([api("GET", "users/me"), api("GET", "notifications/unread-count")]);
+  state.me = me;
   setUnread(unread.count);
   openStream();
 }
