@@ -7,7 +7,7 @@ import re
 import time
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageDraw
 from playwright.sync_api import Page, expect
 
 from tests.conftest import Mailbox
@@ -53,11 +53,14 @@ def mail_link(mailbox: Mailbox, address: str, subject: str, timeout: float = 15)
 
 
 def photo(directory: Path, name: str = "picnic.png") -> Path:
-    """A small real PNG to upload."""
-    image = Image.new("RGB", (320, 200), (90, 140, 200))
-    for x in range(0, 320, 20):
-        for y in range(100, 200):
-            image.putpixel((x, y), (240, 200, 60))
+    """A small real PNG to upload: a sky, a sun and two hills, 320 x 200."""
+    image = Image.new("RGB", (320, 200))
+    draw = ImageDraw.Draw(image)
+    for y in range(200):
+        draw.line([(0, y), (320, y)], fill=(120 + y // 3, 170 + y // 5, 230))
+    draw.ellipse((230, 25, 280, 75), fill=(250, 210, 90))
+    draw.ellipse((-80, 120, 200, 300), fill=(80, 150, 80))
+    draw.ellipse((120, 140, 420, 320), fill=(60, 125, 70))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     path = directory / name

@@ -46,9 +46,10 @@ def populate(server: LiveServer, directory: Path) -> World:
             json={"content": "A picnic by the river, with far too much cake.", "media_ids": [media["id"]]},
             headers=bob,
         ).json()
-        http.post(
-            f"{API}/posts", json={"content": "Good morning, friends!", "visibility": "public"}, headers=ada
-        )
+        morning = {"content": "Good morning, friends!", "visibility": "public"}
+        mine = http.post(f"{API}/posts", json=morning, headers=ada).json()
+        http.post(f"{API}/posts/{mine['id']}/like", headers=bob)
+        http.post(f"{API}/posts/{mine['id']}/comments", json={"content": "Morning, Ada!"}, headers=bob)
         http.post(f"{API}/posts/{post['id']}/like", headers=ada)
         http.post(f"{API}/posts/{post['id']}/comments", json={"content": "Save me a slice!"}, headers=ada)
         http.post(f"{API}/posts/{post['id']}/comments", json={"content": "Too late."}, headers=bob)

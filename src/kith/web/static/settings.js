@@ -154,8 +154,8 @@ function reportItem(report, refresh) {
     target ? h("p", {}, "Content by ", userLink(target.author), ": ", h("q", {}, target.excerpt || "(no text)"), " ", h("a", { href: link }, "Open")) : h("p", {}, "The content no longer exists."),
     h("div", { class: "post-actions" },
       actionButton("Dismiss", async () => { await api("PATCH", `moderation/reports/${report.id}`, { body: { action: "dismiss" } }); refresh(); }),
-      actionButton(report.target_type === "user" ? "Act on the user" : "Remove the content", async () => {
-        if (!window.confirm("Remove the reported content?")) return;
+      actionButton(report.target_type === "user" ? "Suspend the user" : "Remove the content", async () => {
+        if (!window.confirm(report.target_type === "user" ? "Suspend the reported user?" : "Remove the reported content?")) return;
         await api("PATCH", `moderation/reports/${report.id}`, { body: { action: "remove_content" } });
         notice("Content removed.");
         refresh();
