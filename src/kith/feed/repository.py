@@ -123,15 +123,15 @@ async def page_views(session: AsyncSession, reader: User, before: str | None, li
         values["before"] = before
     if session.get_bind().dialect.name != "sqlite":
         return read_model.views(
-            await session.execute(_FIRST_CARDS if before is None else _CARDS_BEFORE, values)
+            await read_model.fetch(session, _FIRST_CARDS if before is None else _CARDS_BEFORE, values)
         )
     values["window"] = FEED_WINDOW
     found = read_model.views(
-        await session.execute(_WINDOWED_FIRST if before is None else _WINDOWED_BEFORE, values)
+        await read_model.fetch(session, _WINDOWED_FIRST if before is None else _WINDOWED_BEFORE, values)
     )
     if len(found) < limit:
         values["limit"] = limit - len(found)
-        rest = await session.execute(_BEYOND_FIRST if before is None else _BEYOND_BEFORE, values)
+        rest = await read_model.fetch(session, _BEYOND_FIRST if before is None else _BEYOND_BEFORE, values)
         found.extend(read_model.views(rest))
     return found
 
@@ -156,7 +156,7 @@ async def views_of(session: AsyncSession, reader: User, post_ids: Sequence[str])
     if not post_ids:
         return []
     statement, values = read_model.by_ids(post_ids, reader.id)
-    return read_model.views(await session.execute(statement, values))
+    return read_model.views(await read_model.fetch(session, statement, values))
 
 
 async def newest_ids(session: AsyncSession, reader: User, limit: int) -> list[str]:
