@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from kith.auth.dependencies import API_KEY_SCHEME
 from kith.core.errors import PROBLEM_CONTENT_TYPE, Problem
 from kith.core.urls import API_PREFIX
 from kith.http.ratelimit import counts_against_general_limit
@@ -58,14 +59,21 @@ BEARER_DEFINITION = {
 OAUTH2_SCHEME = "OAuth2PasswordBearer"
 
 
+API_KEY_SCHEME_NAME = "APIKeyHeader"
+
+
 def _declare_bearer(schema: dict[str, Any]) -> None:
-    schema["components"].setdefault("securitySchemes", {})[BEARER_SCHEME] = BEARER_DEFINITION
+    """Beside the OAuth2 scheme of `kith.auth.dependencies.Credentials`: the bearer token and
+    the API key, which the same dependency reads (one dependency, not one per scheme)."""
+    schemes = schema["components"].setdefault("securitySchemes", {})
+    schemes[API_KEY_SCHEME_NAME] = API_KEY_SCHEME
+    schemes[BEARER_SCHEME] = BEARER_DEFINITION
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
             security = operation.get("security")
             if security and any(OAUTH2_SCHEME in requirement for requirement in security):
                 position = next(i for i, requirement in enumerate(security) if OAUTH2_SCHEME in requirement)
-                security.insert(position + 1, {BEARER_SCHEME: []})
+                security[position + 1 : position + 1] = [{BEARER_SCHEME: []}, {API_KEY_SCHEME_NAME: []}]
 
 
 def _not_null(value: dict[str, Any]) -> dict[str, Any]:

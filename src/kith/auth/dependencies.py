@@ -13,7 +13,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from fastapi.security import OAuth2PasswordBearer
 
 from kith.auth import jobs, repository
 from kith.auth import service as auth
@@ -77,14 +77,37 @@ async def same_origin(request: Request, settings: AppSettings) -> None:
 SameOrigin = Depends(same_origin)
 
 
-bearer_scheme = OAuth2PasswordBearer(
+class Credentials(OAuth2PasswordBearer):
+    """Both credentials a request may carry, read in one step: the access token
+    (`Authorization: Bearer`) and the API key (`X-API-Key`), each None when absent.
+
+    One dependency instead of one per scheme (FastAPI spends about 14 µs on each). The
+    OpenAPI document shows it as the OAuth2 password flow (Swagger UI's Authorize button
+    logs in through it); `kith.openapi` declares the API key and the bearer scheme beside
+    it on every operation that takes it.
+    """
+
+    async def __call__(self, request: Request) -> tuple[str | None, str | None]:  # type: ignore[override]
+        headers = request.headers
+        scheme, _, token = (headers.get("authorization") or "").partition(" ")
+        token = token.strip()  # as FastAPI's schemes read it: `Bearer   ` carries no token
+        return (token or None) if scheme.lower() == "bearer" else None, headers.get("x-api-key") or None
+
+
+credentials_scheme = Credentials(
     tokenUrl=f"{API_PREFIX}/auth/token",
+    scheme_name="OAuth2PasswordBearer",
     auto_error=False,
     description="An access token from `/auth/login`, `/auth/token` or `/auth/refresh`.",
 )
-api_key_scheme = APIKeyHeader(
-    name="X-API-Key", auto_error=False, description="A personal API key (`kith_…`)."
-)
+# The API key's scheme in the OpenAPI document (`kith.openapi`); read by `Credentials`.
+API_KEY_SCHEME = {
+    "type": "apiKey",
+    "description": "A personal API key (`kith_…`).",
+    "in": "header",
+    "name": "X-API-Key",
+}
+RequestCredentials = Annotated[tuple[str | None, str | None], Depends(credentials_scheme)]
 
 
 @dataclass(frozen=True)
@@ -109,8 +132,7 @@ async def current_principal(
     session: DbSession,
     checks: AccessChecks,
     now: Now,
-    token: Annotated[str | None, Depends(bearer_scheme)],
-    api_key: Annotated[str | None, Depends(api_key_scheme)],
+    credentials: RequestCredentials,
 ) -> Principal:
     """Authenticate the request, or answer 401 with `WWW-Authenticate: Bearer`.
 
@@ -122,6 +144,7 @@ async def current_principal(
     known: Principal | None = state.get(_PRINCIPAL)
     if known is not None:
         return known
+    token, api_key = credentials
     principal: Principal | None = None
     if token:
         found_session = await auth.user_for_access_token(
@@ -160,11 +183,10 @@ async def current_user(
     session: DbSession,
     checks: AccessChecks,
     now: Now,
-    token: Annotated[str | None, Depends(bearer_scheme)],
-    api_key: Annotated[str | None, Depends(api_key_scheme)],
+    credentials: RequestCredentials,
 ) -> User:
     """The authenticated caller's user (see `current_principal`)."""
-    return (await current_principal(request, session, checks, now, token, api_key)).user
+    return (await current_principal(request, session, checks, now, credentials)).user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

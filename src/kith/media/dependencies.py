@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from kith.auth.dependencies import api_key_scheme, bearer_scheme, current_principal
+from kith.auth.dependencies import RequestCredentials, current_principal
 from kith.db.models import User
 from kith.http.deps import AccessChecks, Now, Transaction
 
@@ -16,8 +16,7 @@ async def uploader(
     transaction: Transaction,
     checks: AccessChecks,
     now: Now,
-    token: Annotated[str | None, Depends(bearer_scheme)],
-    api_key: Annotated[str | None, Depends(api_key_scheme)],
+    credentials: RequestCredentials,
 ) -> User:
     """`CurrentUser` for uploads, checked in a short read-only transaction of its own.
 
@@ -26,7 +25,7 @@ async def uploader(
     write lock) for as long as it liked. The upload's row gets its own short transaction.
     """
     async with transaction(write=False) as session:
-        principal = await current_principal(request, session, checks, now, token, api_key)
+        principal = await current_principal(request, session, checks, now, credentials)
     return principal.user
 
 
