@@ -95,6 +95,7 @@ ASKS = (
     Ask("PATCH", "/users/me", body={"avatar_media_id": "{upload}"}),
     Ask("POST", "/posts", body={"content": "mine", "media_ids": ["{upload}"]}),
     Ask("DELETE", "/users/me/api-keys/{key_id}", {"key_id": "api_key"}),
+    Ask("DELETE", "/users/me/sessions/{session_id}", {"session_id": "login_session"}),
     # A notification about Ada's like, hidden from Bob while the block lasts.
     Ask("POST", "/notifications/read", body={"ids": ["{notification}"]}),
     Ask("PATCH", "/moderation/reports/{report_id}", {"report_id": "report"}, {"action": "dismiss"}),
@@ -115,6 +116,7 @@ NOT_ABOUT_ANYONE = {
     ("POST", "/users/me/password"),
     ("GET", "/users/me/api-keys"),
     ("POST", "/users/me/api-keys"),
+    ("GET", "/users/me/sessions"),
     ("POST", "/media"),
     ("GET", "/moderation/reports"),
     ("GET", "/admin/users"),
@@ -124,6 +126,7 @@ NOT_ABOUT_ANYONE = {
         for name in (
             *("register", "login", "token", "refresh", "logout", "logout-all"),
             *("verify-email", "verify-email/resend", "password-reset", "password-reset/confirm"),
+            *("web/login", "web/refresh", "web/logout"),
         )
     ),
 }
@@ -283,6 +286,7 @@ async def test_a_blocked_user_learns_nothing_of_the_blocker_from_any_endpoint_or
         "bobs_comment": bobs_comment["id"],
         "upload": await posting.upload(resources, ada),
         "api_key": api_key["id"],
+        "login_session": (await call(client, ada, "GET", "/users/me/sessions", status=200))["items"][0]["id"],
         "report": report["id"],
         "notification": next(item["id"] for item in notifications["items"] if item["actor"]["id"] == ada.id),
     }

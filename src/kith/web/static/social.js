@@ -107,7 +107,7 @@ export async function profile(root, params) {
   replace(root,
     h("section", { class: "profile" }, avatar(user, "large"),
       h("div", {}, h("h1", {}, displayName(user)), h("p", { class: "handle" }, `@${user.username}`),
-        user.bio ? h("p", { class: "bio" }, user.bio) : null,
+        user.bio ? h("p", { class: "bio", dir: "auto" }, user.bio) : null,
         h("p", { class: "meta" }, `${user.friend_count} friend${user.friend_count === 1 ? "" : "s"} · ${user.post_count} post${user.post_count === 1 ? "" : "s"} · joined `, when(user.created_at)))),
     relation, h("h2", {}, "Posts"), posts);
   await pagedList(posts, (cursor) => api("GET", `users/${user.id}/posts`, { query: { cursor, limit: 15 } }), (post) => postCard(post), { empty: "No posts to show." }).next();
@@ -177,9 +177,15 @@ export function notificationText(notification) {
 
 function notificationItem(notification) {
   const target = notification.post_id ? `/posts/${notification.post_id}` : notification.type === "friend_request" ? "/friends" : `/users/${notification.actor.id}`;
+  // Opening a notification marks it read (in the background: the link is followed at once).
+  const open = () => {
+    if (notification.read) return;
+    notification.read = true;
+    api("POST", "notifications/read", { body: { ids: [notification.id] } }).catch(() => { notification.read = false; });
+  };
   return h("li", { class: `notification${notification.read ? "" : " unread"}`, dataset: { id: notification.id } },
     avatar(notification.actor),
-    h("a", { href: target }, notificationText(notification)), " ",
+    h("a", { href: target, onclick: open }, notificationText(notification)), " ",
     when(notification.created_at),
     notification.read ? null : h("span", { class: "sr-only" }, " (unread)"));
 }

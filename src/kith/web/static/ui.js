@@ -65,7 +65,8 @@ export function avatar(user, size = "small") {
 }
 
 export function userLink(user) {
-  return h("a", { href: `/users/${encodeURIComponent(user.id)}`, class: "user" }, avatar(user), h("span", {}, displayName(user)), h("span", { class: "handle" }, `@${user.username}`));
+  // Names and text in <bdi> / dir="auto": right-to-left writing stays isolated from its neighbours.
+  return h("a", { href: `/users/${encodeURIComponent(user.id)}`, class: "user" }, avatar(user), h("bdi", {}, displayName(user)), h("span", { class: "handle" }, `@${user.username}`));
 }
 
 /** Words for an API error: the problem's detail, a 429's wait, a network failure. */
