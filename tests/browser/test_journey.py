@@ -81,6 +81,12 @@ def test_two_friends_from_sign_up_to_password_reset(
     expect(ada.locator("li.notification")).to_have_count(4)
     expect(ada.locator("li.notification").first).to_contain_text("bob commented on your post.")
     expect(ada.locator("#unread-badge")).to_have_text("4")
+    # Opening one marks it read; "mark all read" does the rest.
+    ada.locator("li.notification").first.get_by_role("link").click()
+    expect(ada.locator("article.comment")).to_have_count(2)
+    expect(ada.locator("#unread-badge")).to_have_text("3")
+    ada.go_back()
+    expect(ada.locator("li.notification.unread")).to_have_count(3)
     ada.get_by_role("button", name="Mark all read").click()
     expect(ada.locator("#unread-badge")).to_be_hidden()
     expect(ada.locator("li.notification.unread")).to_have_count(0)
