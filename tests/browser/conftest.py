@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, BrowserType, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserType, Playwright, expect, sync_playwright
 
 from kith.core.config import Settings
 from kith.main import create_app
@@ -31,6 +31,9 @@ from tests.helpers import API, PASSWORD
 from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+# Assertions wait up to this long for the page to get there (Playwright's default is 5 s): the
+# suite shares two cores with servers and fault tests, and a live event may queue behind them.
+expect.set_options(timeout=15_000)
 AXE_JS = Path(os.environ.get("KITH_AXE_JS", ROOT / ".web-tools/node_modules/axe-core/axe.min.js"))
 
 
