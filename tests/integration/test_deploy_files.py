@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -538,6 +539,18 @@ def test_the_image_commands_migrate_serve_and_pass_the_health_check(
         check=False,
     )
     assert check.returncode == 0, check.stderr
+
+
+def test_the_image_serves_the_web_client(served_image: str) -> None:
+    """The wheel carries the web client's files (package data): the page and its modules."""
+    page = httpx.get(f"{served_image}/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    found = re.search(r'src="(/assets/[0-9a-f]+/app\.js)"', page.text)
+    assert found, page.text
+    script = httpx.get(f"{served_image}{found.group(1)}")
+    assert script.status_code == 200
+    assert "import" in script.text
 
 
 def test_the_health_check_fails_when_nothing_answers(
