@@ -41,23 +41,27 @@ from kith.users.router import router as users_router
 from kith.web.router import router as web_router
 
 
-def api_router() -> APIRouter:
-    api = APIRouter(prefix=API_PREFIX)
-    # A request is matched against the routes in this order, at a cost per route passed
-    # (a few microseconds each): the most requested come first (docs/benchmarks.md). No
-    # path of one router can match another's, except where noted.
-    api.include_router(feed_router)
-    api.include_router(posts_router)
-    api.include_router(auth_router)
-    api.include_router(me_router)  # before /users/{id}, which would match "me"
-    api.include_router(users_router)
-    api.include_router(social_router)
-    api.include_router(media_router)
-    api.include_router(moderation_router)
-    api.include_router(notifications_router)
-    api.include_router(stream_router)
-    api.include_router(admin_router)
-    return api
+def api_routers() -> list[APIRouter]:
+    """The API's routers, each included under `API_PREFIX` straight on the app: a router of
+    routers would add a level of matching to every request (about 11 µs).
+
+    A request is matched against the routes in this order, at a cost per route passed (a
+    few microseconds each): the most requested come first (docs/benchmarks.md). No path of
+    one router can match another's, except where noted.
+    """
+    return [
+        feed_router,
+        posts_router,
+        auth_router,
+        me_router,  # before /users/{id}, which would match "me"
+        users_router,
+        social_router,
+        media_router,
+        moderation_router,
+        notifications_router,
+        stream_router,
+        admin_router,
+    ]
 
 
 def subscribers(settings: Settings) -> Subscribers:
@@ -128,7 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.include_router(api_router())  # first: nearly every request is for the API
+    for router in api_routers():  # first: nearly every request is for the API
+        app.include_router(router, prefix=API_PREFIX)
     app.include_router(health_router)
     app.include_router(problems_router)
     app.include_router(metrics_router)
