@@ -22,7 +22,7 @@ from kith.core.jobs import enqueue
 from kith.core.security import hash_token
 from kith.core.urls import API_PREFIX
 from kith.db.models import STAFF_ROLES, ApiKey, Role, User
-from kith.http.deps import AccessChecks, AppSettings, Now, Passwords
+from kith.http.deps import AccessChecks, AppSettings, Passwords, request_now
 from kith.http.session import DbSession
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -131,7 +131,6 @@ async def current_principal(
     request: Request,
     session: DbSession,
     checks: AccessChecks,
-    now: Now,
     credentials: RequestCredentials,
 ) -> Principal:
     """Authenticate the request, or answer 401 with `WWW-Authenticate: Bearer`.
@@ -145,6 +144,7 @@ async def current_principal(
     if known is not None:
         return known
     token, api_key = credentials
+    now = request_now(request)
     principal: Principal | None = None
     if token:
         found_session = await auth.user_for_access_token(
@@ -182,11 +182,10 @@ async def current_user(
     request: Request,
     session: DbSession,
     checks: AccessChecks,
-    now: Now,
     credentials: RequestCredentials,
 ) -> User:
     """The authenticated caller's user (see `current_principal`)."""
-    return (await current_principal(request, session, checks, now, credentials)).user
+    return (await current_principal(request, session, checks, credentials)).user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

@@ -44,7 +44,26 @@ def provided(pick: Callable[[Resources], T]) -> Callable[[HTTPConnection], Await
     return dependency
 
 
-Now = Annotated[datetime, Depends(provided(lambda resources: resources.clock.now()))]
+_NOW = "kith_now"
+
+
+def request_now(connection: HTTPConnection) -> datetime:
+    """The request's instant: read from the clock the first time anything asks, then the
+    same for every check and row of the request (authentication reads it too, without a
+    dependency of its own)."""
+    state = connection.scope.setdefault("state", {})
+    now: datetime | None = state.get(_NOW)
+    if now is None:
+        now = state[_NOW] = get_resources(connection).clock.now()
+    return now
+
+
+async def _now(connection: HTTPConnection) -> datetime:
+    # Async on purpose: FastAPI runs a plain `def` dependency in a worker thread.
+    return request_now(connection)
+
+
+Now = Annotated[datetime, Depends(_now)]
 # For what lives longer than a request (a WebSocket) and must read the time as it passes.
 AppClock = Annotated[Clock, Depends(provided(lambda resources: resources.clock))]
 Realtime = Annotated[RealtimeHub, Depends(provided(lambda resources: resources.realtime))]

@@ -8,14 +8,13 @@ from fastapi import Depends, Request
 
 from kith.auth.dependencies import RequestCredentials, current_principal
 from kith.db.models import User
-from kith.http.deps import AccessChecks, Now, Transaction
+from kith.http.deps import AccessChecks, Transaction
 
 
 async def uploader(
     request: Request,
     transaction: Transaction,
     checks: AccessChecks,
-    now: Now,
     credentials: RequestCredentials,
 ) -> User:
     """`CurrentUser` for uploads, checked in a short read-only transaction of its own.
@@ -25,7 +24,7 @@ async def uploader(
     write lock) for as long as it liked. The upload's row gets its own short transaction.
     """
     async with transaction(write=False) as session:
-        principal = await current_principal(request, session, checks, now, credentials)
+        principal = await current_principal(request, session, checks, credentials)
     return principal.user
 
 
