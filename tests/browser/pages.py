@@ -68,10 +68,10 @@ def photo(directory: Path, name: str = "picnic.png") -> Path:
     return path
 
 
-def write_post(page: Page, text: str, image: Path | None = None, visibility: str = "friends") -> None:
+def write_post(page: Page, text: str, *images: Path, visibility: str = "friends") -> None:
     page.get_by_label("What's on your mind?").fill(text)
-    if image is not None:
-        page.get_by_label("Image (optional)").set_input_files(image)
+    if images:
+        page.get_by_label("Images (optional)").set_input_files(list(images))
     page.get_by_label("Who can see it").select_option(visibility)
     page.get_by_role("button", name="Post", exact=True).click()
     expect(page.locator("article.post").first).to_contain_text(text)

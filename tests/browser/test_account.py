@@ -92,11 +92,24 @@ def test_profile_friend_requests_and_blocks(
         assert http.get(f"{API}/users/{ada_id}", headers=cyd_auth).status_code == 200
 
 
-def test_own_posts_and_comments_are_edited_and_deleted(browser: Browser, live_server: LiveServer) -> None:
+def test_own_posts_and_comments_are_edited_and_deleted(
+    browser: Browser, live_server: LiveServer, tmp_path: Path
+) -> None:
     register_by_api(live_server, "ada")
     page = browser.new_context(base_url=live_server.url).new_page()
     accept_dialogs(page)
     log_in(page, "ada")
+    # Up to four images a post: five are refused beside the field, before any upload.
+    images = [photo(tmp_path, f"{number}.png") for number in range(5)]
+    page.get_by_label("What's on your mind?").fill("Too many")
+    page.get_by_label("Images (optional)").set_input_files(images)
+    page.get_by_role("button", name="Post", exact=True).click()
+    expect(page.get_by_label("Images (optional)")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_text("Choose at most 4 images.")).to_be_visible()
+    write_post(page, "Two pictures", *images[:2])
+    expect(page.locator("article.post").first.locator(".media img")).to_have_count(2)
+    page.locator("article.post").first.get_by_role("button", name="Delete").click()
+    expect(page.locator("article.post")).to_have_count(0)
     write_post(page, "A first draft")
     post = page.locator("article.post").first
     post.get_by_role("button", name="Edit").click()

@@ -102,9 +102,23 @@ def test_the_journey_works_with_the_keyboard_alone(
     context = browser.new_context(base_url=live_server.url)
     page = context.new_page()
     page.goto("/login")
+    expect(page.get_by_role("heading", name="Log in to Kith")).to_be_focused()  # a view's heading takes focus
+    # Backwards from there, the skip link comes first in the page, and it leads to <main>.
+    skip = page.get_by_role("link", name="Skip to content")
+    for _ in range(10):
+        page.keyboard.press("Shift+Tab")
+        if page.evaluate("() => document.activeElement.className") == "skip":
+            break
+    expect(skip).to_be_focused()
+    page.keyboard.press("Shift+Tab")
+    expect(skip).not_to_be_focused()  # nothing before it
     page.keyboard.press("Tab")
-    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
-    page.get_by_label("Username or e-mail").focus()
+    expect(skip).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    expect(page.get_by_role("heading", name="Log in to Kith")).to_be_visible()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Username or e-mail")).to_be_focused()
     page.keyboard.type("ada")
     page.keyboard.press("Tab")
     page.keyboard.type("correct horse battery")

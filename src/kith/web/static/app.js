@@ -177,6 +177,7 @@ document.addEventListener("click", (event) => {
   if (!link || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
   const url = new URL(link.href, location.href);
   if (url.origin !== location.origin || link.target || !match(url.pathname)) return;
+  if (url.hash && url.pathname === location.pathname) return; // an anchor on this page (the skip link)
   event.preventDefault();
   navigate(url.pathname + url.search);
 });

@@ -135,7 +135,7 @@ export function postCard(post, { onDeleted, full = false } = {}) {
   const staff = state.me && (state.me.role === "moderator" || state.me.role === "admin");
   const content = h("div", { class: "content" });
   function showContent() {
-    replace(content, post.content ? h("p", { class: "text" }, post.content) : null,
+    replace(content, post.content ? h("p", { class: "text", dir: "auto" }, post.content) : null,
       post.media.length ? h("div", { class: "media" }, post.media.map((item) =>
         h("img", { src: item.url, alt: `Image shared by ${displayName(post.author)}`, width: item.width, height: item.height, loading: "lazy" }))) : null);
   }
@@ -207,34 +207,49 @@ export function reportButton(targetType, targetId) {
   } }, "Report");
 }
 
+const MAX_IMAGES = 4;
+
 function composer(onPosted) {
   const preview = h("div", { class: "preview" });
-  const fileField = field("Image (optional)", { name: "file", type: "file", accept: "image/jpeg,image/png,image/gif,image/webp" }, "JPEG, PNG, GIF or WebP, up to 10 MB.");
+  const fileField = field("Images (optional)", { name: "file", type: "file", multiple: true, accept: "image/jpeg,image/png,image/gif,image/webp" }, `Up to ${MAX_IMAGES}: JPEG, PNG, GIF or WebP, 10 MB each.`);
   const fileInput = fileField.querySelector("input");
+  // A retry after a failure must not upload or post twice: uploads are remembered by file,
+  // and the post's Idempotency-Key changes only when the post itself does.
+  let uploaded = new Map();
+  let postKey = crypto.randomUUID();
   fileInput.addEventListener("change", () => {
-    replace(preview);
-    const file = fileInput.files[0];
-    if (file) preview.append(h("img", { src: URL.createObjectURL(file), alt: "Preview of the chosen image" }));
+    replace(preview, [...fileInput.files].slice(0, MAX_IMAGES).map((file, index) =>
+      h("img", { src: URL.createObjectURL(file), alt: `Preview of image ${index + 1}: ${file.name}` })));
   });
   const node = form([
     field("What's on your mind?", { tag: "textarea", name: "content", maxlength: 5000, rows: 3 }),
     fileField, preview,
     field("Who can see it", { tag: "select", name: "visibility", value: "friends", options: VISIBILITY }),
   ], "Post", async (values, formNode) => {
-    const body = { content: values.content.trim(), visibility: values.visibility };
-    const file = fileInput.files[0];
-    if (file) {
-      const data = new FormData();
-      data.append("file", file);
-      const media = await api("POST", "media", { form: data, headers: { "Idempotency-Key": crypto.randomUUID() } });
-      body.media_ids = [media.id];
+    const files = [...fileInput.files];
+    if (files.length > MAX_IMAGES) {
+      throw Object.assign(new Error("too many"), { status: 422, problem: {}, fieldErrors: () => [{ field: "body.file", message: `Choose at most ${MAX_IMAGES} images.` }] });
     }
-    const post = await api("POST", "posts", { body, headers: { "Idempotency-Key": crypto.randomUUID() } });
+    const body = { content: values.content.trim(), visibility: values.visibility };
+    const ids = [];
+    for (const file of files) {
+      if (!uploaded.has(file)) {
+        const data = new FormData();
+        data.append("file", file);
+        uploaded.set(file, (await api("POST", "media", { form: data, headers: { "Idempotency-Key": crypto.randomUUID() } })).id);
+      }
+      ids.push(uploaded.get(file));
+    }
+    if (ids.length) body.media_ids = ids;
+    const post = await api("POST", "posts", { body, headers: { "Idempotency-Key": postKey } });
     formNode.reset();
     replace(preview);
+    uploaded = new Map();
+    postKey = crypto.randomUUID();
     onPosted(post);
     notice("Posted.", "success");
   }, { class: "composer", "aria-label": "New post" });
+  node.addEventListener("input", () => { postKey = crypto.randomUUID(); });
   return node;
 }
 
@@ -269,7 +284,7 @@ export async function postPage(root, params) {
 function commentItem(comment, post) {
   const mine = state.me && state.me.id === comment.author.id;
   const staff = state.me && (state.me.role === "moderator" || state.me.role === "admin");
-  const text = h("p", { class: "text" }, comment.content);
+  const text = h("p", { class: "text", dir: "auto" }, comment.content);
   const body = h("div", { class: "comment-body" }, text);
   const item = h("article", { class: "comment", dataset: { commentId: comment.id } },
     h("header", {}, userLink(comment.author), " ", when(comment.created_at), comment.edited_at ? h("span", { class: "edited" }, " · edited") : null), body);
