@@ -148,7 +148,12 @@ async def current_principal(
     principal: Principal | None = None
     if token:
         found_session = await auth.user_for_access_token(
-            session, checks.codec, token, now=now, cache=checks.live_sessions
+            session,
+            checks.codec,
+            token,
+            now=now,
+            cache=checks.live_sessions,
+            read_only=request.method in READ_METHODS,
         )
         if found_session is not None:
             principal = Principal(user=found_session[0], auth_session_id=found_session[1])
