@@ -159,7 +159,9 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--database-url", required=True)
-    parser.add_argument("--redis-url", help="with Redis (jobs, timelines), as `kith serve` with KITH_REDIS_URL")
+    parser.add_argument(
+        "--redis-url", help="with Redis (jobs, timelines), as `kith serve` with KITH_REDIS_URL"
+    )
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument(
         "--scenario", default="feed_p1", choices=["feed_p1", "create_post", "like", "comment"]
