@@ -20,7 +20,7 @@ from kith.auth import service as auth
 from kith.core.errors import Forbidden, Unauthorized
 from kith.core.jobs import enqueue
 from kith.core.security import hash_token
-from kith.core.urls import API_PREFIX
+from kith.core.urls import API_PREFIX, origin_of
 from kith.db.models import STAFF_ROLES, ApiKey, Role, User
 from kith.http.deps import AccessChecks, AppSettings, Passwords, request_now
 from kith.http.session import DbSession
@@ -48,11 +48,6 @@ class InsufficientRole(Forbidden):
     description = "The caller's role does not allow this."
 
 
-def _origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
 async def same_origin(request: Request, settings: AppSettings) -> None:
     """Refuse a cookie-authenticated request that another site's page made (CSRF).
 
@@ -70,7 +65,7 @@ async def same_origin(request: Request, settings: AppSettings) -> None:
     host = (request.headers.get("host") or "").lower()
     if not origin or origin == "null":
         raise auth.CrossSiteRequest()
-    if origin != _origin_of(settings.public_url) and (not host or urlsplit(origin).netloc != host):
+    if origin != origin_of(settings.public_url) and (not host or urlsplit(origin).netloc != host):
         raise auth.CrossSiteRequest()
 
 

@@ -7,12 +7,19 @@ response schemas can turn storage keys into URLs without reaching for settings.
 from __future__ import annotations
 
 from contextvars import ContextVar
+from urllib.parse import urlsplit
 
 public_base_url: ContextVar[str] = ContextVar("public_base_url", default="")
 
 # Every path of Kith's own API starts here; nothing else spells it out.
 API_PREFIX = "/api/v1"
 MEDIA_PATH = f"{API_PREFIX}/media/"
+
+
+def origin_of(url: str) -> str:
+    """The origin (`scheme://host[:port]`, lower case) of an absolute URL."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def absolute_url(path: str) -> str:

@@ -18,7 +18,6 @@ from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
-from kith.core.breaker import Breaker
 from kith.core.clock import Clock
 from kith.core.config import Settings
 from kith.core.realtime import RealtimeHub
@@ -86,8 +85,6 @@ AccessChecks = Annotated[
     TokenChecks,
     Depends(provided(lambda resources: TokenChecks(resources.tokens, resources.session_cache))),
 ]
-# Open while Redis is failing: callers skip it instead of waiting for a timeout.
-RedisBreaker = Annotated[Breaker, Depends(provided(lambda resources: resources.redis_breaker))]
 # For a route that must run a transaction of its own besides the request's
 # (`async with transaction(write=False) as session:`); say why where it is used.
 Transaction = Annotated[UnitOfWork, Depends(provided(lambda resources: partial(unit_of_work, resources)))]

@@ -52,6 +52,14 @@ from kith.http.metrics import RequestMetrics, route_template
 log = structlog.get_logger("kith.request")
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def _client_request_id(value: bytes) -> str:
+    """The client's `X-Request-ID` if it is sane, else "" (a fresh id is given instead)."""
+    text = value.decode("latin-1")
+    return text if _SANE_REQUEST_ID.match(text) else ""
+
+
 _API = f"{API_PREFIX}/"
 _AUTHENTICATING = (b"authorization", b"x-api-key")
 
@@ -275,8 +283,7 @@ class EdgeMiddleware:
         for name, value in scope["headers"]:  # one walk over the headers for every rule
             if name == b"x-request-id":
                 if request_id is None:
-                    text = value.decode("latin-1")
-                    request_id = text if _SANE_REQUEST_ID.match(text) else ""
+                    request_id = _client_request_id(value)
             elif name == b"accept-encoding":
                 accepts_gzip = accepts_gzip or b"gzip" in value
             elif name == b"if-none-match":
@@ -337,8 +344,7 @@ class EdgeMiddleware:
         request_id = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
-                text = value.decode("latin-1")
-                request_id = text if _SANE_REQUEST_ID.match(text) else None
+                request_id = _client_request_id(value)
                 break
         request_id = request_id or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id

@@ -15,11 +15,12 @@ import hashlib
 import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, Response
 
 from kith.core.errors import NotFound
+from kith.core.urls import origin_of
+from kith.http.caching import if_none_match_hits
 from kith.http.deps import AppSettings
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -94,16 +95,11 @@ CLIENT = Client()
 router = APIRouter(include_in_schema=False)
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 def _send(
     request: Request, asset: Asset, cache_control: str, extra: dict[str, str] | None = None
 ) -> Response:
     headers = {"ETag": asset.etag, "Cache-Control": cache_control, **(extra or {})}
-    if asset.etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]:
+    if if_none_match_hits(request.headers.get("if-none-match"), asset.etag):
         return Response(status_code=304, headers=headers)
     accepts_gzip = "gzip" in request.headers.get("accept-encoding", "")
     if asset.gzipped is not None and accepts_gzip:
@@ -115,7 +111,7 @@ def _send(
 
 async def page(request: Request, settings: AppSettings) -> Response:
     """The client's one page: it reads its address and shows that view."""
-    csp = PAGE_CSP.format(media_origin=_origin(settings.public_url))
+    csp = PAGE_CSP.format(media_origin=origin_of(settings.public_url))
     return _send(request, CLIENT.page, "no-cache", {"Content-Security-Policy": csp})
 
 
