@@ -37,14 +37,14 @@ AXE_VERSION := 4.11.4
 WEB_TOOLS := .web-tools
 AXE_STAMP := $(WEB_TOOLS)/.axe-core-$(AXE_VERSION)
 
-.PHONY: run test test-browser lint typecheck pytest migrate install clean bench fuzz test-resilience \
+.PHONY: browser-tools run test test-browser lint typecheck pytest migrate install clean bench fuzz test-resilience \
 	lock upgrade-lock upgrade-check
 
 run: $(STAMP)
 	$(BIN)/kith migrate
 	$(BIN)/kith serve
 
-test: $(STAMP) $(AXE_STAMP)
+test: $(STAMP) browser-tools $(AXE_STAMP)
 	$(BIN)/ruff check src tests bench requirements
 	$(BIN)/ruff format --check src tests bench requirements
 	$(BIN)/lint-imports
@@ -60,14 +60,25 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) $(AXE_STAMP)
+pytest: $(STAMP) browser-tools $(AXE_STAMP)
 	$(BIN)/pytest
 
 # The browser tests alone (tests/browser: the web client in Chromium).
-test-browser: $(STAMP) $(AXE_STAMP)
+test-browser: $(STAMP) browser-tools $(AXE_STAMP)
 	$(BIN)/pytest tests/browser
 
-$(AXE_STAMP):
+# The browser tests drive Debian's Chromium (Playwright cannot download its own here) and scan
+# with axe-core from npm: both are installed with apt-get when missing (as `make bench` installs
+# wrk). Without them (no apt-get, no root), the browser tests fail in CI and are skipped elsewhere.
+BROWSER_PACKAGES = $(if $(or $(KITH_CHROMIUM),$(shell command -v chromium)),,chromium) $(if $(shell command -v npm),,npm)
+browser-tools:
+	@if [ -n "$(strip $(BROWSER_PACKAGES))" ]; then \
+		echo "Installing $(strip $(BROWSER_PACKAGES)) with apt-get for the browser tests..."; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; } \
+			|| echo "Could not install $(strip $(BROWSER_PACKAGES)): the browser tests will be skipped (README)"; \
+	fi
+
+$(AXE_STAMP): | browser-tools
 	@command -v npm >/dev/null 2>&1 || { echo "npm is not installed: the browser tests' accessibility scans will fail in CI and be skipped elsewhere"; exit 0; }; \
 	mkdir -p $(WEB_TOOLS) && npm install --prefix $(WEB_TOOLS) --no-save --no-audit --no-fund --loglevel=error axe-core@$(AXE_VERSION) && touch $(AXE_STAMP)
 
