@@ -17,6 +17,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import event
 
 from kith.core.config import Settings
+from kith.core.jobs import job_name
+from kith.core.metrics import JOBS_DISPATCHED
 from kith.feed import jobs as feed_jobs
 from kith.feed import repository as feed_repository
 from kith.feed.timeline import TimelineStore
@@ -315,6 +317,52 @@ async def test_inactive_readers_are_skipped_by_fan_out(redis_app: FastAPI) -> No
         await post(client, friend)
         await resources.jobs.wait_idle()
         assert await resources.redis.zcard(f"kith:tl:{reader.id}") == 2
+
+
+def _fan_out_jobs_queued() -> float:
+    return JOBS_DISPATCHED.labels(job_name(feed_jobs.fan_out_post))._value.get()
+
+
+@needs_redis
+@pytest.mark.parametrize("in_request_max", [1000, 1, 0])
+async def test_a_post_reaches_warm_timelines_in_its_request_or_by_a_job_past_the_limit(
+    settings: Settings, in_request_max: int
+) -> None:
+    """Up to `KITH_FEED_PUSH_IN_REQUEST_MAX` friends, the request pushes its post itself
+    after the commit: the reader's timeline holds it when the response arrives, and no job
+    was queued. Past it, a job does the push: same timeline, and the request stays flat."""
+    application = create_app(
+        settings.model_copy(
+            update={
+                "redis_url": REDIS_URL,
+                "job_backend": "memory",
+                "job_queue": f"kith:test:{uuid.uuid4().hex[:8]}",
+                "feed_push_in_request_max": in_request_max,
+            }
+        )
+    )
+    async with (
+        application.router.lifespan_context(application),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://redis") as client,
+    ):
+        resources: Resources = application.state.resources
+        assert resources.redis is not None
+        reader, friend = await member(resources, "reader"), await member(resources, "friend")
+        await befriend(resources, reader, friend)
+        await client.get(f"{API}/feed", headers=reader.headers)  # the reader's timeline is warm
+        await resources.jobs.wait_idle()
+        queued = _fan_out_jobs_queued()
+        new = await post(client, friend)
+        in_request = await resources.redis.zrange(f"kith:tl:{reader.id}", 0, -1)
+        await resources.jobs.wait_idle()
+        # The friend's audience: themself and one friend, the reader.
+        if in_request_max >= 1:
+            assert new.encode() in in_request
+            assert _fan_out_jobs_queued() == queued
+        else:
+            assert _fan_out_jobs_queued() == queued + 1
+        assert await resources.redis.zrange(f"kith:tl:{reader.id}", 0, -1) == [new.encode()]
+        assert await feed_ids(client, reader) == [new]
 
 
 @needs_redis

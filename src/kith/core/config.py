@@ -127,6 +127,7 @@ class Settings(BaseSettings):
     # News feed (the Redis timeline path; the SQL path needs no settings).
     feed_timeline_size: int = Field(default=400, ge=50)
     feed_active_days: int = Field(default=7, ge=1)
+    feed_push_in_request_max: int = Field(default=1000, ge=0)
 
     # Live stream (WebSocket).
     stream_ping_seconds: float = 30.0

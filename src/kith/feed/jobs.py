@@ -74,9 +74,18 @@ async def _write_or_repair(
         raise
 
 
+async def push_post(resources: Resources, post_id: str, audience: list[str]) -> None:
+    """Push a post to the warm timelines among `audience` (its author and their friends)."""
+    if resources.redis is None:
+        return
+    store, fallback = _store_and_repair(resources, resources.redis)
+    await _write_or_repair(resources, fallback, "fan_out_post", lambda: store.push(post_id, audience))
+
+
 @job
 async def fan_out_post(resources: Resources, *, post_id: str, author_id: str) -> None:
-    """Push a post to the warm timelines of its author and the author's friends."""
+    """Push a post to the warm timelines of its author and the author's friends: for an
+    audience too large to push to in the request (`kith.feed.subscriptions`)."""
     if resources.redis is None:
         return
     store, fallback = _store_and_repair(resources, resources.redis)
@@ -89,10 +98,16 @@ async def fan_out_post(resources: Resources, *, post_id: str, author_id: str) ->
     await _write_or_repair(resources, fallback, "fan_out_post", push)
 
 
-@job
-async def forget_timelines(resources: Resources, *, user_ids: list[str]) -> None:
+async def drop_timelines(resources: Resources, user_ids: list[str]) -> None:
     """Drop timelines that must be rebuilt (a friendship began: older posts now belong)."""
     if resources.redis is None:
         return
     store, fallback = _store_and_repair(resources, resources.redis)
     await _write_or_repair(resources, fallback, "forget_timelines", lambda: store.forget(user_ids))
+
+
+@job
+async def forget_timelines(resources: Resources, *, user_ids: list[str]) -> None:
+    """`drop_timelines` as a job: kept for jobs an earlier version queued (the request now
+    drops the timelines itself, right after its commit)."""
+    await drop_timelines(resources, user_ids)

@@ -175,7 +175,20 @@ _AUDIENCE = select(func.aggregate_strings(_FRIENDSHIPS.c.friend_id, " ")).where(
 )
 
 
-async def audience(session: AsyncSession, author_id: str) -> list[str]:
-    """Whose timelines a new post of `author_id` goes to: the author and their friends."""
-    friends: str | None = await session.scalar(_AUDIENCE, {"author_id": author_id})
+_FRIEND_IDS_UP_TO = (
+    select(_FRIENDSHIPS.c.friend_id)
+    .where(_FRIENDSHIPS.c.user_id == bindparam("author_id", type_=String))
+    .limit(bindparam("limit", type_=Integer))
+    .subquery()
+)
+_AUDIENCE_UP_TO = select(func.aggregate_strings(_FRIEND_IDS_UP_TO.c.friend_id, " "))
+
+
+async def audience(session: AsyncSession, author_id: str, *, friends_up_to: int | None = None) -> list[str]:
+    """Whose timelines a new post of `author_id` goes to: the author and their friends
+    (at most `friends_up_to` of them, when given: enough to tell a large audience)."""
+    if friends_up_to is None:
+        friends: str | None = await session.scalar(_AUDIENCE, {"author_id": author_id})
+    else:
+        friends = await session.scalar(_AUDIENCE_UP_TO, {"author_id": author_id, "limit": friends_up_to})
     return [author_id, *(friends.split(" ") if friends else ())]

@@ -25,6 +25,7 @@ log = structlog.get_logger("kith.db")
 
 _ROLLBACK_KEY = "kith_on_rollback"
 _COMMIT_KEY = "kith_after_commit"
+_RESOURCES_KEY = "kith_resources"
 
 
 def on_rollback(session: AsyncSession, undo: Callable[[], Awaitable[None]]) -> None:
@@ -39,13 +40,22 @@ def on_rollback(session: AsyncSession, undo: Callable[[], Awaitable[None]]) -> N
 def after_commit(session: AsyncSession, action: Callable[[], Awaitable[None]]) -> None:
     """Run `action` once `session`'s unit of work has committed, before it returns: for
     work outside the database that must follow the commit at once and never precede it,
-    such as deleting the files of rows this transaction deleted. A failing action is
-    logged; the commit stands."""
+    such as deleting the files of rows this transaction deleted, or pushing a new post to
+    the Redis timelines. Actions run after SQLite's write gate is released, so a slow one
+    holds up no other writer. A failing action is logged; the commit stands."""
     session.info.setdefault(_COMMIT_KEY, []).append(action)
 
 
-async def _after_commit(session: AsyncSession) -> None:
-    actions: list[Callable[[], Awaitable[None]]] = session.info.pop(_COMMIT_KEY, [])
+def resources_of(session: AsyncSession) -> Resources:
+    """The resources of the unit of work that opened `session`: for an event handler
+    (`kith.runtime.events`) whose work after the commit needs them."""
+    resources: Resources | None = session.info.get(_RESOURCES_KEY)
+    if resources is None:
+        raise RuntimeError("resources_of() needs a session opened by unit_of_work")
+    return resources
+
+
+async def _run_after_commit(actions: list[Callable[[], Awaitable[None]]]) -> None:
     for action in actions:
         try:
             await action()
@@ -103,9 +113,11 @@ async def unit_of_work(resources: Resources, *, write: bool = True) -> AsyncIter
     if gate is not None:
         await _enter(gate)
     changed: set[str] = set()
+    committed: list[Callable[[], Awaitable[None]]] = []
     try:
         async with resources.session_factory() as session:
             bind(session, resources.subscribers)
+            session.info[_RESOURCES_KEY] = resources
             if write:
                 await session.connection(execution_options={WRITE_INTENT: True})
             elif resources.engine.dialect.name == "postgresql":
@@ -117,7 +129,7 @@ async def unit_of_work(resources: Resources, *, write: bool = True) -> AsyncIter
                 if error.keeps_changes:
                     await session.commit()
                     session.info.pop(_ROLLBACK_KEY, None)
-                    await _after_commit(session)
+                    committed = session.info.pop(_COMMIT_KEY, [])
                     changed = changed_users(session.info)
                 else:
                     session.info.pop(_COMMIT_KEY, None)
@@ -128,7 +140,7 @@ async def unit_of_work(resources: Resources, *, write: bool = True) -> AsyncIter
                 await _rollback(session)
                 raise
             session.info.pop(_ROLLBACK_KEY, None)
-            await _after_commit(session)
+            committed = session.info.pop(_COMMIT_KEY, [])
             changed = changed_users(session.info)
             jobs = pending_jobs(session)
             events = pending_events(session)
@@ -136,6 +148,7 @@ async def unit_of_work(resources: Resources, *, write: bool = True) -> AsyncIter
         if gate is not None:
             _holding_gate.set(False)
             gate.release()
+        await _run_after_commit(committed)
         if changed:
             # Users or sessions changed: no process may go on believing what it cached.
             await resources.sessions_changed(changed)
