@@ -320,7 +320,7 @@ async def test_inactive_readers_are_skipped_by_fan_out(redis_app: FastAPI) -> No
 
 
 def _fan_out_jobs_queued() -> float:
-    return JOBS_DISPATCHED.labels(job_name(feed_jobs.fan_out_post))._value.get()
+    return float(JOBS_DISPATCHED.labels(job_name(feed_jobs.fan_out_post))._value.get())
 
 
 @needs_redis

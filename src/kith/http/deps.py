@@ -74,17 +74,20 @@ MediaFiles = Annotated[MediaStorage, Depends(provided(lambda resources: resource
 
 class TokenChecks(NamedTuple):
     """What checking an access token takes: its codec, and the sessions found live a moment
-    ago (kith.runtime.session_cache). One dependency, since every authenticated request
-    needs both (FastAPI spends about 14 µs on each dependency of a request)."""
+    ago (kith.runtime.session_cache)."""
 
     codec: AccessTokenCodec
     live_sessions: SessionCache
 
 
-AccessChecks = Annotated[
-    TokenChecks,
-    Depends(provided(lambda resources: TokenChecks(resources.tokens, resources.session_cache))),
-]
+def token_checks(connection: HTTPConnection) -> TokenChecks:
+    """The request's `TokenChecks`, read by authentication itself (as it reads
+    `request_now`) rather than declared: every authenticated request would otherwise pay
+    for one more dependency (FastAPI spends about 8 µs on each; docs/benchmarks.md)."""
+    resources = get_resources(connection)
+    return TokenChecks(resources.tokens, resources.session_cache)
+
+
 # For a route that must run a transaction of its own besides the request's
 # (`async with transaction(write=False) as session:`); say why where it is used.
 Transaction = Annotated[UnitOfWork, Depends(provided(lambda resources: partial(unit_of_work, resources)))]

@@ -8,15 +8,10 @@ from fastapi import Depends, Request
 
 from kith.auth.dependencies import RequestCredentials, current_principal
 from kith.db.models import User
-from kith.http.deps import AccessChecks, Transaction
+from kith.http.deps import Transaction
 
 
-async def uploader(
-    request: Request,
-    transaction: Transaction,
-    checks: AccessChecks,
-    credentials: RequestCredentials,
-) -> User:
+async def uploader(request: Request, transaction: Transaction, credentials: RequestCredentials) -> User:
     """`CurrentUser` for uploads, checked in a short read-only transaction of its own.
 
     The request's usual session would stay open while the body streams in and the image
@@ -24,7 +19,7 @@ async def uploader(
     write lock) for as long as it liked. The upload's row gets its own short transaction.
     """
     async with transaction(write=False) as session:
-        principal = await current_principal(request, session, checks, credentials)
+        principal = await current_principal(request, session, credentials)
     return principal.user
 
 
