@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kith.db.models import OutgoingEmail
 from kith.runtime.resources import Resources
 from kith.runtime.transaction import unit_of_work
+
+_NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 async def _statement_starts(session: AsyncSession) -> tuple[datetime, datetime]:
@@ -40,6 +44,21 @@ async def test_writes_keep_one_transaction(resources: Resources) -> None:
     async with unit_of_work(resources) as session:
         first, second = await _statement_starts(session)
     assert second == first
+
+
+async def test_objects_left_by_a_read_only_unit_are_still_committed(resources: Resources) -> None:
+    """A read-only unit skips the ORM's commit on PostgreSQL only when nothing is left to
+    flush: an object a block adds (which autoflush, off, never sent) is still stored."""
+    email = f"left-{uuid.uuid4().hex[:8]}@example.com"
+    async with unit_of_work(resources, write=False) as session:
+        session.add(
+            OutgoingEmail(
+                recipient=email, subject="s", message="m", attempts=1, created_at=_NOW, next_attempt_at=_NOW
+            )
+        )
+    async with unit_of_work(resources, write=False) as session:
+        stored = await session.scalar(select(OutgoingEmail.subject).where(OutgoingEmail.recipient == email))
+    assert stored == "s"
 
 
 def _try_to_write(database: str) -> str | None:

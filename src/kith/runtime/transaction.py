@@ -102,7 +102,8 @@ async def unit_of_work(resources: Resources, *, write: bool = True) -> AsyncIter
     `write=True` takes SQLite's write lock up front. On PostgreSQL a read-only unit
     (`write=False`) runs without BEGIN and COMMIT: at READ COMMITTED every statement
     takes its own snapshot even inside a transaction, so one would add two round trips
-    and no consistency.
+    and no consistency; nor does it call the ORM's commit unless the block left objects to
+    flush (about 20 µs a read request).
 
     On SQLite, writing units of work first queue in the process for its write gate (one at
     a time, first come first served, `write_gate`) and only then take a connection and the
@@ -118,13 +119,18 @@ async def unit_of_work(resources: Resources, *, write: bool = True) -> AsyncIter
         async with resources.session_factory() as session:
             bind(session, resources.subscribers)
             session.info[_RESOURCES_KEY] = resources
+            autocommit = False
             if write:
                 await session.connection(execution_options={WRITE_INTENT: True})
             elif resources.engine.dialect.name == "postgresql":
                 await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                autocommit = True
             try:
                 yield session
-                await session.commit()
+                if not autocommit or session.new or session.dirty or session.deleted:
+                    # (Each statement of an autocommit unit is committed by PostgreSQL as it
+                    # runs; the ORM's commit would only flush what the block left pending.)
+                    await session.commit()
             except DomainError as error:
                 if error.keeps_changes:
                     await session.commit()
