@@ -140,6 +140,10 @@ class TimelineStore:
         """
         if not user_ids:
             return 0
+        if len(user_ids) <= PUSH_BATCH:
+            # One call, no pipeline: redis-py first asks Redis whether a pipeline's scripts
+            # are loaded (SCRIPT EXISTS), one round trip more for every post.
+            return int(await self._push(keys=[], args=[post_id, self.size, " ".join(user_ids)]))
         async with self._redis.pipeline(transaction=False) as pipe:
             for start in range(0, len(user_ids), PUSH_BATCH):
                 readers = " ".join(user_ids[start : start + PUSH_BATCH])
