@@ -1,4 +1,4 @@
-"""Read-only units of work on PostgreSQL run without BEGIN and COMMIT.
+"""Read-only units of work run without BEGIN and COMMIT, on PostgreSQL and on SQLite.
 
 At READ COMMITTED each statement takes its own snapshot even inside a transaction, so
 a transaction around a read adds two round trips and no consistency. Writes keep theirs.
@@ -39,6 +39,19 @@ async def test_reads_run_outside_a_transaction_on_postgres(resources: Resources)
     assert second > first
 
 
+@pytest.mark.sqlite_only
+async def test_reads_run_outside_a_transaction_on_sqlite(resources: Resources) -> None:
+    """No BEGIN for a read-only unit: each statement is a transaction of its own, as on
+    PostgreSQL; a writing unit's transaction spans its statements."""
+    for write in (False, True):
+        async with unit_of_work(resources, write=write) as session:
+            await session.execute(text("SELECT count(*) FROM users"))
+            connection = await session.connection()
+            raw = await connection.get_raw_connection()
+            assert raw.driver_connection is not None
+            assert raw.driver_connection.in_transaction is write
+
+
 @pytest.mark.postgres_only
 async def test_writes_keep_one_transaction(resources: Resources) -> None:
     async with unit_of_work(resources) as session:
@@ -47,8 +60,8 @@ async def test_writes_keep_one_transaction(resources: Resources) -> None:
 
 
 async def test_objects_left_by_a_read_only_unit_are_still_committed(resources: Resources) -> None:
-    """A read-only unit skips the ORM's commit on PostgreSQL only when nothing is left to
-    flush: an object a block adds (which autoflush, off, never sent) is still stored."""
+    """A read-only unit skips the ORM's commit only when nothing is left to flush: an
+    object a block adds (which autoflush, off, never sent) is still stored."""
     email = f"left-{uuid.uuid4().hex[:8]}@example.com"
     async with unit_of_work(resources, write=False) as session:
         session.add(

@@ -19,6 +19,8 @@ from kith.core.config import Settings
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 # Execution option that marks a connection whose transaction will write (SQLite only).
 WRITE_INTENT = "kith_write_intent"
+# Execution option that marks a read-only unit of work's connection: no BEGIN (SQLite only).
+READ_ONLY = "kith_read_only"
 
 
 def pool_capacity(settings: Settings) -> int:
@@ -105,10 +107,13 @@ def _create_sqlite_engine(settings: Settings) -> AsyncEngine:
         # A transaction that will write takes the write lock up front: a deferred one
         # that reads first could not upgrade later and would fail with "database is
         # locked" instead of waiting for the busy timeout.
-        if conn.get_execution_options().get(WRITE_INTENT):
+        options = conn.get_execution_options()
+        if options.get(WRITE_INTENT):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
+        elif not options.get(READ_ONLY):
             conn.exec_driver_sql("BEGIN")
+        # A read-only unit of work sends no BEGIN: each of its statements is a transaction
+        # of its own, with its own snapshot, as on PostgreSQL (kith.runtime.transaction).
 
     return engine
 

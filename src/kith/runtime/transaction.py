@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kith.core.errors import DomainError
 from kith.core.jobs import pending_jobs
 from kith.core.realtime import pending_events
-from kith.db.engine import SQLITE_BUSY_TIMEOUT_MS, WRITE_INTENT
+from kith.db.engine import READ_ONLY, SQLITE_BUSY_TIMEOUT_MS, WRITE_INTENT
 from kith.runtime.events import bind
 from kith.runtime.session_cache import changed_users
 
@@ -99,11 +99,12 @@ async def unit_of_work(resources: Resources, *, write: bool = True) -> AsyncIter
     Commits when the block ends normally, rolls back when it raises (except a
     `DomainError` that `keeps_changes`) and then runs the block's `on_rollback` undos,
     and hands live events and jobs queued in the block on only after the commit.
-    `write=True` takes SQLite's write lock up front. On PostgreSQL a read-only unit
-    (`write=False`) runs without BEGIN and COMMIT: at READ COMMITTED every statement
-    takes its own snapshot even inside a transaction, so one would add two round trips
-    and no consistency; nor does it call the ORM's commit unless the block left objects to
-    flush (about 20 µs a read request).
+    `write=True` takes SQLite's write lock up front. A read-only unit (`write=False`)
+    runs without BEGIN and COMMIT: on PostgreSQL at READ COMMITTED every statement takes
+    its own snapshot even inside a transaction, so one would add two round trips and no
+    consistency, and SQLite's reads follow suit (its BEGIN cost a trip through aiosqlite's
+    thread). Nor does it call the ORM's commit unless the block left objects to flush
+    (about 20 µs a read request).
 
     On SQLite, writing units of work first queue in the process for its write gate (one at
     a time, first come first served, `write_gate`) and only then take a connection and the
@@ -124,6 +125,9 @@ async def unit_of_work(resources: Resources, *, write: bool = True) -> AsyncIter
                 await session.connection(execution_options={WRITE_INTENT: True})
             elif resources.engine.dialect.name == "postgresql":
                 await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                autocommit = True
+            else:
+                await session.connection(execution_options={READ_ONLY: True})
                 autocommit = True
             try:
                 yield session
