@@ -140,6 +140,17 @@ CONFIGS = [
         growth_data=True,
     ),
     Config("postgres_redis", "PostgreSQL + Redis, 2 workers", "postgres", True, 2, None, write_growth=True),
+    # Redis's own cost on a request: the same one pinned worker as `postgres`, Redis configured.
+    Config(
+        "postgres_redis_1",
+        "PostgreSQL + Redis, 1 worker",
+        "postgres",
+        True,
+        1,
+        SERVER_CPUS,
+        scenarios=("feed_p1", "create_post"),
+        login_flood=False,
+    ),
 ]
 
 
