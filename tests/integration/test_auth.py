@@ -31,7 +31,7 @@ async def test_register_returns_private_view_and_location(client: httpx.AsyncCli
     assert body["role"] == "user"
     assert body["created_at"].endswith("Z")
     assert "password" not in response.text and "hash" not in response.text
-    assert response.headers["location"] == f"https://kith.example/api/v1/users/{body['id']}"
+    assert response.headers["location"] == f"https://kith.example{API}/users/{body['id']}"
     assert response.headers["cache-control"] == "no-store"
 
 

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from kith.db.models import Role
 from kith.runtime.resources import Resources
 from kith.web.router import PAGE_PATHS
-from tests.helpers import API, assert_problem
+from tests.helpers import API, MEDIA, assert_problem
 from tests.posting import member
 from tests.security.inventory import required_access, served_routes
 
@@ -56,7 +56,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", f"{API}/auth/verify-email"): PUBLIC,
     ("POST", f"{API}/auth/password-reset"): PUBLIC,
     ("POST", f"{API}/auth/password-reset/confirm"): PUBLIC,
-    ("GET", f"{API}/media/{{key}}"): PUBLIC,
+    ("GET", f"{MEDIA}/{{key}}"): PUBLIC,
     ("POST", f"{API}/auth/logout"): SESSION,
     ("POST", f"{API}/auth/logout-all"): SESSION,
     ("POST", f"{API}/auth/verify-email/resend"): USER,
