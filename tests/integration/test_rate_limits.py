@@ -297,6 +297,19 @@ async def test_health_docs_and_media_files_are_not_counted(
         assert (await client.get(f"{API}/users/me")).headers["ratelimit-remaining"] == "1"
 
 
+async def test_the_mastodon_compatible_api_shares_the_general_limit(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with limited_app(settings, monkeypatch, rate_limit_general="3/minute") as (client, _resources):
+        assert (await client.get("/api/v1/instance")).headers["ratelimit-remaining"] == "2"
+        assert (await client.get("/api/v2/instance")).headers["ratelimit-remaining"] == "1"
+        assert (await client.get(f"{API}/users/me")).headers["ratelimit-remaining"] == "0"
+        assert_limited(await client.get("/api/v1/instance"), 3)
+        # NodeInfo, like the health checks, is not part of an API: crawlers are not counted.
+        assert (await client.get("/.well-known/nodeinfo")).status_code == 200
+        assert (await client.get("/nodeinfo/2.1")).status_code == 200
+
+
 async def test_switched_off_nothing_is_limited_or_announced(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

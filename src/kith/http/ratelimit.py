@@ -1,7 +1,8 @@
 """Rate limits (docs/api.md#conventions), on the `limits` library, attached declaratively.
 
 - The general limit (`KITH_RATE_LIMIT_GENERAL`) counts every request under Kith's API
-  prefix (`kith.core.urls.API_PREFIX`) per user, or per IP when anonymous.
+  prefix (`kith.core.urls.API_PREFIX`) and the Mastodon-compatible API's (`/api/v1`,
+  `/api/v2`) per user, or per IP when anonymous.
   `RateLimitMiddleware` checks it before routing, so unknown paths, redirects and any
   spelling of a path count too.
 - Named limits guard single routes as dependencies: `dependencies=[rate_limit("posts")]`.
@@ -32,7 +33,7 @@ from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kith.core.mail import normalize_address
-from kith.core.urls import API_PREFIX
+from kith.core.urls import API_PREFIX, MASTODON_API_PREFIXES
 from kith.db.models import Role
 from kith.http.caller import Caller, identify_caller
 from kith.http.errors import problem_response
@@ -41,7 +42,8 @@ from kith.runtime.limits import RULES, LoginThrottle, Outcome, refuse
 if TYPE_CHECKING:
     from kith.runtime.resources import Resources
 
-_API_PREFIX = f"{API_PREFIX}/"
+# Kith's API and the Mastodon-compatible one: the APIs, unknown paths under them included.
+_LIMITED_PREFIXES = (f"{API_PREFIX}/", *MASTODON_API_PREFIXES)
 _STATE_KEY = "kith_rate_limits"
 
 
@@ -119,7 +121,7 @@ def counts_against_general_limit(method: str, path: str) -> bool:
     # CORS preflights must not eat the budget of the request they precede. Only the API is
     # limited: health checks, docs, metrics and media files (fetched by URL, often many a
     # page, static) are not.
-    return method != "OPTIONS" and path.lower().startswith(_API_PREFIX)
+    return method != "OPTIONS" and path.lower().startswith(_LIMITED_PREFIXES)
 
 
 # --- route dependencies ----------------------------------------------------------------------
