@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 
 from kith.auth.schemas import UserSummary
 from kith.core.pagination import CursorPage
+from kith.core.urls import API_PREFIX
 from kith.db.models import Visibility
 from kith.posts.schemas import PostView
 
@@ -54,11 +55,11 @@ def sample_page() -> CursorPage[PostView]:
 
 
 def create_app() -> FastAPI:
-    """The ceiling app: GET /api/v1/feed answers the same page every time."""
+    """The ceiling app: GET <API prefix>/feed answers the same page every time."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     page = sample_page()
 
-    @app.get("/api/v1/feed", response_model=CursorPage[PostView])
+    @app.get(f"{API_PREFIX}/feed", response_model=CursorPage[PostView])
     async def feed() -> CursorPage[PostView]:
         return page
 
@@ -125,7 +126,7 @@ async def kith_statements(url: str, reader_name: str) -> list[tuple[str, list[An
 def create_round_trip_app() -> FastAPI:
     """The ceiling plus Kith's database round trips, made straight with asyncpg.
 
-    `GET /api/v1/feed` runs Kith's feed statements (both, or only the feed query with
+    `GET <API prefix>/feed` runs Kith's feed statements (both, or only the feed query with
     `BENCH_CEILING_STATEMENTS=feed`) on one pooled connection, as Kith's reads do (no
     transaction), then answers the plain ceiling's page. No ORM, middleware or
     authentication: what is left of the ceiling once a request makes these round trips.
@@ -153,7 +154,7 @@ def create_round_trip_app() -> FastAPI:
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan)
 
-    @app.get("/api/v1/feed", response_model=CursorPage[PostView])
+    @app.get(f"{API_PREFIX}/feed", response_model=CursorPage[PostView])
     async def feed(request: Request) -> CursorPage[PostView]:
         async with request.app.state.pool.acquire() as connection:
             for sql, args in request.app.state.statements:
@@ -173,7 +174,7 @@ def create_round_trip_app() -> FastAPI:
 def create_data_layer_app() -> FastAPI:
     """The one-query ceiling's query made the way Kith makes it: its data layer, nothing else.
 
-    `GET /api/v1/feed` runs `kith.feed.repository.page_views` for one reader in a read-only
+    `GET <API prefix>/feed` runs `kith.feed.repository.page_views` for one reader in a read-only
     Kith unit of work (SQLAlchemy's async session over asyncpg: the same statement and rows
     as `ceiling_db1`), builds the page with Kith's read model and answers it with the response
     model. No middleware, authentication, rate limits, ETag or dependency injection: what a
@@ -211,7 +212,7 @@ def create_data_layer_app() -> FastAPI:
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan)
 
-    @app.get("/api/v1/feed", response_model=CursorPage[PostView])
+    @app.get(f"{API_PREFIX}/feed", response_model=CursorPage[PostView])
     async def feed(request: Request) -> CursorPage[PostView]:
         async with unit_of_work(request.app.state.resources, write=False) as session:
             items = await repository.page_views(session, request.app.state.reader, None, PAGE_SIZE + 1)

@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 
 from kith.auth import service as auth
 from kith.core.config import Settings
+from kith.core.urls import API_PREFIX
 from kith.db.models import Post, User
 from kith.main import create_app
 from kith.runtime.transaction import unit_of_work
@@ -70,7 +71,7 @@ async def measure(args: argparse.Namespace, redis_url: str | None) -> list[str]:
                     params = {"limit": 20} | ({"cursor": cursor} if cursor else {})
                     body = (
                         await client.get(
-                            "/api/v1/feed", params=params, headers={"Authorization": f"Bearer {token}"}
+                            f"{API_PREFIX}/feed", params=params, headers={"Authorization": f"Bearer {token}"}
                         )
                     ).json()
                     cursor = body["next_cursor"]
@@ -80,7 +81,7 @@ async def measure(args: argparse.Namespace, redis_url: str | None) -> list[str]:
 
             # Warm-up: builds Redis timelines and the database's caches, as steady state would.
             for token in tokens:
-                await client.get("/api/v1/feed", headers={"Authorization": f"Bearer {token}"})
+                await client.get(f"{API_PREFIX}/feed", headers={"Authorization": f"Bearer {token}"})
             for label, pages in (("page 1", 1), ("page 50", 50)):
                 cursors = [await page_cursor(token, pages) for token in tokens]
                 timings = []
@@ -94,7 +95,7 @@ async def measure(args: argparse.Namespace, redis_url: str | None) -> list[str]:
                         params["cursor"] = cursor  # type: ignore[assignment]
                     started = time.perf_counter()
                     response = await client.get(
-                        "/api/v1/feed", params=params, headers={"Authorization": f"Bearer {token}"}
+                        f"{API_PREFIX}/feed", params=params, headers={"Authorization": f"Bearer {token}"}
                     )
                     timings.append((time.perf_counter() - started) * 1000)
                     assert response.status_code == 200, response.text

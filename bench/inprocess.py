@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from bench.prepare import mint_tokens
 from kith.core.config import Settings
+from kith.core.urls import API_PREFIX
 from kith.db.models import Post, User, Visibility
 from kith.main import create_app
 from kith.media.storage import LocalMediaStorage
@@ -105,14 +106,14 @@ async def main(args: argparse.Namespace) -> None:
 
         def request(index: int) -> tuple[str, str, dict[str, Any] | None]:
             if args.scenario == "feed_p1":
-                return "GET", "/api/v1/feed", None
+                return "GET", f"{API_PREFIX}/feed", None
             if args.scenario == "create_post":
-                return "POST", "/api/v1/posts", {"content": f"bench {index}", "visibility": "friends"}
+                return "POST", f"{API_PREFIX}/posts", {"content": f"bench {index}", "visibility": "friends"}
             if args.scenario == "comment":
-                return "POST", f"/api/v1/posts/{posts[index % len(posts)]}/comments", {"content": "nice"}
+                return "POST", f"{API_PREFIX}/posts/{posts[index % len(posts)]}/comments", {"content": "nice"}
             return (
                 ("POST" if index % 2 == 0 else "DELETE"),
-                f"/api/v1/posts/{posts[(index // 2) % len(posts)]}/like",
+                f"{API_PREFIX}/posts/{posts[(index // 2) % len(posts)]}/like",
                 None,
             )
 

@@ -26,6 +26,7 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kith.core.config import Settings
+from kith.core.urls import API_PREFIX
 from kith.main import create_app
 
 HEADERS = [
@@ -75,8 +76,8 @@ def scope_for(app: Any) -> dict[str, Any]:
         "http_version": "1.1",
         "method": "GET",
         "scheme": "http",
-        "path": "/api/v1/feed",
-        "raw_path": b"/api/v1/feed",
+        "path": f"{API_PREFIX}/feed",
+        "raw_path": f"{API_PREFIX}/feed".encode(),
         "query_string": b"limit=20",
         "root_path": "",
         "headers": HEADERS,

@@ -19,6 +19,7 @@ from sqlalchemy import or_, select
 
 from kith.auth import service as auth
 from kith.core.config import Settings
+from kith.core.urls import API_PREFIX
 from kith.db.models import FriendRequest, Friendship, User
 from kith.media.storage import LocalMediaStorage
 from kith.runtime.resources import Resources
@@ -142,7 +143,7 @@ async def read_feeds(
         async def walk(token: str) -> tuple[list[str], str | None]:
             async with semaphore:
                 headers = {"Authorization": f"Bearer {token}"}
-                response = await client.get("/api/v1/feed", params={"limit": 20}, headers=headers)
+                response = await client.get(f"{API_PREFIX}/feed", params={"limit": 20}, headers=headers)
                 response.raise_for_status()
                 body = response.json()
                 first_ids = [item["id"] for item in body["items"]]
@@ -151,7 +152,7 @@ async def read_feeds(
                     if cursor is None:
                         break
                     response = await client.get(
-                        "/api/v1/feed", params={"limit": 20, "cursor": cursor}, headers=headers
+                        f"{API_PREFIX}/feed", params={"limit": 20, "cursor": cursor}, headers=headers
                     )
                     response.raise_for_status()
                     cursor = response.json()["next_cursor"]

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kith.core.urls import API_PREFIX
+
 SCRIPT = Path(__file__).with_name("lua") / "kith.lua"
 RESULT_PREFIX = "BENCH_RESULT "
 
@@ -100,6 +102,7 @@ def start(
         "BENCH_SCENARIO": scenario,
         "BENCH_THREADS": str(threads),
         "BENCH_DELAY_MS": str(int(delay_ms)),
+        "BENCH_API": API_PREFIX,
         **({"BENCH_DATA": str(data)} if data else {}),
         **(extra_env or {}),
     }

@@ -8,12 +8,14 @@
 --   C <token index> <cursor>      a deep feed cursor of that token's user
 --   F <sender index> <receiver index> <receiver id>   two users who are not friends
 --   L <username>                  a user who can log in with the benchmark password
+-- BENCH_API is Kith's API prefix (kith.core.urls.API_PREFIX; bench/wrk.py passes it).
 -- BENCH_DELAY_MS paces each connection (wrk's delay()), for a steady background load.
 -- BENCH_PAIR_SLICE "k/n" keeps every n-th friend pair from the k-th (0-based), so the
 -- warm-up and the timed run of one data file never send the same request twice.
 -- done() prints one line "BENCH_RESULT {json}" that the runner parses.
 
 local scenario = os.getenv("BENCH_SCENARIO") or "feed_p1"
+local api = os.getenv("BENCH_API") or "/api/kith/v1"
 local data_path = os.getenv("BENCH_DATA")
 local pace = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
 local password = os.getenv("BENCH_PASSWORD") or "benchmark password"
@@ -102,53 +104,53 @@ local function random_post()
 end
 
 local function feed_first()
-  return wrk.format("GET", "/api/v1/feed?limit=20", auth_headers(random_token(), false))
+  return wrk.format("GET", api .. "/feed?limit=20", auth_headers(random_token(), false))
 end
 
 local function feed_deep()
   local entry = cursors[math.random(#cursors)]
-  return wrk.format("GET", "/api/v1/feed?limit=20&cursor=" .. entry[2], auth_headers(entry[1], false))
+  return wrk.format("GET", api .. "/feed?limit=20&cursor=" .. entry[2], auth_headers(entry[1], false))
 end
 
 local function get_post(entry)
-  return wrk.format("GET", "/api/v1/posts/" .. entry[2], auth_headers(entry[1], false))
+  return wrk.format("GET", api .. "/posts/" .. entry[2], auth_headers(entry[1], false))
 end
 
 local function get_comments(entry)
-  return wrk.format("GET", "/api/v1/posts/" .. entry[2] .. "/comments?limit=20", auth_headers(entry[1], false))
+  return wrk.format("GET", api .. "/posts/" .. entry[2] .. "/comments?limit=20", auth_headers(entry[1], false))
 end
 
 local function create_post()
   counter = counter + 1
   local body = '{"content":"Benchmark post ' .. counter .. ' from thread ' .. (thread_index or 1)
     .. '","visibility":"friends"}'
-  return wrk.format("POST", "/api/v1/posts", auth_headers(random_token(), true), body)
+  return wrk.format("POST", api .. "/posts", auth_headers(random_token(), true), body)
 end
 
 local function like(entry)
-  return wrk.format("POST", "/api/v1/posts/" .. entry[2] .. "/like", auth_headers(entry[1], false))
+  return wrk.format("POST", api .. "/posts/" .. entry[2] .. "/like", auth_headers(entry[1], false))
 end
 
 local function unlike(entry)
-  return wrk.format("DELETE", "/api/v1/posts/" .. entry[2] .. "/like", auth_headers(entry[1], false))
+  return wrk.format("DELETE", api .. "/posts/" .. entry[2] .. "/like", auth_headers(entry[1], false))
 end
 
 local function comment(entry)
   counter = counter + 1
-  return wrk.format("POST", "/api/v1/posts/" .. entry[2] .. "/comments", auth_headers(entry[1], true),
+  return wrk.format("POST", api .. "/posts/" .. entry[2] .. "/comments", auth_headers(entry[1], true),
     '{"content":"Benchmark comment ' .. counter .. '"}')
 end
 
 local function login()
   local name = logins[math.random(#logins)]
-  return wrk.format("POST", "/api/v1/auth/login", json_headers,
+  return wrk.format("POST", api .. "/auth/login", json_headers,
     '{"username":"' .. name .. '","password":"' .. password .. '"}')
 end
 
 local function friend_step()
   local accept = table.remove(pending_accepts, 1)
   if accept ~= nil then
-    return wrk.format("PATCH", "/api/v1/friend-requests/" .. accept[1], auth_headers(accept[2], true),
+    return wrk.format("PATCH", api .. "/friend-requests/" .. accept[1], auth_headers(accept[2], true),
       '{"action":"accept"}')
   end
   local pair = pairs_[next_pair]
@@ -158,7 +160,7 @@ local function friend_step()
     return feed_first()
   end
   next_pair = next_pair + step_pair
-  return wrk.format("POST", "/api/v1/friend-requests", auth_headers(pair[1], true),
+  return wrk.format("POST", api .. "/friend-requests", auth_headers(pair[1], true),
     '{"receiver_id":"' .. pair[3] .. '"}')
 end
 

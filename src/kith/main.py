@@ -25,6 +25,8 @@ from kith.http.metrics import router as metrics_router
 from kith.http.middleware import EdgeMiddleware
 from kith.http.problems import router as problems_router
 from kith.http.ratelimit import RateLimitMiddleware
+from kith.mastodon.router import router as mastodon_router
+from kith.media.router import files as media_files_router
 from kith.media.router import router as media_router
 from kith.media.storage import LocalMediaStorage
 from kith.moderation.router import router as moderation_router
@@ -134,6 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in api_routers():  # first: nearly every request is for the API
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(media_files_router)  # `/media/{key}`: outside the API, a path of its own
+    app.include_router(mastodon_router)  # Mastodon's own paths (docs/mastodon.md)
     app.include_router(health_router)
     app.include_router(problems_router)
     app.include_router(metrics_router)
@@ -143,7 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.rate_limits_enabled:
         # Inside CORS, so a browser can read a 429 and its headers.
         app.add_middleware(RateLimitMiddleware)
-    # Uploads (POST /api/v1/media) count their bytes against KITH_MEDIA_MAX_BYTES instead.
+    # Uploads (POST {API_PREFIX}/media) count their bytes against KITH_MEDIA_MAX_BYTES instead.
     app.add_middleware(
         BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, exempt=(("POST", f"{API_PREFIX}/media"),)
     )

@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 
 from kith.auth.dependencies import API_KEY_SCHEME
 from kith.core.errors import PROBLEM_CONTENT_TYPE, Problem
-from kith.core.urls import API_PREFIX
+from kith.core.urls import API_PREFIX, MEDIA_PATH
 from kith.http.ratelimit import counts_against_general_limit
 
 GENERAL_LIMIT = (
@@ -20,12 +20,16 @@ GENERAL_LIMIT = (
     "address when anonymous, by default). `Retry-After` says when to retry."
 )
 
-DESCRIPTION = """
+DESCRIPTION = f"""
 Kith is a friends-based social network API: accounts, friendships, posts, a news feed
 and live notifications.
 
-**Authentication.** Send `Authorization: Bearer <access token>` (from `POST /api/v1/auth/login`,
-or the *Authorize* button, which uses `POST /api/v1/auth/token`) or `X-API-Key: <key>`.
+**Paths.** Kith's own API is under `{API_PREFIX}`; media files are served at
+`{MEDIA_PATH}{{key}}`, and health, readiness and these docs at the root. `/api/v1` and `/api/v2`
+are kept for the Mastodon-compatible API.
+
+**Authentication.** Send `Authorization: Bearer <access token>` (from `POST {API_PREFIX}/auth/login`,
+or the *Authorize* button, which uses `POST {API_PREFIX}/auth/token`) or `X-API-Key: <key>`.
 
 **Errors** are RFC 9457 problem details (`application/problem+json`) with a stable `code`;
 validation errors (422) list each field in `errors`. Every response carries `X-Request-ID`.
@@ -249,7 +253,7 @@ def install_openapi(app: FastAPI, *, rate_limited: bool = True) -> None:
                 {"name": "moderation", "description": "Reports; moderators and admins resolve them."},
                 {
                     "name": "notifications",
-                    "description": "Notifications; live ones arrive on `WebSocket /api/v1/stream`.",
+                    "description": f"Notifications; live ones arrive on `WebSocket {API_PREFIX}/stream`.",
                 },
                 {"name": "admin", "description": "Admin only: user directory, roles, suspension, audit log."},
                 {"name": "operations", "description": "Health and readiness probes."},

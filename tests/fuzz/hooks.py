@@ -49,12 +49,13 @@ from schemathesis.python import asgi
 from kith.auth.password_policy import refused_whoever_chooses_it
 from kith.core.pagination import encode_cursor, encode_timed_position
 from kith.http.idempotency import MAX_KEY_LENGTH
+from tests.helpers import API
 
 KithCase = schemathesis.Case[Any]
 USER_ENV = "KITH_FUZZ_USER"
 ADMIN_ENV = "KITH_FUZZ_ADMIN"
-ADMIN_PREFIXES = ("/api/v1/admin/", "/api/v1/moderation/")
-LOGIN_PATH = "/api/v1/auth/login"
+ADMIN_PREFIXES = (f"{API}/admin/", f"{API}/moderation/")
+LOGIN_PATH = f"{API}/auth/login"
 
 
 # --- formats --------------------------------------------------------------------------------
@@ -162,8 +163,8 @@ class KithLogin:
 # --- keeping the run alive ------------------------------------------------------------------
 
 
-POLICY_FIELDS = {"/api/v1/auth/register": "password", "/api/v1/users/me/password": "new_password"}
-POLICY_FIELDS["/api/v1/auth/password-reset/confirm"] = "new_password"
+POLICY_FIELDS = {f"{API}/auth/register": "password", f"{API}/users/me/password": "new_password"}
+POLICY_FIELDS[f"{API}/auth/password-reset/confirm"] = "new_password"
 
 
 def _keep_to_the_password_policy(case: KithCase) -> None:
@@ -192,7 +193,7 @@ FRAMING_HEADERS = frozenset(
 def before_call(context: schemathesis.HookContext, case: KithCase, kwargs: dict[str, Any]) -> None:
     """A fresh `Idempotency-Key` for each request; the run's own accounts stay out of admin hands."""
     operation = context.operation
-    targets_admin_user = operation is not None and operation.path == "/api/v1/admin/users/{user_id}"
+    targets_admin_user = operation is not None and operation.path == f"{API}/admin/users/{{user_id}}"
     if targets_admin_user and case.path_parameters.get("user_id") in protected_ids():
         # Suspending or deleting an account the run logs in with would end the run.
         case.path_parameters["user_id"] = str(uuid.uuid4())

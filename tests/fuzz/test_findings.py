@@ -318,7 +318,7 @@ async def test_the_upload_form_refuses_other_parts_in_the_schema_too(
 ) -> None:
     """The multipart schema of `POST /media` allowed parts besides `file`, which the server
     refuses with 422 (no mass assignment, as for JSON bodies)."""
-    body = _served_document()["paths"]["/api/v1/media"]["post"]["requestBody"]["content"][
+    body = _served_document()["paths"][f"{API}/media"]["post"]["requestBody"]["content"][
         "multipart/form-data"
     ]
     assert body["schema"]["additionalProperties"] is False
@@ -375,10 +375,10 @@ def test_bodies_take_the_json_types_the_schema_names(model: type[BaseModel], bod
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("post", "/api/v1/posts"),
-        ("patch", "/api/v1/posts/{post_id}"),
-        ("patch", "/api/v1/users/me"),
-        ("post", "/api/v1/users/me/api-keys"),
+        ("post", f"{API}/posts"),
+        ("patch", f"{API}/posts/{{post_id}}"),
+        ("patch", f"{API}/users/me"),
+        ("post", f"{API}/users/me/api-keys"),
     ],
 )
 def test_operations_document_their_400(method: str, path: str) -> None:
@@ -392,7 +392,7 @@ def test_the_upload_form_names_the_image_types_it_takes() -> None:
     """The `file` part was any binary string, so a schema-valid empty file drew a 415
     (ST202). The description now declares the part's content types, the four the server
     decodes (it still judges the bytes, not the declared type)."""
-    body = _served_document()["paths"]["/api/v1/media"]["post"]["requestBody"]["content"][
+    body = _served_document()["paths"][f"{API}/media"]["post"]["requestBody"]["content"][
         "multipart/form-data"
     ]
     declared = {part.strip() for part in body["encoding"]["file"]["contentType"].split(",")}

@@ -6,6 +6,7 @@ See docs/api.md#accounts-and-authentication.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 
@@ -31,7 +32,7 @@ async def test_register_returns_private_view_and_location(client: httpx.AsyncCli
     assert body["role"] == "user"
     assert body["created_at"].endswith("Z")
     assert "password" not in response.text and "hash" not in response.text
-    assert response.headers["location"] == f"https://kith.example/api/v1/users/{body['id']}"
+    assert response.headers["location"] == f"https://kith.example{API}/users/{body['id']}"
     assert response.headers["cache-control"] == "no-store"
 
 
@@ -46,6 +47,27 @@ async def test_register_sends_verification_and_welcome_mail(
     body = Mailbox.text_of(verification)
     # Links come from the configured public URL, never from the request's Host.
     assert "https://kith.example/" in body and "testserver" not in body
+
+
+async def test_the_api_call_each_email_names_takes_its_token(
+    client: httpx.AsyncClient, resources: Resources, mailbox: Mailbox
+) -> None:
+    """Besides the link, each e-mail names the API call that takes its token: that call works."""
+    account = await signup(client, "ivy")
+    await client.post(f"{API}/auth/password-reset", json={"email": account.email})
+    await resources.jobs.wait_idle()
+    bodies: dict[str, dict[str, str]] = {
+        "verify": {},
+        "reset": {"new_password": "another long passphrase"},
+    }
+    for subject, kind in (("Confirm your e-mail address", "verify"), ("Reset your Kith password", "reset")):
+        message = next(m for m in mailbox.to(account.email) if m["Subject"] == subject)
+        named = re.search(r"send this token to POST (\S+): (\S+)", Mailbox.text_of(message))
+        assert named, Mailbox.text_of(message)
+        path, token = named.groups()
+        assert path.startswith(f"{API}/auth/")
+        response = await client.post(path, json={"token": token, **bodies[kind]})
+        assert response.status_code == 204, response.text
 
 
 async def test_register_links_ignore_hostile_host_header(

@@ -19,10 +19,9 @@ import httpx
 from fastapi import FastAPI
 
 from kith.core.ids import new_id
-from kith.core.urls import API_PREFIX
 from kith.runtime.resources import Resources
 from tests import posting
-from tests.helpers import API, Account
+from tests.helpers import API, MEDIA, Account
 
 # Headers that differ between any two requests, whatever they ask.
 VOLATILE_HEADERS = {"x-request-id", "date", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"}
@@ -132,7 +131,7 @@ NOT_ABOUT_ANYONE = {
 }
 # docs/api.md#posts-media-likes-comments: a media file is served to anyone holding its URL,
 # signed in or not, so who asks cannot matter (the blocked user keeps a URL they already had).
-BY_URL_FOR_ANYONE = {("GET", "/media/{key}")}
+BY_URL_FOR_ANYONE = {("GET", f"{MEDIA}/{{key}}")}
 
 
 def fill(value: Any, things: Mapping[str, str]) -> Any:
@@ -240,9 +239,9 @@ async def test_a_blocked_user_learns_nothing_of_the_blocker_from_any_endpoint_or
 ) -> None:
     # Every route the application serves is asked about the blocker, or names nobody.
     routes = {
-        (method.upper(), path.removeprefix(API_PREFIX))
+        (method.upper(), path.removeprefix(API))
         for path, operations in app.openapi()["paths"].items()
-        if path.startswith(API_PREFIX)
+        if path.startswith((API, MEDIA))
         for method in operations
     }
     asked = {(request.method, request.route) for request in ASKS}

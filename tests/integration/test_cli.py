@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers import API
+
 KITH = str(Path(sys.executable).parent / "kith")
 
 
@@ -106,11 +108,11 @@ def served(kith_env: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
 def test_serve_runs_the_api_and_the_admin_can_log_in(served: tuple[str, dict[str, str]]) -> None:
     base, _ = served
     response = httpx.post(
-        f"{base}/api/v1/auth/login", json={"username": "boss", "password": "a strong admin password"}
+        f"{base}{API}/auth/login", json={"username": "boss", "password": "a strong admin password"}
     )
     assert response.status_code == 200
     token = response.json()["access_token"]
-    me = httpx.get(f"{base}/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    me = httpx.get(f"{base}{API}/users/me", headers={"Authorization": f"Bearer {token}"})
     assert me.json()["role"] == "admin"
     assert me.json()["email_verified"] is True
     assert httpx.get(f"{base}/docs").status_code == 200

@@ -32,6 +32,7 @@ from typer.main import get_command
 
 from kith.cli import app as cli_app
 from kith.core.config import Settings
+from tests.helpers import API
 from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -526,7 +527,7 @@ def test_the_image_commands_migrate_serve_and_pass_the_health_check(
     assert ready.status_code == 200
     assert ready.json()["checks"]["database"] == "ok"  # `kith migrate` made the database
     registered = httpx.post(
-        f"{served_image}/api/v1/auth/register",
+        f"{served_image}{API}/auth/register",
         json={"username": "imaged", "email": "imaged@example.com", "password": "image test pw"},
     )
     assert registered.status_code == 201

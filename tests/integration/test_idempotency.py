@@ -320,7 +320,7 @@ async def test_the_mark_commits_with_the_write(client: httpx.AsyncClient, resour
 
 async def test_openapi_documents_the_header(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/openapi.json")).json()
-    for path in ("/api/v1/posts", "/api/v1/auth/register", "/api/v1/friend-requests", "/api/v1/media"):
+    for path in (f"{API}/posts", f"{API}/auth/register", f"{API}/friend-requests", f"{API}/media"):
         operation = schema["paths"][path]["post"]
         assert "Idempotency-Key" in [param["name"] for param in operation["parameters"]]
         assert "409" in operation["responses"]

@@ -29,11 +29,20 @@ from kith.media import service as media_service
 from kith.media.storage import new_key
 from kith.runtime.resources import Resources
 from kith.runtime.transaction import unit_of_work
-from tests.helpers import API, PASSWORD, Account, assert_problem, field_errors, record_pixel_decoding, signup
+from tests.helpers import (
+    API,
+    MEDIA,
+    PASSWORD,
+    Account,
+    assert_problem,
+    field_errors,
+    record_pixel_decoding,
+    signup,
+)
 
 # Small, so the cap tests stay fast; the default (10 MiB) is checked in the unit tests.
 MAX_BYTES = 64 * 1024
-PUBLIC_MEDIA = "https://kith.example/api/v1/media/"
+PUBLIC_MEDIA = f"https://kith.example{MEDIA}/"
 GPS_PLACE = "Alexanderplatz"
 UNKNOWN_KEY = "286ca620720c62a3c2db721ace02a9cc"
 
@@ -566,7 +575,7 @@ async def test_path_tricks_and_unknown_keys_are_404(
     assert (settings.var_dir / "secret_key").exists()
     key = body["url"].rsplit("/", 1)[1]
     assert len(UNKNOWN_KEY) == len(key.split(".")[0])  # the unknown keys look like real ones
-    for prefix in (f"{API}/media/", f"{API}/media/{key[:2]}/"):
+    for prefix in (f"{MEDIA}/", f"{MEDIA}/{key[:2]}/"):
         response = await client.get(prefix + tail)
         assert_problem(response, 404)
         assert response.headers["content-type"] == "application/problem+json"

@@ -14,13 +14,27 @@ from fastapi import FastAPI
 from kith.core.config import Settings
 from kith.db.engine import create_engine
 from kith.main import create_app
-from tests.helpers import API, assert_problem, signup
+from tests.helpers import API, MEDIA, assert_problem, signup
 from tests.live import serve
 
 
 async def test_unknown_route_is_a_problem(client: httpx.AsyncClient) -> None:
-    body = assert_problem(await client.get("/api/v1/nowhere"), 404, "not_found")
+    body = assert_problem(await client.get(f"{API}/nowhere"), 404, "not_found")
     assert body["title"] == "Not Found"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/api/v1/feed"), ("POST", "/api/v1/auth/login"), ("GET", "/api/v1/media/" + "0" * 32 + ".png")],
+)
+async def test_the_paths_before_the_move_are_unknown_not_redirected(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    """Kith's API moved from `/api/v1` (docs/api.md#conventions): the old paths are 404 like any
+    unknown path, with no redirect, since `/api/v1` is the Mastodon-compatible API's."""
+    response = await client.request(method, path, json={"username": "ada", "password": "x" * 12})
+    assert_problem(response, 404, "not_found")
+    assert "location" not in response.headers
 
 
 async def test_wrong_method_is_a_problem(client: httpx.AsyncClient) -> None:
@@ -92,7 +106,7 @@ async def test_one_json_log_line_per_request(settings: Settings, capsys: pytest.
     entry = requests[0]
     assert entry["request_id"] == "req-42"
     assert entry["method"] == "GET"
-    assert entry["route"] == "/api/v1/users/{user_id}"
+    assert entry["route"] == f"{API}/users/{{user_id}}"
     assert entry["status"] == 200
     assert entry["user_id"] == account.id
     assert isinstance(entry["duration_ms"], float)
@@ -137,7 +151,7 @@ async def test_openapi_documents_every_route_with_problems(client: httpx.AsyncCl
     schema = (await client.get("/openapi.json")).json()
     assert "Problem" in schema["components"]["schemas"]
     schemes = schema["components"]["securitySchemes"]
-    assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == "/api/v1/auth/token"
+    assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == f"{API}/auth/token"
     assert schemes["APIKeyHeader"]["name"] == "X-API-Key"
     for path, item in schema["paths"].items():
         for method, operation in item.items():
@@ -145,9 +159,9 @@ async def test_openapi_documents_every_route_with_problems(client: httpx.AsyncCl
             responses = operation["responses"]
             assert "500" in responses
             for code, response in responses.items():
-                if code.startswith(("4", "5")) and path.startswith("/api"):
+                if code.startswith(("4", "5")) and path.startswith(("/api", MEDIA)):
                     assert "application/problem+json" in response["content"], (method, path, code)
-            if path.startswith("/api/v1") and method != "get" and "requestBody" in operation:
+            if path.startswith(API) and method != "get" and "requestBody" in operation:
                 assert "422" in responses, (method, path)
 
 
@@ -159,7 +173,7 @@ async def test_docs_pages_are_served(client: httpx.AsyncClient, path: str) -> No
 
 
 async def test_problem_type_pages_exist(client: httpx.AsyncClient) -> None:
-    body = assert_problem(await client.get("/api/v1/nowhere"), 404)
+    body = assert_problem(await client.get(f"{API}/nowhere"), 404)
     page = await client.get(body["type"].replace("https://kith.example", ""))
     assert page.status_code == 200
     assert "not_found" in page.text
@@ -168,10 +182,10 @@ async def test_problem_type_pages_exist(client: httpx.AsyncClient) -> None:
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/api/v1/users/me"),
-        ("GET", "/api/v1/admin/users"),
-        ("POST", "/api/v1/auth/refresh"),
-        ("POST", "/api/v1/auth/login"),
+        ("GET", f"{API}/users/me"),
+        ("GET", f"{API}/admin/users"),
+        ("POST", f"{API}/auth/refresh"),
+        ("POST", f"{API}/auth/login"),
     ],
 )
 async def test_private_paths_are_no_store_even_on_errors(

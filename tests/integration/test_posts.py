@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from kith.db.models import Comment, Like, Media, Post, Role
 from kith.runtime.resources import Resources
 from kith.runtime.transaction import unit_of_work
-from tests.helpers import API, assert_problem, field_errors
+from tests.helpers import API, MEDIA, assert_problem, field_errors
 from tests.posting import (
     audit_entries,
     befriend,
@@ -61,7 +61,7 @@ async def test_create_post_returns_the_post_and_its_location(
     assert (post["like_count"], post["comment_count"], post["liked_by_me"]) == (0, 0, False)
     assert post["created_at"].endswith("Z")
     assert post["edited_at"] is None
-    assert response.headers["location"] == f"https://kith.example/api/v1/posts/{post['id']}"
+    assert response.headers["location"] == f"https://kith.example{API}/posts/{post['id']}"
     assert await get_post(client, ada, post["id"]) == post
 
 
@@ -74,7 +74,7 @@ async def test_create_post_with_media_keeps_their_order(
     assert [media["id"] for media in post["media"]] == [second, first]
     image = post["media"][0]
     assert set(image) == {"id", "url", "content_type", "width", "height", "size"}
-    assert image["url"].startswith("https://kith.example/api/v1/media/")
+    assert image["url"].startswith(f"https://kith.example{MEDIA}/")
     assert (await get_post(client, ada, post["id"]))["media"] == post["media"]
 
 

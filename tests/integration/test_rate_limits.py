@@ -30,7 +30,7 @@ from kith.db.models import Role
 from kith.main import create_app
 from kith.runtime.resources import Resources
 from tests.conftest import REDIS_URL, redis_available
-from tests.helpers import API, PASSWORD, Account, assert_problem
+from tests.helpers import API, MEDIA, PASSWORD, Account, assert_problem
 from tests.posting import member
 
 PROXY = "127.0.0.1"  # httpx's ASGI transport connects from here
@@ -292,9 +292,22 @@ async def test_health_docs_and_media_files_are_not_counted(
     async with limited_app(settings, monkeypatch, rate_limit_general="2/minute") as (client, _resources):
         for _ in range(5):
             assert (await client.get("/healthz")).status_code == 200
-            assert (await client.get(f"{API}/media/{'a' * 32}.png")).status_code == 404
+            assert (await client.get(f"{MEDIA}/{'a' * 32}.png")).status_code == 404
             assert (await client.options(f"{API}/posts")).status_code != 429
         assert (await client.get(f"{API}/users/me")).headers["ratelimit-remaining"] == "1"
+
+
+async def test_the_mastodon_compatible_api_shares_the_general_limit(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with limited_app(settings, monkeypatch, rate_limit_general="3/minute") as (client, _resources):
+        assert (await client.get("/api/v1/instance")).headers["ratelimit-remaining"] == "2"
+        assert (await client.get("/api/v2/instance")).headers["ratelimit-remaining"] == "1"
+        assert (await client.get(f"{API}/users/me")).headers["ratelimit-remaining"] == "0"
+        assert_limited(await client.get("/api/v1/instance"), 3)
+        # NodeInfo, like the health checks, is not part of an API: crawlers are not counted.
+        assert (await client.get("/.well-known/nodeinfo")).status_code == 200
+        assert (await client.get("/nodeinfo/2.1")).status_code == 200
 
 
 async def test_switched_off_nothing_is_limited_or_announced(

@@ -84,7 +84,7 @@ async def test_two_workers_on_sqlite_share_the_load(tmp_path: Path) -> None:
             # either worker, counts the requests both of them served.
             reads_sent = sum(50 - (10 if i == 0 else 0) for i in range(rounds)) + 1
             scrape = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
-            assert requests_counted(scrape.text, "/api/v1/users/me") == reads_sent
+            assert requests_counted(scrape.text, f"{API}/users/me") == reads_sent
 
 
 async def test_two_workers_with_postgres_and_redis_deliver_live_events_to_every_worker(
@@ -192,8 +192,8 @@ async def test_sigterm_cuts_a_stalled_request_after_the_shutdown_timeout(tmp_pat
         # A request whose body never arrives in full: only the timeout ends it.
         _, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(
-            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"username"'
+            f"POST {API}/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode()
+            + b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"username"'
         )
         await writer.drain()
         await asyncio.sleep(0.3)

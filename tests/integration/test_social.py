@@ -135,7 +135,7 @@ async def test_send_request(client: httpx.AsyncClient) -> None:
     assert body["receiver"] == summary(bob)
     assert body["status"] == "pending"
     assert body["created_at"].endswith("Z")
-    assert response.headers["location"] == f"https://kith.example/api/v1/friend-requests/{body['id']}"
+    assert response.headers["location"] == f"https://kith.example{API}/friend-requests/{body['id']}"
     # Both ends can read it at its Location; nobody else can.
     for account in (ada, bob):
         fetched = await client.get(f"{API}/friend-requests/{body['id']}", headers=account.headers)

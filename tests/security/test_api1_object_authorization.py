@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from kith.db.models import Role
 from kith.runtime.resources import Resources
 from kith.web.router import PAGE_PATHS
-from tests.helpers import API, Account, assert_problem
+from tests.helpers import API, MEDIA, Account, assert_problem
 from tests.posting import befriend, block, comment, create_post, member, set_suspended, upload
 from tests.security.inventory import served_routes
 
@@ -52,7 +52,7 @@ COVERED: dict[tuple[str, str], str] = {
     ("PATCH", f"{API}/moderation/reports/{{report_id}}"): "test_reports_and_accounts_are_for_staff",
     ("PATCH", f"{API}/admin/users/{{user_id}}"): "test_reports_and_accounts_are_for_staff",
     ("DELETE", f"{API}/admin/users/{{user_id}}"): "test_reports_and_accounts_are_for_staff",
-    ("GET", f"{API}/media/{{key}}"): "test_uploads_of_others",
+    ("GET", f"{MEDIA}/{{key}}"): "test_uploads_of_others",
     # Objects named in a body.
     ("POST", f"{API}/friend-requests"): "test_objects_named_in_bodies",
     ("POST", f"{API}/blocks"): "test_objects_named_in_bodies",
@@ -354,5 +354,5 @@ async def test_uploads_of_others(client: httpx.AsyncClient, resources: Resources
     assert (await client.get(f"{API}/users/me", headers=other.headers)).json()["avatar_url"] is None
     assert (await client.get(f"{API}/users/{other.id}/posts", headers=other.headers)).json()["items"] == []
     # Files are served by an unguessable key (128 random bits), never by the upload's id.
-    await _refused(await client.get(f"{API}/media/{theirs}"), 404, "media_not_found")
-    await _refused(await client.get(f"{API}/media/{theirs}.jpg"), 404, "media_not_found")
+    await _refused(await client.get(f"{MEDIA}/{theirs}"), 404, "media_not_found")
+    await _refused(await client.get(f"{MEDIA}/{theirs}.jpg"), 404, "media_not_found")

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from kith.db.models import Role
 from kith.runtime.resources import Resources
 from kith.web.router import PAGE_PATHS
-from tests.helpers import API, assert_problem
+from tests.helpers import API, MEDIA, assert_problem
 from tests.posting import member
 from tests.security.inventory import required_access, served_routes
 
@@ -56,7 +56,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", f"{API}/auth/verify-email"): PUBLIC,
     ("POST", f"{API}/auth/password-reset"): PUBLIC,
     ("POST", f"{API}/auth/password-reset/confirm"): PUBLIC,
-    ("GET", f"{API}/media/{{key}}"): PUBLIC,
+    ("GET", f"{MEDIA}/{{key}}"): PUBLIC,
     ("POST", f"{API}/auth/logout"): SESSION,
     ("POST", f"{API}/auth/logout-all"): SESSION,
     ("POST", f"{API}/auth/verify-email/resend"): USER,
@@ -106,6 +106,35 @@ ACCESS: dict[tuple[str, str], str] = {
     ("DELETE", f"{API}/admin/users/{{user_id}}"): ADMIN,
     ("GET", f"{API}/admin/audit-log"): ADMIN,
     ("WS", f"{API}/stream"): STREAM,
+    # The Mastodon-compatible API (docs/mastodon.md): what an app reads before signing in...
+    **{
+        ("GET", path): PUBLIC
+        for path in (
+            "/.well-known/nodeinfo",
+            "/nodeinfo/2.0",
+            "/nodeinfo/2.1",
+            "/api/v1/instance",
+            "/api/v2/instance",
+            "/api/v1/instance/rules",
+            "/api/v1/custom_emojis",
+            "/api/v1/trends",
+            "/api/v1/trends/tags",
+            "/api/v1/trends/statuses",
+            "/api/v1/trends/links",
+        )
+    },
+    # ...and what it reads for the signed-in user.
+    **{
+        ("GET", path): USER
+        for path in (
+            "/api/v1/announcements",
+            "/api/v1/filters",
+            "/api/v2/filters",
+            "/api/v1/lists",
+            "/api/v1/markers",
+            "/api/v1/preferences",
+        )
+    },
 }
 # What the dependencies of a route show for each declared level.
 ENFORCED = {PUBLIC: "none", METRICS: "none", STREAM: "none", USER: "user", SESSION: "session"}

@@ -1,8 +1,10 @@
 """OWASP API9:2023 Improper Inventory Management.
 
 The inventory is the OpenAPI description, and it is complete: every route the app
-serves is in it except a short, explained list, and everything in it is served. One
-version of the API exists, under `/api/v1`; nothing answers elsewhere. `/metrics`, the
+serves is in it except a short, explained list and the Mastodon-compatible API
+(docs/mastodon.md), and everything in it is served. One version of Kith's API exists, under
+`/api/kith/v1` (media files at `/media/{key}`); nothing answers elsewhere, the paths of the
+API before it moved (`/api/v1/...`) included. `/metrics`, the
 one operational route with internals, is closed unless a token is configured, and then
 open only to that token.
 """
@@ -18,7 +20,7 @@ from kith.core.config import Settings
 from kith.main import create_app
 from kith.runtime.resources import Resources
 from kith.web.router import CLIENT, PAGE_PATHS
-from tests.helpers import API, assert_problem
+from tests.helpers import API, MEDIA, assert_problem
 from tests.posting import member
 from tests.security.inventory import served_routes
 
@@ -33,23 +35,29 @@ NOT_IN_OPENAPI = {
     ("WS", f"{API}/stream"): "OpenAPI 3.1 cannot describe WebSockets; documented in the API guide",
     ("GET", "/assets/{version}/{name}"): "the web client's scripts, styles and icon (docs/web-client.md)",
 }
+# The Mastodon-compatible API and NodeInfo keep Mastodon's paths and shapes, described by
+# Mastodon's documentation and docs/mastodon.md; a client generated from Kith's OpenAPI
+# document must not see them.
+MASTODON_PATHS = ("/api/v1/", "/api/v2/", "/.well-known/", "/nodeinfo/")
 # The web client's addresses: each answers its one HTML page (docs/web-client.md).
 NOT_IN_OPENAPI |= {("GET", path): "the web client's page" for path in PAGE_PATHS}
 
 
 def test_every_served_route_is_in_the_openapi_description_and_back(app: FastAPI) -> None:
     served = {(route.method, route.path) for route in served_routes(app)}
+    mastodon = {(method, path) for method, path in served if path.startswith(MASTODON_PATHS)}
+    assert mastodon, "the Mastodon-compatible routes are served"
     described = {(method.upper(), path) for path, item in app.openapi()["paths"].items() for method in item}
-    assert served - set(NOT_IN_OPENAPI) == described
+    assert served - set(NOT_IN_OPENAPI) - mastodon == described
     assert set(NOT_IN_OPENAPI) <= served
 
 
 def test_one_api_version_under_one_prefix(app: FastAPI) -> None:
     document = app.openapi()
     assert document["info"]["version"] == __version__
-    operational = {"/healthz", "/readyz"}
+    outside = {"/healthz", "/readyz", f"{MEDIA}/{{key}}"}
     for path in document["paths"]:
-        assert path.startswith(f"{API}/") or path in operational, path
+        assert path.startswith(f"{API}/") or path in outside, path
 
 
 async def test_nothing_answers_outside_the_inventory(client: httpx.AsyncClient, resources: Resources) -> None:
@@ -57,7 +65,13 @@ async def test_nothing_answers_outside_the_inventory(client: httpx.AsyncClient, 
     for path in (
         "/api/v2/users/me",
         "/api/users/me",
-        "/api/v1/users/me/",
+        "/api/v1/users/me",
+        "/api/v1/feed",
+        "/api/v1/media/" + "0" * 32 + ".png",
+        f"{API}/users/me/",
+        f"{API}/media/" + "0" * 32 + ".png",
+        "/api/kith/v2/users/me",
+        "/api/kith/users/me",
         "/v1/users/me",
         "/admin/users",
         "/wp-admin",

@@ -11,7 +11,7 @@ import pytest
 from bench import ceiling, profiling, report, wrk
 from bench.prepare import LoadData
 from bench.run import BY_KEY, CONFIGS, PROFILES, ROUND_TRIP_CEILINGS
-from tests.helpers import signup
+from tests.helpers import API, signup
 
 SAMPLE = (
     "Running 3s test @ http://127.0.0.1:18601\n"
@@ -25,7 +25,7 @@ SAMPLE = (
 async def test_ceiling_answers_twenty_posts() -> None:
     transport = httpx.ASGITransport(app=ceiling.create_app())
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-        response = await client.get("/api/v1/feed")
+        response = await client.get(f"{API}/feed")
     assert response.status_code == 200
     body = response.json()
     assert len(body["items"]) == 20
@@ -75,13 +75,13 @@ async def test_round_trip_ceiling_runs_kiths_feed_statements(
     reader = await signup(client, "user1")
     friend = await signup(client, "user2")
     request = await client.post(
-        "/api/v1/friend-requests", json={"receiver_id": friend.id}, headers=reader.headers
+        f"{API}/friend-requests", json={"receiver_id": friend.id}, headers=reader.headers
     )
     await client.patch(
-        f"/api/v1/friend-requests/{request.json()['id']}", json={"action": "accept"}, headers=friend.headers
+        f"{API}/friend-requests/{request.json()['id']}", json={"action": "accept"}, headers=friend.headers
     )
-    post = await client.post("/api/v1/posts", json={"content": "from a friend"}, headers=friend.headers)
-    await client.post(f"/api/v1/posts/{post.json()['id']}/like", headers=reader.headers)
+    post = await client.post(f"{API}/posts", json={"content": "from a friend"}, headers=friend.headers)
+    await client.post(f"{API}/posts/{post.json()['id']}/like", headers=reader.headers)
 
     statements = await ceiling.kith_statements(database_url, "user1")
     connection = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
@@ -102,7 +102,7 @@ async def test_round_trip_ceiling_runs_kiths_feed_statements(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as bench:
-            response = await bench.get("/api/v1/feed")
+            response = await bench.get(f"{API}/feed")
     assert response.status_code == 200
     assert len(response.json()["items"]) == 20
 

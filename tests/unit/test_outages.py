@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from kith.core.breaker import Breaker
 from kith.core.outages import is_dependency_outage
 from kith.http.middleware import EdgeMiddleware
+from tests.helpers import API
 
 SQL = "INSERT INTO posts (id, body) VALUES ($1, $2)"
 
@@ -85,7 +86,7 @@ def _failing_app(error: BaseException) -> EdgeMiddleware:
 async def _get(app: EdgeMiddleware) -> httpx.Response:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        return await client.get("/api/v1/users/me")
+        return await client.get(f"{API}/users/me")
 
 
 async def test_an_outage_is_answered_503_with_retry_after() -> None:

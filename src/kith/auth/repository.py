@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, delete, inspect, or_, select, update
+from sqlalchemy import String, bindparam, delete, distinct, func, inspect, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import instance_state
 
@@ -245,3 +245,15 @@ async def revoke_api_keys(session: AsyncSession, user_id: str) -> None:
 
 async def touch_api_key(session: AsyncSession, key_id: str, now: datetime) -> None:
     await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+
+
+async def count_users_active_since(session: AsyncSession, since: datetime) -> int:
+    """Users, suspended ones left out, who logged in or refreshed a session at `since` or
+    later: each of those issued a refresh token."""
+    statement = (
+        select(func.count(distinct(AuthSession.user_id)))
+        .join(RefreshToken, RefreshToken.session_id == AuthSession.id)
+        .join(User, User.id == AuthSession.user_id)
+        .where(RefreshToken.created_at >= since, User.suspended.is_(False))
+    )
+    return (await session.execute(statement)).scalar_one()

@@ -262,8 +262,8 @@ async def web_login(
 
     The same check, limits and answers as `/auth/login`, but the body holds only the access
     token; the refresh token is set as the `kith_refresh` cookie (`HttpOnly`,
-    `SameSite=Strict`, `Secure` over HTTPS, `Path=/api/v1/auth/web`), which no script can
-    read. Only a request from this server's own pages is accepted (403 `cross_site_request`
+    `SameSite=Strict`, `Secure` over HTTPS, its `Path` this route's own), which no script
+    can read. Only a request from this server's own pages is accepted (403 `cross_site_request`
     when `Origin` is another site's or missing).
     """
     user = await service.authenticate(session, passwords, data.identifier, data.password, throttle)

@@ -411,3 +411,8 @@ class PasswordRejected(Unprocessable):
     def __init__(self, message: str, *, field: str) -> None:
         super().__init__("The request is not valid.")
         self.errors = [{"field": field, "message": message, "type": "value_error"}]
+
+
+async def active_user_count(session: AsyncSession, *, since: datetime) -> int:
+    """How many users logged in or kept a session going (a refresh) since `since`."""
+    return await repository.count_users_active_since(session, since)

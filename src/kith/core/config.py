@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     secret_key: SecretStr | None = None
     public_url: str = "http://127.0.0.1:8000"
+    # How the server presents itself to Mastodon apps and NodeInfo crawlers (docs/mastodon.md).
+    instance_title: str = Field(default="Kith", min_length=1, max_length=100)
+    instance_description: str = Field(default="", max_length=1000)
+    contact_email: str = Field(default="", max_length=254)
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1

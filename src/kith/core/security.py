@@ -43,9 +43,13 @@ def usable_cpus() -> int:
 
 
 def _lower_thread_priority() -> None:
-    # On Linux the nice value belongs to each thread; elsewhere this is a no-op.
+    # On Linux the nice value belongs to each thread; elsewhere this is a no-op. Relative to
+    # the thread's own (inherited from the process): a server started with `nice` keeps its
+    # loop ahead of its hashes, where a fixed value could raise their priority above it.
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+        thread = threading.get_native_id()
+        niceness = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, niceness + HASHING_NICENESS))
 
 
 class PasswordHasher:

@@ -11,9 +11,13 @@ from urllib.parse import urlsplit
 
 public_base_url: ContextVar[str] = ContextVar("public_base_url", default="")
 
-# Every path of Kith's own API starts here; nothing else spells it out.
-API_PREFIX = "/api/v1"
-MEDIA_PATH = f"{API_PREFIX}/media/"
+# Every path of Kith's own API starts here; nothing else spells it out. `/api/v1` and
+# `/api/v2` are left to the Mastodon-compatible API, where Mastodon clients look for it.
+API_PREFIX = "/api/kith/v1"
+# Where Mastodon apps call the Mastodon-compatible API (docs/mastodon.md).
+MASTODON_API_PREFIXES = ("/api/v1/", "/api/v2/")
+# Media files are served outside the API, at a plain public path: `MEDIA_PATH + key`.
+MEDIA_PATH = "/media/"
 
 
 def origin_of(url: str) -> str:

@@ -1,7 +1,7 @@
 """Conditional GETs: an `ETag` on every JSON resource and list, and 304 on `If-None-Match`.
 
 The edge (`kith.http.middleware`) serves every route: it holds a successful JSON answer to
-a GET under `/api/v1` (one body, no copy), tags it with a hash of its body, and answers 304
+a GET under the API prefix (one body, no copy), tags it with a hash of its body, and answers 304
 without a body when the client already holds that version. The tag is strong (equal
 bodies give equal tags), so a changed resource always gets a new tag. Media files are
 served with their own tag and are passed through untouched, as is every non-200 or

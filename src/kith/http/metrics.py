@@ -1,6 +1,6 @@
 """Request metrics and `GET /metrics`.
 
-Requests are labelled by route template (`/api/v1/users/{user_id}`), never by raw path,
+Requests are labelled by route template (`<API prefix>/users/{user_id}`), never by raw path,
 so a scan of random URLs cannot blow up the series count. What is counted is defined in
 `kith.core.metrics`.
 """
@@ -55,7 +55,7 @@ def refresh_gauges(resources: Resources) -> None:
 
 
 def route_template(scope: Scope) -> str:
-    """The matched route's path template (`/api/v1/users/{user_id}`), never the raw path.
+    """The matched route's path template (`<API prefix>/users/{user_id}`), never the raw path.
 
     FastAPI keeps included routers unflattened: the full template of the matched route
     lives in its effective route context; plain Starlette routes carry it themselves.

@@ -7,7 +7,7 @@ What it does, in the order a request meets it:
 - refuses a request for a host this server does not serve (400 or 421), and a URL with
   NUL in it (404 or 422);
 - on the way out, adds the security headers, `X-Request-ID` and the cache policy to every
-  response, errors included; tags a JSON answer to a GET under `/api/v1` with an `ETag`
+  response, errors included; tags a JSON answer to a GET under the API prefix with an `ETag`
   (304 when the client holds it); gzips a large answer when the client accepts it;
 - answers an exception that escaped everything with a 500 problem document (503 with
   `Retry-After` when a dependency is down) that names nothing internal;

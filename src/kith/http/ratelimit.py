@@ -1,8 +1,10 @@
 """Rate limits (docs/api.md#conventions), on the `limits` library, attached declaratively.
 
-- The general limit (`KITH_RATE_LIMIT_GENERAL`) counts every request under `/api/v1`
-  per user, or per IP when anonymous. `RateLimitMiddleware` checks it before routing, so
-  unknown paths, redirects and any spelling of a path count too.
+- The general limit (`KITH_RATE_LIMIT_GENERAL`) counts every request under Kith's API
+  prefix (`kith.core.urls.API_PREFIX`) and the Mastodon-compatible API's (`/api/v1`,
+  `/api/v2`) per user, or per IP when anonymous.
+  `RateLimitMiddleware` checks it before routing, so unknown paths, redirects and any
+  spelling of a path count too.
 - Named limits guard single routes as dependencies: `dependencies=[rate_limit("posts")]`.
   They run before the route's own dependencies, so before any costly work.
 - Failed logins are counted by `LoginThrottle` (`kith.runtime.limits`, built for each
@@ -31,7 +33,7 @@ from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kith.core.mail import normalize_address
-from kith.core.urls import API_PREFIX, MEDIA_PATH
+from kith.core.urls import API_PREFIX, MASTODON_API_PREFIXES
 from kith.db.models import Role
 from kith.http.caller import Caller, identify_caller
 from kith.http.errors import problem_response
@@ -40,11 +42,8 @@ from kith.runtime.limits import RULES, LoginThrottle, Outcome, refuse
 if TYPE_CHECKING:
     from kith.runtime.resources import Resources
 
-# Requests the general limit does not count: media files are fetched by URL, often many
-# per page, and are static; CORS preflights must not eat the budget of the request they
-# precede.
-_UNCOUNTED_PREFIXES = (MEDIA_PATH,)
-_API_PREFIX = f"{API_PREFIX}/"
+# Kith's API and the Mastodon-compatible one: the APIs, unknown paths under them included.
+_LIMITED_PREFIXES = (f"{API_PREFIX}/", *MASTODON_API_PREFIXES)
 _STATE_KEY = "kith_rate_limits"
 
 
@@ -118,13 +117,11 @@ class RateLimitMiddleware:
 
 
 def counts_against_general_limit(method: str, path: str) -> bool:
-    """Whether a request is counted by the general limit (every API request but a few)."""
-    if method == "OPTIONS":
-        return False
-    if not path.lower().startswith(_API_PREFIX):
-        # Only the API is limited; health checks, docs and metrics are not.
-        return False
-    return not (method in ("GET", "HEAD") and path.startswith(_UNCOUNTED_PREFIXES))
+    """Whether a request is counted by the general limit (every API request but preflights)."""
+    # CORS preflights must not eat the budget of the request they precede. Only the API is
+    # limited: health checks, docs, metrics and media files (fetched by URL, often many a
+    # page, static) are not.
+    return method != "OPTIONS" and path.lower().startswith(_LIMITED_PREFIXES)
 
 
 # --- route dependencies ----------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""Routes of the media domain: uploading images and serving them (docs/api.md#posts-media-likes-comments)."""
+"""Routes of the media domain: uploading images and serving them (docs/api.md#posts-media-likes-comments).
+
+Uploads are part of Kith's API (`router`, under its prefix); the files are served at a plain
+public path of their own, `/media/{key}` (`files`, included as it is), where any client,
+cache or `<img>` finds them whatever API it speaks.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import FileResponse
 
-from kith.core.urls import media_url
+from kith.core.urls import MEDIA_PATH, media_url
 from kith.http.caching import if_none_match_hits
 from kith.http.deps import AppSettings, MediaFiles, Now, Transaction
 from kith.http.errors import problem_responses
@@ -20,6 +25,7 @@ from kith.media.storage import content_type_of, is_valid_key, scratch_dir
 from kith.media.upload import receive_file
 
 router = APIRouter(tags=["media"])
+files = APIRouter(tags=["media"])
 
 # Stored files never change under their key, so every cache may keep them for good.
 FILE_CACHE_CONTROL = "public, max-age=31536000, immutable"
@@ -114,8 +120,8 @@ async def upload_media(
     return media
 
 
-@router.get(
-    "/media/{key}",
+@files.get(
+    MEDIA_PATH + "{key}",
     operation_id="getMediaFile",
     response_class=FileResponse,
     responses={**_FILE_RESPONSE, **problem_responses(404)},

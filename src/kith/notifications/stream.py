@@ -1,4 +1,4 @@
-"""WebSocket /api/v1/stream: notifications and unread counts, live."""
+"""WebSocket `<API prefix>/stream`: notifications and unread counts, live."""
 
 from __future__ import annotations
 

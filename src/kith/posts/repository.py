@@ -297,3 +297,8 @@ async def uncount_comments_of(session: AsyncSession, user_id: str) -> None:
         .values(comment_count=Post.comment_count - per_post)
         .execution_options(**NO_SYNC)
     )
+
+
+async def count_posts(session: AsyncSession) -> int:
+    """Every post on the server, whoever may read it: a number, no post is loaded."""
+    return (await session.execute(select(func.count()).select_from(Post))).scalar_one()

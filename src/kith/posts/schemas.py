@@ -21,6 +21,8 @@ from kith.media.schemas import MediaView
 MAX_POST_LENGTH = 5000
 MAX_COMMENT_LENGTH = 2000
 MAX_MEDIA_PER_POST = 4
+# What a new post is when it does not say.
+DEFAULT_VISIBILITY = Visibility.friends
 
 PostText = Annotated[
     str,
@@ -59,7 +61,7 @@ class PostCreate(RequestModel):
 
     content: PostText = ""
     visibility: Visibility = Field(
-        default=Visibility.friends,
+        default=DEFAULT_VISIBILITY,
         description="`public`: every user; `friends`: you and your friends; `private`: you alone.",
     )
     media_ids: list[MediaId] = Field(

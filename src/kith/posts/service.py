@@ -368,3 +368,8 @@ async def forget_activity_of(session: AsyncSession, user_id: str) -> None:
     await repository.lock_account(session, user_id)
     await repository.uncount_likes_of(session, user_id)
     await repository.uncount_comments_of(session, user_id)
+
+
+async def post_count(session: AsyncSession) -> int:
+    """How many posts the server holds."""
+    return await repository.count_posts(session)

@@ -79,3 +79,9 @@ def api_keys_of(user_id: str) -> Select[ApiKey]:
 
 async def get_api_key(session: AsyncSession, user_id: str, key_id: str) -> ApiKey | None:
     return await session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user_id))
+
+
+async def count_members(session: AsyncSession) -> int:
+    """Accounts that are not suspended."""
+    statement = select(func.count()).select_from(User).where(User.suspended.is_(False))
+    return (await session.execute(statement)).scalar_one()

@@ -128,3 +128,8 @@ async def delete_api_key(session: AsyncSession, user: User, key_id: str) -> None
     if key is None:
         raise ApiKeyNotFound()
     await session.delete(key)
+
+
+async def member_count(session: AsyncSession) -> int:
+    """How many accounts the server has, suspended ones left out."""
+    return await repository.count_members(session)

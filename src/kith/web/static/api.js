@@ -1,6 +1,6 @@
 // Kith's JSON API, as the web client uses it. The access token lives in this module's memory
 // only; the refresh token is an HttpOnly cookie that scripts cannot read (docs/web-client.md).
-export const API = "/api/v1";
+export const API = "/api/kith/v1";
 const WEB_AUTH = `${API}/auth/web`;
 
 let accessToken = null;

@@ -1,5 +1,5 @@
 // The web client's shell: addresses and views, the navigation, the live notification stream.
-import { api, currentToken, logOut, onSignedOut, refresh, resume, signedIn } from "./api.js";
+import { API, api, currentToken, logOut, onSignedOut, refresh, resume, signedIn } from "./api.js";
 import { describe, errorBox, h, loading, notice, replace } from "./ui.js";
 import * as views from "./views.js";
 import * as social from "./social.js";
@@ -124,7 +124,7 @@ function openStream() {
   closeStream();
   if (!signedIn()) return;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}/api/v1/stream`);
+  const socket = new WebSocket(`${scheme}://${location.host}${API}/stream`);
   state.stream = socket;
   document.body.dataset.stream = "connecting";
   socket.addEventListener("open", () => socket.send(JSON.stringify({ type: "auth", token: currentToken() })));

@@ -1,0 +1,203 @@
+"""Response shapes of the Mastodon-compatible API and of NodeInfo, as their documentation
+gives them (docs/mastodon.md links each entity)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+# --- NodeInfo (https://nodeinfo.diaspora.software/protocol) ----------------------------------
+
+
+class NodeInfoLink(BaseModel):
+    rel: str
+    href: str
+
+
+class NodeInfoDiscovery(BaseModel):
+    """The JRD at `/.well-known/nodeinfo`: where each NodeInfo document is."""
+
+    links: list[NodeInfoLink]
+
+
+class _Camel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class NodeInfoSoftware(_Camel):
+    name: str
+    version: str
+    # 2.1 only: left out of 2.0 documents (None is not sent, see the route).
+    repository: str | None = None
+    homepage: str | None = None
+
+
+class NodeInfoServices(_Camel):
+    inbound: list[str] = Field(default_factory=list)
+    outbound: list[str] = Field(default_factory=list)
+
+
+class NodeInfoUsers(_Camel):
+    total: int
+    active_month: int
+    active_halfyear: int
+
+
+class NodeInfoUsage(_Camel):
+    users: NodeInfoUsers
+    local_posts: int
+
+
+class NodeInfo(_Camel):
+    version: Literal["2.0", "2.1"]
+    software: NodeInfoSoftware
+    protocols: list[str]
+    services: NodeInfoServices
+    open_registrations: bool
+    usage: NodeInfoUsage
+    metadata: dict[str, str]
+
+
+# --- Instance, versions 1 and 2 (docs.joinmastodon.org/entities/Instance) --------------------
+
+
+class StatusesConfiguration(BaseModel):
+    max_characters: int
+    max_media_attachments: int
+    characters_reserved_per_url: int
+
+
+class MediaAttachmentsConfiguration(BaseModel):
+    supported_mime_types: list[str]
+    image_size_limit: int
+    image_matrix_limit: int
+    video_size_limit: int
+    video_frame_rate_limit: int
+    video_matrix_limit: int
+
+
+class PollsConfiguration(BaseModel):
+    max_options: int
+    max_characters_per_option: int
+    min_expiration: int
+    max_expiration: int
+
+
+class AccountsConfiguration(BaseModel):
+    max_featured_tags: int
+
+
+class Rule(BaseModel):
+    id: str
+    text: str
+    hint: str = ""
+
+
+class InstanceConfigurationV1(BaseModel):
+    accounts: AccountsConfiguration
+    statuses: StatusesConfiguration
+    media_attachments: MediaAttachmentsConfiguration
+    polls: PollsConfiguration
+
+
+class InstanceUrlsV1(BaseModel):
+    streaming_api: str
+
+
+class InstanceStatsV1(BaseModel):
+    user_count: int
+    status_count: int
+    domain_count: int
+
+
+class InstanceV1(BaseModel):
+    """Mastodon's `V1::Instance`."""
+
+    uri: str
+    title: str
+    short_description: str
+    description: str
+    email: str
+    version: str
+    urls: InstanceUrlsV1
+    stats: InstanceStatsV1
+    thumbnail: str | None
+    languages: list[str]
+    registrations: bool
+    approval_required: bool
+    invites_enabled: bool
+    configuration: InstanceConfigurationV1
+    contact_account: None
+    rules: list[Rule]
+
+
+class InstanceUrlsV2(BaseModel):
+    streaming: str
+
+
+class Translation(BaseModel):
+    enabled: bool
+
+
+class InstanceConfigurationV2(InstanceConfigurationV1):
+    urls: InstanceUrlsV2
+    translation: Translation
+
+
+class UsersUsage(BaseModel):
+    active_month: int
+
+
+class InstanceUsage(BaseModel):
+    users: UsersUsage
+
+
+class Thumbnail(BaseModel):
+    url: str
+
+
+class Registrations(BaseModel):
+    enabled: bool
+    approval_required: bool
+    message: str | None
+
+
+class Contact(BaseModel):
+    email: str
+    account: None
+
+
+class InstanceV2(BaseModel):
+    """Mastodon's `Instance` (`GET /api/v2/instance`)."""
+
+    domain: str
+    title: str
+    version: str
+    source_url: str
+    description: str
+    usage: InstanceUsage
+    thumbnail: Thumbnail
+    languages: list[str]
+    configuration: InstanceConfigurationV2
+    registrations: Registrations
+    contact: Contact
+    rules: list[Rule]
+
+
+# --- what a signed-in client reads at start-up --------------------------------------------------
+
+MastodonVisibility = Literal["public", "unlisted", "private", "direct"]
+
+
+class Preferences(BaseModel):
+    """Mastodon's `Preferences`: keys with colons in them."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    default_visibility: MastodonVisibility = Field(alias="posting:default:visibility")
+    default_sensitive: bool = Field(alias="posting:default:sensitive")
+    default_language: str | None = Field(alias="posting:default:language")
+    expand_media: Literal["default", "show_all", "hide_all"] = Field(alias="reading:expand:media")
+    expand_spoilers: bool = Field(alias="reading:expand:spoilers")
