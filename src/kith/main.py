@@ -40,6 +40,9 @@ from kith.runtime.resources import Resources
 from kith.social.router import router as social_router
 from kith.users.router import me as me_router
 from kith.users.router import router as users_router
+from kith.web.api_docs import OPENAPI_URL
+from kith.web.api_docs import router as api_docs_router
+from kith.web.assets import router as assets_router
 from kith.web.router import router as web_router
 
 
@@ -123,10 +126,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Kith API",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/docs",
-        redoc_url="/redoc",
-        openapi_url="/openapi.json",
-        swagger_ui_parameters={"persistAuthorization": True},
+        # Kith serves Swagger UI itself, from its own files (kith.web.api_docs); FastAPI's pages
+        # load it from a CDN. No ReDoc: a second renderer of the same document.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=OPENAPI_URL,
         # One URL per resource: `/users/me/` is 404, not a redirect whose Location Starlette
         # would build from the request's Host header (and a 307 makes clients resend bodies,
         # credentials included, to it).
@@ -141,7 +145,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(problems_router)
     app.include_router(metrics_router)
-    app.include_router(web_router)  # the web client's page and assets (docs/web-client.md)
+    app.include_router(web_router)  # the web client's page (docs/web-client.md)
+    app.include_router(api_docs_router)
+    app.include_router(assets_router)  # the scripts and styles of both
     install_openapi(app, rate_limited=settings.rate_limits_enabled)
     # Middleware run outermost first, in the reverse order of these lines.
     if settings.rate_limits_enabled:

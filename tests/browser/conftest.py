@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, BrowserType, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserType, Page, Playwright, expect, sync_playwright
 
 from kith.core.config import Settings
 from kith.main import create_app
@@ -224,3 +224,18 @@ def axe_source() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return AXE_JS.read_text(encoding="utf-8")
+
+
+def axe_violations(page: Page, source: str) -> list[dict[str, Any]]:
+    """The page's serious and critical axe-core violations (an empty list when it passes)."""
+    # Evaluated over the DevTools protocol, which the page's CSP does not govern (the page
+    # itself can run no inline script).
+    page.evaluate(source)
+    violations: list[dict[str, Any]] = page.evaluate(
+        """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+            .filter((v) => v.impact === "serious" || v.impact === "critical")
+            .map((v) => ({
+                id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.html).slice(0, 3),
+            }))"""
+    )
+    return violations

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import ROOT, LiveServer, axe_source
+from tests.browser.conftest import ROOT, LiveServer, axe_source, axe_violations
 from tests.browser.pages import log_in, no_horizontal_scroll, stream_is_live
 from tests.browser.world import World, populate
 
@@ -43,20 +43,6 @@ SIGNED_OUT_VIEWS = [
     ("reset-password", "/reset-password?token=abc", "form"),
     ("verify-email", "/verify-email?token=abc", ".error"),
 ]
-
-
-def axe_violations(page: Page, source: str) -> list[dict[str, Any]]:
-    # Evaluated over the DevTools protocol, which the page's CSP does not govern (the page
-    # itself can run no inline script).
-    page.evaluate(source)
-    violations: list[dict[str, Any]] = page.evaluate(
-        """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
-            .filter((v) => v.impact === "serious" || v.impact === "critical")
-            .map((v) => ({
-                id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.html).slice(0, 3),
-            }))"""
-    )
-    return violations
 
 
 def open_view(page: Page, address: str, ready: str) -> None:

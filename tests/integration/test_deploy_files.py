@@ -554,6 +554,21 @@ def test_the_image_serves_the_web_client(served_image: str) -> None:
     assert "import" in script.text
 
 
+def test_the_image_serves_the_api_docs_from_its_own_files(served_image: str) -> None:
+    """Swagger UI comes from a locked dependency of the wheel, the start-up script from its
+    package data: every file the page names answers from the image."""
+    page = httpx.get(f"{served_image}/docs")
+    assert page.status_code == 200
+    names = re.findall(r'(?:src|href)="(/assets/[0-9a-f]+/[^"]+)"', page.text)
+    assert {name.rsplit("/", 1)[1] for name in names} >= {
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+        "api-docs.js",
+    }
+    for name in names:
+        assert httpx.get(f"{served_image}{name}").status_code == 200, name
+
+
 def test_the_health_check_fails_when_nothing_answers(
     image_venv: Path, image_environment: dict[str, str], tmp_path: Path
 ) -> None:

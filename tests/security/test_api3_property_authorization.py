@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from kith.db.models import Role
 from kith.runtime.resources import Resources
-from kith.web.router import CLIENT
+from kith.web.assets import KITH
 from tests.conftest import Mailbox
 from tests.helpers import API, assert_problem, field_errors, signup
 from tests.posting import befriend, comment, create_post, member
@@ -171,7 +171,7 @@ async def test_canaries_of_one_account_never_reach_another(
         "code": "not_found",
     }
     values["key"] = "0" * 32 + ".png"
-    values |= {"version": CLIENT.version, "name": "app.js", "session_id": ada.id}
+    values |= {"version": KITH.version, "name": "app.js", "session_id": ada.id}
     fetched = 0
     for viewer in (bob, moderator, carol):
         for route in served_routes(app):

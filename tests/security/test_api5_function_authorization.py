@@ -35,13 +35,12 @@ STREAM = "user, in the WebSocket handshake or first message"
 ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
-    ("GET", "/docs/oauth2-redirect"): PUBLIC,
-    ("GET", "/redoc"): PUBLIC,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/problems/{code}"): PUBLIC,
     ("GET", "/metrics"): METRICS,
-    # The web client: one page for every address, and its assets; the views ask the API.
+    # The web client: one page for every address, and the assets of it and of /docs; the views
+    # ask the API.
     ("GET", "/assets/{version}/{name}"): PUBLIC,
     **{("GET", path): PUBLIC for path in PAGE_PATHS},
     ("POST", f"{API}/auth/register"): PUBLIC,

@@ -73,12 +73,7 @@ async def test_hostile_input_never_meets_a_500_or_shows_internals(
 ) -> None:
     sent = 0
     for number, route in enumerate(served_routes(app)):
-        if route.method == "WS" or route.path in (
-            "/docs",
-            "/redoc",
-            "/docs/oauth2-redirect",
-            "/openapi.json",
-        ):
+        if route.method == "WS" or route.path in ("/docs", "/openapi.json"):
             continue
         # A fresh caller per route: one of them is logout.
         ada = await member(resources, f"ada{number}")
@@ -113,7 +108,5 @@ def test_a_real_server_names_no_software(tmp_path: Path) -> None:
             response = httpx.get(base_url + path)
             assert "server" not in response.headers, path
             assert "x-powered-by" not in response.headers, path
-            for name, value in response.headers.items():
-                if name == "content-security-policy":
-                    continue  # the docs pages' CSP lists the origins of Swagger UI's files
+            for value in response.headers.values():
                 assert not re.search(r"uvicorn|python|fastapi|starlette", value, re.IGNORECASE), (path, value)

@@ -19,7 +19,8 @@ from kith import __version__
 from kith.core.config import Settings
 from kith.main import create_app
 from kith.runtime.resources import Resources
-from kith.web.router import CLIENT, PAGE_PATHS
+from kith.web.assets import KITH
+from kith.web.router import PAGE_PATHS
 from tests.helpers import API, MEDIA, assert_problem
 from tests.posting import member
 from tests.security.inventory import served_routes
@@ -28,12 +29,10 @@ from tests.security.inventory import served_routes
 NOT_IN_OPENAPI = {
     ("GET", "/openapi.json"): "the description itself",
     ("GET", "/docs"): "Swagger UI",
-    ("GET", "/docs/oauth2-redirect"): "Swagger UI's OAuth2 helper page",
-    ("GET", "/redoc"): "ReDoc",
     ("GET", "/problems/{code}"): "the pages that problem `type` URIs point to",
     ("GET", "/metrics"): "Prometheus scrapes, behind KITH_METRICS_TOKEN",
     ("WS", f"{API}/stream"): "OpenAPI 3.1 cannot describe WebSockets; documented in the API guide",
-    ("GET", "/assets/{version}/{name}"): "the web client's scripts, styles and icon (docs/web-client.md)",
+    ("GET", "/assets/{version}/{name}"): "the web client's and Swagger UI's files (docs/web-client.md)",
 }
 # The Mastodon-compatible API and NodeInfo keep Mastodon's paths and shapes, described by
 # Mastodon's documentation and docs/mastodon.md; a client generated from Kith's OpenAPI
@@ -77,9 +76,11 @@ async def test_nothing_answers_outside_the_inventory(client: httpx.AsyncClient, 
         "/wp-admin",
         "/debug",
         "/posts",
+        "/redoc",
+        "/docs/oauth2-redirect",
         "/assets/app.js",
-        f"/assets/{CLIENT.version}/../index.html",
-        f"/assets/{CLIENT.version}/index.html",
+        f"/assets/{KITH.version}/../index.html",
+        f"/assets/{KITH.version}/index.html",
         f"/assets/{'0' * 16}/app.js",
     ):
         response = await client.get(path, headers=ada.headers)

@@ -9,9 +9,6 @@ request pays a few dictionary operations, not a Request object per rule.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
 from urllib.parse import parse_qsl, urlsplit
 
 from starlette.exceptions import HTTPException
@@ -21,24 +18,9 @@ from kith.core.config import ConfigurationError, Settings
 from kith.core.errors import InvalidHost, MisdirectedRequest, NotFound, PayloadTooLarge, Unprocessable
 from kith.http.errors import problem_response
 
-# JSON needs nothing from a browser: no scripts, no styles, no framing.
+# JSON needs nothing from a browser: no scripts, no styles, no framing. An HTML page sets its
+# own policy (the web client and the API docs: kith.web).
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
-DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
-# What FastAPI's Swagger UI and ReDoc pages load: their bundles and CSS from jsDelivr,
-# ReDoc's fonts from Google Fonts, the favicon from fastapi.tiangolo.com, the schema
-# from this origin, ReDoc's search worker from a blob. Inline styles (both set style
-# attributes at run time); inline scripts only by the hash of the page's own scripts.
-DOCS_CSP = (
-    "default-src 'none'; "
-    "script-src https://cdn.jsdelivr.net{script_hashes}; "
-    "style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src https://fonts.gstatic.com; "
-    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.jsdelivr.net; "
-    "connect-src 'self'; "
-    "worker-src blob:; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
-_INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
 # Every response gets these (docs/api.md#operations), unless its route set its own.
 SECURITY_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
@@ -67,15 +49,6 @@ def compressible(content_type: bytes) -> bool:
     """Whether an answer of this type is worth gzipping (SVG is; other images are not)."""
     media_type = content_type.partition(b";")[0].strip().lower()
     return bool(media_type) and (media_type == b"image/svg+xml" or not media_type.startswith(_INCOMPRESSIBLE))
-
-
-def docs_csp(html: bytes) -> str:
-    """The docs-page CSP, allowing exactly the inline scripts `html` contains."""
-    hashes = "".join(
-        f" 'sha256-{base64.b64encode(hashlib.sha256(script).digest()).decode()}'"
-        for script in _INLINE_SCRIPT.findall(html)
-    )
-    return DOCS_CSP.format(script_hashes=hashes)
 
 
 # The scope key where `kith.http.server` keeps the host of an absolute-form request target.

@@ -37,13 +37,11 @@ from kith.http.cache_policy import cache_control_for, overrides_route
 from kith.http.caching import DROPPED_ON_304, VARY_ON, add_vary, etag_of, if_none_match_hits
 from kith.http.edge import (
     API_CSP,
-    DOCS_PATHS,
     GZIP_LEVEL,
     GZIP_MINIMUM_BYTES,
     SECURITY_HEADERS,
     HostPolicy,
     compressible,
-    docs_csp,
     nul_refusal,
 )
 from kith.http.errors import problem_response
@@ -61,12 +59,13 @@ def _client_request_id(value: bytes) -> str:
 
 
 _API = f"{API_PREFIX}/"
+_API_CSP = API_CSP.encode()
 _AUTHENTICATING = (b"authorization", b"x-api-key")
 
 
 class _Exchange:
     """One HTTP request's way out: the headers every response gets, the held body of one
-    that needs it whole (an entity tag, a docs page's CSP, gzip), and what it answered."""
+    that needs it whole (an entity tag, gzip), and what it answered."""
 
     __slots__ = (
         "accepts_gzip",
@@ -121,7 +120,7 @@ class _Exchange:
             if self._must_hold(headers):
                 self.held, self.passthrough = message, False
                 return
-            self._add_headers(headers, None)
+            self._add_headers(headers)
             await self.send_downstream(message)
             return
         if self.passthrough or kind != "http.response.body":
@@ -143,10 +142,8 @@ class _Exchange:
     # --- deciding ------------------------------------------------------------------------------
 
     def _must_hold(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        """Whether the answer's headers depend on its body: an entity tag, a docs page's
-        CSP, or gzip (a body that may be large enough to compress)."""
-        if self.path in DOCS_PATHS:
-            return True
+        """Whether the answer's headers depend on its body: an entity tag, or gzip (a body
+        that may be large enough to compress)."""
         content_type = b""
         length: int | None = None
         for name, value in headers:
@@ -167,11 +164,11 @@ class _Exchange:
 
     def _needs_whole_body(self) -> bool:
         assert self.held is not None
-        return self.path in DOCS_PATHS or (self.etag_wanted and self.status == 200)
+        return self.etag_wanted and self.status == 200
 
     # --- sending -------------------------------------------------------------------------------
 
-    def _add_headers(self, headers: list[tuple[bytes, bytes]], body: bytes | None) -> None:
+    def _add_headers(self, headers: list[tuple[bytes, bytes]]) -> None:
         """The headers every response gets (a route's own choice is kept, but for no-store)."""
         present = {name.lower() for name, _ in headers}
         headers.append((b"x-request-id", self.request_id))
@@ -179,8 +176,7 @@ class _Exchange:
             if name not in present:
                 headers.append((name, value))
         if b"content-security-policy" not in present:
-            csp = docs_csp(body) if body is not None and self.path in DOCS_PATHS else API_CSP
-            headers.append((b"content-security-policy", csp.encode()))
+            headers.append((b"content-security-policy", _API_CSP))
         hsts = self.hsts
         if hsts is not None and b"strict-transport-security" not in present:
             headers.append((b"strict-transport-security", hsts))
@@ -196,7 +192,7 @@ class _Exchange:
         start = self.held
         assert start is not None
         headers: list[tuple[bytes, bytes]] = start["headers"]
-        self._add_headers(headers, body)
+        self._add_headers(headers)
         vary: tuple[str, ...] = ()
         if self.etag_wanted and self.status == 200 and not any(name == b"etag" for name, _ in headers):
             etag = etag_of(body)
@@ -228,7 +224,7 @@ class _Exchange:
         start = self.held
         assert start is not None
         headers: list[tuple[bytes, bytes]] = start["headers"]
-        self._add_headers(headers, None)
+        self._add_headers(headers)
         add_vary(headers, ("Accept-Encoding",))
         headers[:] = [(name, value) for name, value in headers if name != b"content-length"]
         headers.append((b"content-encoding", b"gzip"))

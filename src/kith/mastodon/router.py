@@ -15,7 +15,7 @@ from kith.http.deps import AppSettings, Now
 from kith.http.session import DbSession
 from kith.mastodon import service
 from kith.mastodon.schemas import InstanceV1, InstanceV2, NodeInfoDiscovery, NodeInfoLink, Preferences, Rule
-from kith.web.router import CLIENT
+from kith.web.assets import KITH
 
 router = APIRouter(include_in_schema=False)
 
@@ -64,7 +64,7 @@ async def instance_v1(session: DbSession, settings: AppSettings, now: Now) -> In
 @router.get("/api/v2/instance")
 async def instance_v2(session: DbSession, settings: AppSettings, now: Now) -> InstanceV2:
     """The server as Mastodon 4 apps read it: name, version, limits, registrations, contact."""
-    thumbnail = absolute_url(f"{CLIENT.base}/icon.svg")
+    thumbnail = absolute_url(f"{KITH.base}/icon.svg")
     return service.instance_v2(settings, await service.usage(session, now=now), thumbnail)
 
 

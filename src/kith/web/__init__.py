@@ -1,1 +1,2 @@
-"""Kith's web client: one page and its static assets, served at `/` (docs/web-client.md)."""
+"""Kith's HTML pages and their files: the web client at `/` (docs/web-client.md), the API docs
+(Swagger UI) at `/docs`, and the scripts, styles and icons of both under `/assets/`."""
