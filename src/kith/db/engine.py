@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from kith.core.config import Settings
+from kith.db.sqlite_driver import one_trip_dbapi
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 # Execution option that marks a connection whose transaction will write (SQLite only).
@@ -89,6 +90,8 @@ def _create_sqlite_engine(settings: Settings) -> AsyncEngine:
         url,
         echo=settings.database_echo,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        # aiosqlite in one trip to its thread per statement (kith.db.sqlite_driver).
+        module=one_trip_dbapi(),
     )
 
     @event.listens_for(engine.sync_engine, "connect")
