@@ -212,19 +212,20 @@ async def test_walking_pages_while_others_post_never_repeats_or_skips(
 needs_redis = pytest.mark.skipif(not redis_available(), reason="Redis is not reachable")
 
 
+def _with_redis(settings: Settings, **changes: object) -> FastAPI:
+    """An app on the test's database with Redis timelines and in-process jobs, on a job
+    queue (and so a timeline epoch) of its own."""
+    update = {
+        "redis_url": REDIS_URL,
+        "job_backend": "memory",
+        "job_queue": f"kith:test:{uuid.uuid4().hex[:8]}",
+    }
+    return create_app(settings.model_copy(update=update | changes))
+
+
 @pytest.fixture
 async def redis_app(settings: Settings) -> AsyncIterator[FastAPI]:
-    prefix = uuid.uuid4().hex[:8]
-    application = create_app(
-        settings.model_copy(
-            update={
-                "redis_url": REDIS_URL,
-                "job_backend": "memory",
-                "feed_timeline_size": 50,
-                "job_queue": f"kith:test:{prefix}",
-            }
-        )
-    )
+    application = _with_redis(settings, feed_timeline_size=50)
     async with application.router.lifespan_context(application):
         yield application
 
@@ -331,16 +332,7 @@ async def test_a_post_reaches_warm_timelines_in_its_request_or_by_a_job_past_the
     """Up to `KITH_FEED_PUSH_IN_REQUEST_MAX` friends, the request pushes its post itself
     after the commit: the reader's timeline holds it when the response arrives, and no job
     was queued. Past it, a job does the push: same timeline, and the request stays flat."""
-    application = create_app(
-        settings.model_copy(
-            update={
-                "redis_url": REDIS_URL,
-                "job_backend": "memory",
-                "job_queue": f"kith:test:{uuid.uuid4().hex[:8]}",
-                "feed_push_in_request_max": in_request_max,
-            }
-        )
-    )
+    application = _with_redis(settings, feed_push_in_request_max=in_request_max)
     async with (
         application.router.lifespan_context(application),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://redis") as client,
@@ -371,18 +363,8 @@ async def test_timeline_writes_that_never_reached_redis_leave_no_gap(
 ) -> None:
     """A fan-out and a new friendship's drop fail, the job is not tried again: once the
     repair has run, the reader's timeline in Redis equals the SQL feed (docs/reliability.md)."""
-    application = create_app(
-        settings.model_copy(
-            update={
-                "redis_url": REDIS_URL,
-                "job_backend": "memory",
-                "job_queue": f"kith:test:{uuid.uuid4().hex[:8]}",
-                # Nothing retries the lost writes: the repair must stand in for them.
-                "job_max_attempts": 1,
-                "redis_retry_seconds": 0.05,
-            }
-        )
-    )
+    # Nothing retries the lost writes: the repair must stand in for them.
+    application = _with_redis(settings, job_max_attempts=1, redis_retry_seconds=0.05)
     sql = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sql")
     cached = httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://redis")
     async with application.router.lifespan_context(application), sql, cached:

@@ -38,12 +38,13 @@ async def post_published(session: AsyncSession, event: PostPublished) -> None:
     author with more than `KITH_FEED_PUSH_IN_REQUEST_MAX` friends gets the job instead, so
     that a post's request does not grow with its audience (docs/decisions.md).
     """
-    most = resources_of(session).settings.feed_push_in_request_max
+    resources = resources_of(session)
+    most = resources.settings.feed_push_in_request_max
     audience = await repository.audience(session, event.author_id, friends_up_to=most + 1)
     if len(audience) > most + 1:  # the author and more than `most` friends
         enqueue(session, jobs.fan_out_post, post_id=event.post_id, author_id=event.author_id)
     else:
-        after_commit(session, partial(jobs.push_post, resources_of(session), event.post_id, audience))
+        after_commit(session, partial(jobs.push_post, resources, event.post_id, audience))
 
 
 async def friendship_started(session: AsyncSession, event: FriendshipStarted) -> None:
