@@ -288,6 +288,39 @@ async def test_a_job_whose_worker_stopped_mid_run_stays_in_the_stream_and_runs_a
 
 
 @needs_redis
+async def test_a_worker_stops_even_when_a_redis_call_drops_the_stop(
+    redis_settings: Settings, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On Python 3.11 a command that finishes in the instant its task is cancelled returns
+    # normally and the cancellation is lost (redis-py sends under `asyncio.wait_for`). Here
+    # every read drops it, as that race does: the worker must stop at its next round all
+    # the same, or `kith worker` never exits (and this test's worker ran forever in CI).
+    original = Redis.xreadgroup
+    reading = asyncio.Event()
+
+    async def dropping_the_stop(self: Redis, *args: Any, **kwargs: Any) -> Any:
+        reading.set()
+        try:
+            return await original(self, *args, **kwargs)
+        except asyncio.CancelledError:
+            return []
+
+    monkeypatch.setattr(Redis, "xreadgroup", dropping_the_stop)
+    resources = await open_resources(redis_settings)
+    worker = asyncio.create_task(resources.jobs.consume(10))
+    try:
+        await asyncio.wait_for(reading.wait(), 10)
+        worker.cancel()
+        stopped, _ = await asyncio.wait({worker}, timeout=10)
+        assert stopped, "the worker went on reading after it was stopped"
+    finally:
+        # Should it go on, deleting its stream ends its read with an error.
+        await _redis(resources).delete(redis_settings.job_queue)
+        await asyncio.wait({worker}, timeout=10)
+        await resources.close()
+
+
+@needs_redis
 async def test_entries_an_earlier_version_only_acknowledged_are_deleted_at_startup(
     redis_settings: Settings, database_url: str
 ) -> None:

@@ -30,6 +30,7 @@ from taskiq_redis import RedisStreamBroker
 
 from kith.core.config import ConfigurationError
 from kith.core.metrics import JOBS_DISPATCHED, JOBS_FAILED
+from kith.core.tasks import raise_if_cancelled
 
 if TYPE_CHECKING:
     from kith.runtime.resources import Resources
@@ -127,6 +128,8 @@ class JobStreamBroker(RedisStreamBroker):
         round (at most `xread_block`, 2 s, when there is nothing new) looks for both."""
         async with Redis(connection_pool=self.connection_pool) as redis:
             while True:
+                # A stop asked for during a Redis call may be dropped (see the function).
+                raise_if_cancelled()
                 # (redis-py's typed answers cover every reply setting; these are bytes.)
                 fetched: Any = await redis.xreadgroup(
                     self.consumer_group_name,

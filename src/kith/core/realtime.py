@@ -31,6 +31,7 @@ from redis.asyncio.client import PubSub
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.core.breaker import Breaker
+from kith.core.tasks import raise_if_cancelled
 
 log = structlog.get_logger("kith.realtime")
 
@@ -341,6 +342,7 @@ class RedisHub(RealtimeHub):
         assert self._pubsub is not None
         delay = 0.1
         while True:
+            raise_if_cancelled()  # a stop dropped during a Redis call (see the function)
             try:
                 if self._stale:
                     self._notices_ok = False

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from kith.core.config import Settings
+from kith.core.tasks import raise_if_cancelled
 
 if TYPE_CHECKING:
     from kith.runtime.resources import Resources
@@ -93,6 +94,7 @@ class PeriodicRunner:
     async def _loop(self, task: PeriodicTask) -> None:
         interval = task.interval(self._resources.settings)
         while True:
+            raise_if_cancelled()  # a stop dropped during a Redis call (see the function)
             await asyncio.sleep(interval)
             await self.run_once(task)
 
