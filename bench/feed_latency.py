@@ -41,6 +41,7 @@ async def measure(args: argparse.Namespace, redis_url: str | None) -> list[str]:
     settings = Settings(
         database_url=args.database_url,
         redis_url=redis_url,
+        feed_timelines=redis_url is not None,
         log_level="WARNING",
         _env_file=None,
     )

@@ -1,7 +1,8 @@
 """CPU per request through the whole ASGI app, in this process, without a network hop.
 
     .venv/bin/python -m bench.inprocess --database-url postgresql+asyncpg://... [--requests 2000]
-        [--scenario feed_p1|create_post|like|comment] [--redis-url redis://...] [--profile out.prof]
+        [--scenario feed_p1|create_post|like|comment] [--redis-url redis://... [--timelines]]
+        [--profile out.prof]
 
 A quick, low-noise way to compare two versions of the request path (wrk's figures move
 with the machine's load; process CPU time moves much less). The app is called with plain
@@ -76,6 +77,7 @@ async def main(args: argparse.Namespace) -> None:
     settings = Settings(
         database_url=args.database_url,
         redis_url=args.redis_url,
+        feed_timelines=args.timelines,
         secret_key="x" * 64,
         access_token_ttl_seconds=7200,
         rate_limits_enabled=False,
@@ -161,7 +163,10 @@ if __name__ == "__main__":
     )
     parser.add_argument("--database-url", required=True)
     parser.add_argument(
-        "--redis-url", help="with Redis (jobs, timelines), as `kith serve` with KITH_REDIS_URL"
+        "--redis-url", help="with Redis (jobs, limits, live events), as `kith serve` with KITH_REDIS_URL"
+    )
+    parser.add_argument(
+        "--timelines", action="store_true", help="with the feed's Redis timelines (KITH_FEED_TIMELINES)"
     )
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument(

@@ -32,6 +32,7 @@ LABELS = {
 }
 MAIN = "postgres"
 SMALL = "postgres_small"
+TIMELINES = "postgres_timelines_1"  # the feed's Redis timelines on
 
 
 def _find(results: dict[str, Any], config: str, scenario: str) -> dict[str, Any] | None:
@@ -150,7 +151,7 @@ def _write_targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 )
             )
     growth = {(item["config"], item["friends"]): item for item in results.get("write_growth", [])}
-    fan_out = growth.get(("postgres_redis", 2000))
+    fan_out = growth.get((TIMELINES, 2000))
     if fan_out and fan_out.get("helper_cpu_ms_per_request") is not None:
         rows.append(
             (
@@ -180,6 +181,18 @@ def _write_targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                     label,
                     f"{with_redis['rps']:,.0f} vs {without['rps']:,.0f} req/s",
                     _check(with_redis["rps"] >= without["rps"]),
+                )
+            )
+    # Why the timelines are off by default: what they cost a post and a page, in this run.
+    for scenario in ("create_post", "feed_p1"):
+        on, off = _find(results, TIMELINES, scenario), _find(results, "postgres_redis_1", scenario)
+        if on and off:
+            rows.append(
+                (
+                    f"(Choice) {LABELS[scenario]} with Redis timelines on, against off (one pinned worker each)",
+                    f"{on['rps']:,.0f} vs {off['rps']:,.0f} req/s, "
+                    f"{on['cpu_ms_per_request']:.2f} vs {off['cpu_ms_per_request']:.2f} ms of CPU",
+                    "measured",
                 )
             )
     two, one = _find(results, "postgres_redis", "feed_p1"), _find(results, MAIN, "feed_p1")

@@ -123,6 +123,7 @@ class Config:
     login_flood: bool = True
     write_growth: bool = False
     growth_data: bool = False  # runs on the smaller growth data set
+    timelines: bool = False  # KITH_FEED_TIMELINES: precomputed feeds in Redis (needs `redis`)
 
 
 CONFIGS = [
@@ -139,7 +140,7 @@ CONFIGS = [
         login_flood=False,
         growth_data=True,
     ),
-    Config("postgres_redis", "PostgreSQL + Redis, 2 workers", "postgres", True, 2, None, write_growth=True),
+    Config("postgres_redis", "PostgreSQL + Redis, 2 workers", "postgres", True, 2, None),
     # Redis's own cost on a request: the same one pinned worker as `postgres`, Redis configured.
     Config(
         "postgres_redis_1",
@@ -150,6 +151,19 @@ CONFIGS = [
         SERVER_CPUS,
         scenarios=("feed_p1", "create_post"),
         login_flood=False,
+    ),
+    # The same with the feed's Redis timelines on (off by default): what they cost and save.
+    Config(
+        "postgres_timelines_1",
+        "PostgreSQL + Redis timelines, 1 worker",
+        "postgres",
+        True,
+        1,
+        SERVER_CPUS,
+        scenarios=("feed_p1", "create_post"),
+        login_flood=False,
+        write_growth=True,
+        timelines=True,
     ),
 ]
 
@@ -223,6 +237,8 @@ def server_env(url: str, config: Config, secret: str, var_dir: Path) -> dict[str
     }
     if config.redis:
         env["KITH_REDIS_URL"] = REDIS_URL
+    if config.timelines:
+        env["KITH_FEED_TIMELINES"] = "true"
     if os.environ.get("PYTHONPATH"):
         # Lets a run measure another checkout's src/ (before-and-after comparisons).
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
@@ -423,6 +439,7 @@ class Runner:
             "database": config.database,
             "data_set": spec.describe(),
             "redis": config.redis,
+            "timelines": config.timelines,
             "workers": config.workers,
             "server_cpus": config.server_cpus or "unpinned (0-1)",
             "load_cpus": LOAD_CPUS,
@@ -552,14 +569,15 @@ class Runner:
         self.results.login_flood[config.key] = figures
 
     def write_growth(self, server: Server, config: Config, settings: Settings, ceiling_rps: float) -> None:
-        """Create-post cost by authors with 10, 200 and 2,000 friends (timelines warm with Redis)."""
+        """Create-post cost by authors with 10, 200 and 2,000 friends (their timelines warm, with
+        Redis timelines on)."""
         from bench.seed import AUTHOR_AUDIENCES
 
         names = [f"author{audience}" for audience in AUTHOR_AUDIENCES]
         authors = asyncio.run(prepare.user_ids_by_name(settings, names))
         for audience, name in zip(AUTHOR_AUDIENCES, names, strict=True):
             author_id = authors[name]
-            if config.redis:
+            if config.timelines:
                 friends = asyncio.run(prepare.friends_of(settings, author_id))
                 tokens = asyncio.run(prepare.mint_tokens(settings, friends))
                 asyncio.run(prepare.read_feeds(server.base_url, tokens))  # builds their timelines
@@ -605,7 +623,7 @@ class Runner:
 
             lite_file = database_url(self.profile, lite).removeprefix("sqlite+aiosqlite:///")
             self.results.machine["sqlite_page_statement_ms"] = round(page_statement_ms(lite_file), 3)
-        if any(c.redis for c in self.configs):
+        if any(c.timelines for c in self.configs):
             from bench.fanout import push_cost
 
             push_ms, warm = asyncio.run(push_cost("redis://127.0.0.1:6379/5", readers=2000))

@@ -16,6 +16,7 @@ from kith.core.config import Settings, get_settings
 from kith.core.logging import configure_logging
 from kith.core.metrics import process_stopped
 from kith.core.urls import API_PREFIX
+from kith.feed import jobs as feed_jobs
 from kith.feed import subscriptions as feed_subscriptions
 from kith.feed.router import router as feed_router
 from kith.http.edge import BodySizeLimitMiddleware, check_cors
@@ -79,7 +80,9 @@ def subscribers(settings: Settings) -> Subscribers:
 async def open_resources(settings: Settings) -> Resources:
     """The process's resources as `kith serve`, `kith worker` and the command line use them:
     media on local disk, and every domain's event subscriptions."""
-    return await Resources.open(settings, LocalMediaStorage(settings.media_root), subscribers(settings))
+    resources = await Resources.open(settings, LocalMediaStorage(settings.media_root), subscribers(settings))
+    await feed_jobs.forget_unless_kept(resources)
+    return resources
 
 
 def freeze_startup_objects() -> None:

@@ -64,6 +64,7 @@ def shared_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]
     env.update(
         KITH_DATABASE_URL=database_url,
         KITH_REDIS_URL=REDIS_URL,
+        KITH_FEED_TIMELINES="true",  # a post on one process reaches timelines the other serves
         KITH_SECRET_KEY="cross-process-test-key-" + "x" * 20,
         KITH_VAR_DIR=str(tmp_path / "var"),
         KITH_JOB_BACKEND="memory",

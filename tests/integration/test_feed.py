@@ -217,6 +217,7 @@ def _with_redis(settings: Settings, **changes: object) -> FastAPI:
     queue (and so a timeline epoch) of its own."""
     update = {
         "redis_url": REDIS_URL,
+        "feed_timelines": True,
         "job_backend": "memory",
         "job_queue": f"kith:test:{uuid.uuid4().hex[:8]}",
     }
@@ -358,6 +359,41 @@ async def test_a_post_reaches_warm_timelines_in_its_request_or_by_a_job_past_the
 
 
 @needs_redis
+async def test_with_timelines_off_redis_holds_no_timeline_and_old_ones_turn_cold(settings: Settings) -> None:
+    """The default with Redis: a post pushes nothing and the feed is the SQL page. Timelines
+    warmed while they were on lack the posts made since, so an instance that starts with
+    them off makes every one cold: turned back on, they are rebuilt, never trusted."""
+    queue = f"kith:test:{uuid.uuid4().hex[:8]}"  # and so an epoch of this test's own
+    with_timelines = _with_redis(settings, job_queue=queue)
+    async with (
+        with_timelines.router.lifespan_context(with_timelines),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=with_timelines), base_url="http://on") as on,
+    ):
+        resources: Resources = with_timelines.state.resources
+        reader, friend = await member(resources, "reader"), await member(resources, "friend")
+        await befriend(resources, reader, friend)
+        first = await post(on, friend)
+        assert await feed_ids(on, reader) == [first]
+        store = feed_jobs.timelines(resources)
+        assert store is not None and await store.is_warm(reader.id)
+
+        without = _with_redis(settings, job_queue=queue, feed_timelines=False)
+        async with (
+            without.router.lifespan_context(without),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=without), base_url="http://off") as off,
+        ):
+            assert feed_jobs.timelines(without.state.resources) is None
+            queued = _fan_out_jobs_queued()
+            second = await post(off, friend)
+            assert await feed_ids(off, reader) == [second, first]
+            assert _fan_out_jobs_queued() == queued
+            assert await store.older_than(reader.id, None, 100) == [first], "nothing pushed"
+        # The instance that started with timelines off made the warm one cold.
+        assert not await store.is_warm(reader.id)
+        assert await feed_ids(on, reader) == [second, first]
+
+
+@needs_redis
 async def test_timeline_writes_that_never_reached_redis_leave_no_gap(
     app: FastAPI, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -414,7 +450,8 @@ async def test_timeline_writes_that_never_reached_redis_leave_no_gap(
 
 @needs_redis
 async def test_feed_answers_from_sql_when_redis_is_down(settings: Settings) -> None:
-    application = create_app(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+    down = {"redis_url": "redis://127.0.0.1:1/0", "feed_timelines": True}
+    application = create_app(settings.model_copy(update=down))
     async with application.router.lifespan_context(application):
         resources: Resources = application.state.resources
         transport = httpx.ASGITransport(app=application)

@@ -275,6 +275,7 @@ async def test_kill_9_of_a_postgres_worker_during_writes_loses_nothing(
         tmp_path,
         KITH_DATABASE_URL=postgres_database,
         KITH_REDIS_URL=REDIS_URL,
+        KITH_FEED_TIMELINES="true",  # the timelines' fan-out too
         KITH_JOB_BACKEND="memory",
         KITH_RATE_LIMITS_ENABLED="false",
     )

@@ -250,6 +250,7 @@ async def test_redis_frozen(redis_server: PrivateRedis, database_url: str, tmp_p
         tmp_path,
         KITH_DATABASE_URL=database_url,
         KITH_REDIS_URL=redis_server.url,
+        KITH_FEED_TIMELINES="true",  # every use of Redis, the feed's timelines included
         KITH_JOB_BACKEND="redis",
         KITH_RATE_LIMIT_GENERAL="100000/minute",
         KITH_RATE_LIMIT_REDIS_TIMEOUT_SECONDS=str(REDIS_TIMEOUT),
@@ -370,6 +371,7 @@ async def test_timeline_writes_lost_in_a_freeze_are_repaired(
         tmp_path,
         KITH_DATABASE_URL=database_url,
         KITH_REDIS_URL=redis_server.url,
+        KITH_FEED_TIMELINES="true",
         KITH_JOB_BACKEND="memory",  # the fan-out runs in the process that took the post
         KITH_JOB_MAX_ATTEMPTS="2",
         KITH_JOB_RETRY_BASE_SECONDS="0.1",

@@ -68,7 +68,7 @@ async def test_announcing_on_a_session_no_unit_of_work_opened_fails_loudly() -> 
 
 
 def test_every_domain_event_has_a_subscriber_in_the_assembled_application() -> None:
-    with_redis = subscribers(Settings(redis_url="redis://127.0.0.1:6379/0"))
+    with_redis = subscribers(Settings(redis_url="redis://127.0.0.1:6379/0", feed_timelines=True))
     for event_type in (PostPublished, FriendshipStarted):
         assert with_redis.handlers_of(event_type), f"nobody reacts to {event_type.__name__}"
 
@@ -77,3 +77,10 @@ def test_without_redis_the_feed_keeps_nothing_warm_and_listens_to_nothing() -> N
     embedded = subscribers(Settings(redis_url=None))
     assert embedded.handlers_of(PostPublished) == []
     assert embedded.handlers_of(FriendshipStarted) == []
+
+
+def test_with_redis_but_timelines_off_the_feed_listens_to_nothing() -> None:
+    # The default with Redis: every feed page is SQL, so a post or a friendship costs nothing more.
+    shared = subscribers(Settings(redis_url="redis://127.0.0.1:6379/0"))
+    assert shared.handlers_of(PostPublished) == []
+    assert shared.handlers_of(FriendshipStarted) == []

@@ -128,7 +128,10 @@ class Settings(BaseSettings):
     email_retry_hours: float = Field(default=24, gt=0)
     email_retry_interval_seconds: float = Field(default=60, gt=0)
 
-    # News feed (the Redis timeline path; the SQL path needs no settings).
+    # News feed. Precomputed timelines in Redis are off by default: at the sizes measured
+    # they cost more than the SQL page on reads and on posts (docs/decisions.md#feed).
+    feed_timelines: bool = False
+    # The Redis timeline path's settings (the SQL path needs none).
     feed_timeline_size: int = Field(default=400, ge=50)
     feed_active_days: int = Field(default=7, ge=1)
     feed_push_in_request_max: int = Field(default=1000, ge=0)

@@ -1,5 +1,8 @@
 """Background work of the Redis feed path: fan-out on write, invalidation.
 
+Only with `KITH_FEED_TIMELINES` on (and Redis configured); off, the default, every feed
+page is the SQL query and nothing here runs (docs/decisions.md#feed says why).
+
 A timeline write that cannot reach Redis is not retried: it hands the timelines to this
 process's `TimelineRepair`, which makes every timeline cold once Redis answers, so none is
 served without the post or friendship the write was for (docs/reliability.md).
@@ -41,16 +44,32 @@ def _store_and_repair(resources: Resources, redis: Redis) -> tuple[TimelineStore
     return held
 
 
+def _redis(resources: Resources) -> Redis | None:
+    """The Redis that holds the timelines, None when there are none."""
+    return resources.redis if resources.settings.feed_timelines else None
+
+
 def timelines(resources: Resources) -> TimelineStore | None:
-    if resources.redis is None:
-        return None
-    return _store_and_repair(resources, resources.redis)[0]
+    redis = _redis(resources)
+    return None if redis is None else _store_and_repair(resources, redis)[0]
 
 
 def repair(resources: Resources) -> TimelineRepair | None:
-    if resources.redis is None:
-        return None
-    return _store_and_repair(resources, resources.redis)[1]
+    redis = _redis(resources)
+    return None if redis is None else _store_and_repair(resources, redis)[1]
+
+
+async def forget_unless_kept(resources: Resources) -> None:
+    """At startup with timelines off and Redis configured: make every timeline cold.
+
+    Timelines warmed while they were on lack every post published since they were turned
+    off, and would be trusted again, until they expire, should they be turned back on. A
+    new epoch (one SET) makes them all cold; nothing warms one while timelines are off."""
+    if resources.redis is None or resources.settings.feed_timelines:
+        return
+    store, fallback = _store_and_repair(resources, resources.redis)
+    # Redis away: the instance starts all the same, and the repair sets the epoch once it answers.
+    await _write_or_repair(resources, fallback, "forget_timelines", store.forget_all)
 
 
 async def _write_or_repair(
@@ -76,9 +95,10 @@ async def _write_or_repair(
 
 async def push_post(resources: Resources, post_id: str, audience: list[str]) -> None:
     """Push a post to the warm timelines among `audience` (its author and their friends)."""
-    if resources.redis is None:
+    redis = _redis(resources)
+    if redis is None:
         return
-    store, fallback = _store_and_repair(resources, resources.redis)
+    store, fallback = _store_and_repair(resources, redis)
     await _write_or_repair(resources, fallback, "fan_out_post", lambda: store.push(post_id, audience))
 
 
@@ -86,9 +106,10 @@ async def push_post(resources: Resources, post_id: str, audience: list[str]) -> 
 async def fan_out_post(resources: Resources, *, post_id: str, author_id: str) -> None:
     """Push a post to the warm timelines of its author and the author's friends: for an
     audience too large to push to in the request (`kith.feed.subscriptions`)."""
-    if resources.redis is None:
+    redis = _redis(resources)
+    if redis is None:
         return
-    store, fallback = _store_and_repair(resources, resources.redis)
+    store, fallback = _store_and_repair(resources, redis)
 
     async def push() -> None:
         async with unit_of_work(resources, write=False) as session:
@@ -100,9 +121,10 @@ async def fan_out_post(resources: Resources, *, post_id: str, author_id: str) ->
 
 async def drop_timelines(resources: Resources, user_ids: list[str]) -> None:
     """Drop timelines that must be rebuilt (a friendship began: older posts now belong)."""
-    if resources.redis is None:
+    redis = _redis(resources)
+    if redis is None:
         return
-    store, fallback = _store_and_repair(resources, resources.redis)
+    store, fallback = _store_and_repair(resources, redis)
     await _write_or_repair(resources, fallback, "forget_timelines", lambda: store.forget(user_ids))
 
 

@@ -1,8 +1,8 @@
 """How the feed reacts to what other domains announce.
 
-Only on the Redis path: there the feed keeps warm timelines that new posts and new
-friendships change. Without Redis every feed read is one SQL query and there is nothing
-to keep up to date, so the feed does not subscribe at all.
+Only with Redis timelines (`KITH_FEED_TIMELINES`, off by default): there the feed keeps
+warm timelines that new posts and new friendships change. Otherwise every feed read is one
+SQL query and there is nothing to keep up to date, so the feed does not subscribe at all.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from kith.social.events import FriendshipStarted
 
 
 def subscribe(subscribers: Subscribers, settings: Settings) -> None:
-    if settings.redis_url:
+    if settings.redis_url and settings.feed_timelines:
         subscribers.on(PostPublished, post_published)
         subscribers.on(FriendshipStarted, friendship_started)
 
