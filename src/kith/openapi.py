@@ -255,6 +255,10 @@ def install_openapi(app: FastAPI, *, rate_limited: bool = True) -> None:
                     "name": "notifications",
                     "description": f"Notifications; live ones arrive on `WebSocket {API_PREFIX}/stream`.",
                 },
+                {
+                    "name": "exports",
+                    "description": "Archives of your own data, built in the background.",
+                },
                 {"name": "admin", "description": "Admin only: user directory, roles, suspension, audit log."},
                 {"name": "operations", "description": "Health and readiness probes."},
             ],
