@@ -20,7 +20,7 @@ import html
 import os
 import time
 import zipfile
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -187,7 +187,7 @@ class _Progress:
             self.percent, self.written_at = percent, now
             async with unit_of_work(self.resources) as session:
                 export = await repository.get(session, self.export_id)
-                if export is not None and export.status is ExportStatus.running:
+                if export is not None and export.status == ExportStatus.running:
                     export.progress = percent
                     announce_progress(session, export)
 
@@ -236,19 +236,11 @@ async def _in_thread(func: Callable[..., object], *args: object) -> None:
     await anyio.to_thread.run_sync(partial(func, *args))
 
 
-async def _write_section(
-    resources: Resources,
-    writer: ArchiveWriter,
-    user_id: str,
-    name: str,
-    read_page: PageReader,
-    progress: _Progress,
-    files: list[MediaView],
-) -> int:
-    """Write the section `name` as a JSON array, page by page; returns how many items."""
-    await _in_thread(writer.begin, f"{name}.json")
-    await _in_thread(writer.write, b"[")
-    count, cursor = 0, None
+async def _pages(
+    resources: Resources, user_id: str, read_page: PageReader
+) -> AsyncIterator[Sequence[BaseModel]]:
+    """Every page of a section, each read in its own short read-only unit of work."""
+    cursor = None
     while True:
         async with unit_of_work(resources, write=False) as session:
             user = await session.get(User, user_id)
@@ -256,50 +248,66 @@ async def _write_section(
                 raise LookupError("the account is gone")
             items, cursor = await read_page(session, user, CursorParams.from_cursor(BATCH, cursor))
         if items:
-            lead = b"\n" if count == 0 else b",\n"
-            await _in_thread(writer.write, lead + b",\n".join(_json(item) for item in items))
-            count += len(items)
-            if name == "media":
-                # Copied once the page's JSON is written: the page is at most BATCH small rows.
-                for item in items:
-                    assert isinstance(item, MediaView)
-                    await _copy_media(resources, writer, item, files)
-                    await progress.advance(1)
-            else:
-                await progress.advance(len(items))
+            yield items
         if cursor is None:
-            break
+            return
+
+
+async def _write_section(
+    resources: Resources,
+    writer: ArchiveWriter,
+    user_id: str,
+    name: str,
+    read_page: PageReader,
+    progress: _Progress,
+) -> int:
+    """Write the section `name` as a JSON array, page by page; returns how many items."""
+    await _in_thread(writer.begin, f"{name}.json")
+    await _in_thread(writer.write, b"[")
+    count = 0
+    async for items in _pages(resources, user_id, read_page):
+        lead = b"\n" if count == 0 else b",\n"
+        await _in_thread(writer.write, lead + b",\n".join(_json(item) for item in items))
+        count += len(items)
+        if name != "media":  # an upload counts once its file is copied
+            await progress.advance(len(items))
     await _in_thread(writer.write, b"\n]\n" if count else b"]\n")
     await _in_thread(writer.end)
     return count
 
 
-async def _copy_media(
-    resources: Resources, writer: ArchiveWriter, item: MediaView, files: list[MediaView]
+async def _copy_media(resources: Resources, writer: ArchiveWriter, user_id: str, progress: _Progress) -> int:
+    """Copy each upload's file into `media/<key>`, as `GET /media/{key}` serves it; returns
+    how many were missing from storage (removed meanwhile), which the archive leaves out."""
+    missing = 0
+    async for items in _pages(resources, user_id, _uploads):
+        for item in items:
+            assert isinstance(item, MediaView)
+            stored = await resources.media.open(item.storage_key)
+            if stored is None:
+                missing += 1
+            else:
+                await _in_thread(writer.add_file, f"media/{item.storage_key}", stored.path)
+            await progress.advance(1)
+    return missing
+
+
+async def _write_index(
+    resources: Resources,
+    writer: ArchiveWriter,
+    user_id: str,
+    profile: PrivateUser,
+    counts: dict[str, int],
+    generated: str,
 ) -> None:
-    """Copy an upload's file into `media/<key>`, as `GET /media/{key}` serves it. A file
-    missing from storage (removed meanwhile) is left out of `manifest.json`'s list."""
-    stored = await resources.media.open(item.storage_key)
-    if stored is not None:
-        await _in_thread(writer.add_file, f"media/{item.storage_key}", stored.path)
-        files.append(item)
-
-
-def _index_html(
-    profile: PrivateUser, counts: dict[str, int], files: list[MediaView], generated: str
-) -> bytes:
-    """A small page to open the archive with in a browser: what it holds, with links."""
+    """A small page to open the archive with in a browser: what it holds, with links. Its
+    list of images is written page by page, like the sections."""
     name = html.escape(profile.display_name)
     rows = "".join(
         f'<tr><td><a href="{section}.json">{section}.json</a></td><td>{count}</td></tr>\n'
         for section, count in counts.items()
     )
-    images = "".join(
-        f'<li><a href="media/{html.escape(item.storage_key)}">{html.escape(item.storage_key)}</a> '
-        f"({html.escape(item.content_type)}, {item.width}×{item.height}, {item.size} bytes)</li>\n"
-        for item in files
-    )
-    return (
+    head = (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>Kith export of {name}</title></head>\n<body>\n"
         f"<h1>Kith export of {name} (@{html.escape(profile.username)})</h1>\n"
@@ -308,8 +316,22 @@ def _index_html(
         '<p><a href="profile.json">profile.json</a>: your account as '
         "<code>GET /users/me</code> shows it.</p>\n"
         f"<table><thead><tr><th>file</th><th>items</th></tr></thead><tbody>\n{rows}</tbody></table>\n"
-        f"<h2>Images ({len(files)})</h2>\n<ul>\n{images}</ul>\n</body></html>\n"
-    ).encode()
+        f"<h2>Images ({counts.get('media', 0)})</h2>\n<ul>\n"
+    )
+    await _in_thread(writer.begin, "index.html")
+    await _in_thread(writer.write, head.encode())
+    async for items in _pages(resources, user_id, _uploads):
+        lines = []
+        for item in items:
+            assert isinstance(item, MediaView)
+            key = html.escape(item.storage_key)
+            lines.append(
+                f'<li><a href="media/{key}">{key}</a> ({html.escape(item.content_type)}, '
+                f"{item.width}×{item.height}, {item.size} bytes)</li>\n"
+            )
+        await _in_thread(writer.write, "".join(lines).encode())
+    await _in_thread(writer.write, b"</ul>\n</body></html>\n")
+    await _in_thread(writer.end)
 
 
 async def _start(resources: Resources, export_id: str) -> tuple[str, int] | None:
@@ -334,7 +356,7 @@ async def _finish(
     settings, now = resources.settings, resources.clock.now()
     async with unit_of_work(resources) as session:
         export = await repository.get(session, export_id)
-        if export is None or export.status is not ExportStatus.running:
+        if export is None or export.status != ExportStatus.running:
             return None
         export.status, export.progress, export.size = ExportStatus.ready, 100, size
         export.finished_at = now
@@ -393,9 +415,9 @@ async def build_archive(
         await _in_thread(writer.write, _json(profile) + b"\n")
         await _in_thread(writer.end)
         counts: dict[str, int] = {}
-        files: list[MediaView] = []
         for name, read_page in SECTIONS:
-            counts[name] = await _write_section(resources, writer, user_id, name, read_page, progress, files)
+            counts[name] = await _write_section(resources, writer, user_id, name, read_page, progress)
+        missing = await _copy_media(resources, writer, user_id, progress)
         manifest = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -405,14 +427,13 @@ async def build_archive(
             "username": profile.username,
             "generated_at": _rfc3339(generated),
             "counts": counts,
-            "media_files": [f"media/{item.storage_key}" for item in files],
+            # Uploads listed in media.json whose file was gone from storage when copied.
+            "media_missing": missing,
         }
         await _in_thread(writer.begin, "manifest.json")
         await _in_thread(writer.write, orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
         await _in_thread(writer.end)
-        await _in_thread(writer.begin, "index.html")
-        await _in_thread(writer.write, _index_html(profile, counts, files, _rfc3339(generated)))
-        await _in_thread(writer.end)
+        await _write_index(resources, writer, user_id, profile, counts, _rfc3339(generated))
         size = await anyio.to_thread.run_sync(writer.close)
         await anyio.to_thread.run_sync(os.replace, writer.path, final)
     except ArchiveTooLarge:

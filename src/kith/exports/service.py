@@ -97,11 +97,11 @@ async def owned_export(session: AsyncSession, user: User, export_id: str) -> Exp
 
 def check_downloadable(export: Export, now: datetime) -> None:
     """409 `export_not_ready` while it is built or when it failed; 410 `export_expired`."""
-    if export.status is ExportStatus.expired or (
-        export.status is ExportStatus.ready and export.expires_at is not None and export.expires_at <= now
+    if export.status == ExportStatus.expired or (
+        export.status == ExportStatus.ready and export.expires_at is not None and export.expires_at <= now
     ):
         raise ExportExpired()
-    if export.status is not ExportStatus.ready:
+    if export.status != ExportStatus.ready:
         raise ExportNotReady()
 
 
