@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kith.auth import service as auth
 from kith.core.config import Settings
 from kith.core.errors import Conflict, DomainError, NotFound
 from kith.core.jobs import enqueue
@@ -74,10 +75,25 @@ async def request_export(session: AsyncSession, user: User, settings: Settings, 
 
 
 def create_export(session: AsyncSession, user: User, *, now: datetime) -> Export:
-    """A queued export row, without the daily limit or a job (`kith export` builds it itself)."""
+    """A queued export row, without the daily limit or a job."""
     export = Export(user_id=user.id, status=ExportStatus.queued, progress=0, created_at=now)
     session.add(export)
     return export
+
+
+async def export_for_operator(
+    session: AsyncSession, identifier: str, *, now: datetime
+) -> tuple[Export, User]:
+    """For `kith export`: a queued export of the account named by username, e-mail address or
+    id, which the command builds itself. An administrator's export is not held to the daily
+    limit, and it counts as the user's export of the day. 404 `user_not_found`."""
+    user = await auth.find_by_login(session, identifier) or await auth.get_user(session, identifier)
+    if user is None:
+        raise auth.UserNotFound()
+    export = create_export(session, user, now=now)
+    await session.flush()
+    announce_progress(session, export)
+    return export, user
 
 
 async def list_exports(
