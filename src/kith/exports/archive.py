@@ -401,7 +401,7 @@ async def build_archive(
         )
     except OSError:
         log.exception("export_failed", export_id=export_id)
-        await _fail(resources, export_id, "internal_error")
+        await _fail(resources, export_id, "build_failed")
         return None
     progress = _Progress(resources, export_id, total, on_progress)
     generated = resources.clock.now()
@@ -444,7 +444,7 @@ async def build_archive(
     except Exception:
         await anyio.to_thread.run_sync(writer.abort)
         log.exception("export_failed", export_id=export_id)
-        await _fail(resources, export_id, "internal_error")
+        await _fail(resources, export_id, "build_failed")
         return None
     ready = await _finish(resources, export_id, size, on_ready)
     if ready is None:

@@ -7,7 +7,18 @@ from datetime import datetime
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kith.db.models import Block, Comment, Export, ExportStatus, Friendship, Like, Media, Notification, Post
+from kith.db.models import (
+    Block,
+    Comment,
+    Export,
+    ExportStatus,
+    Friendship,
+    Like,
+    Media,
+    Notification,
+    Post,
+    User,
+)
 
 BUILDING = (ExportStatus.queued, ExportStatus.running)
 
@@ -22,6 +33,12 @@ async def get(session: AsyncSession, export_id: str) -> Export | None:
 
 async def owned(session: AsyncSession, user_id: str, export_id: str) -> Export | None:
     return await session.scalar(of_user(user_id).where(Export.id == export_id))
+
+
+async def lock_account(session: AsyncSession, user_id: str) -> None:
+    """Hold the user's row until commit (PostgreSQL; SQLite's writes hold the database's
+    lock already), so two requests of one user cannot both pass the daily limit."""
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
 
 
 async def latest_counting(session: AsyncSession, user_id: str, since: datetime) -> Export | None:

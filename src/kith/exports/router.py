@@ -24,7 +24,10 @@ router = APIRouter(prefix="/users/me/exports", tags=["exports"])
 downloads = APIRouter(tags=["exports"])
 
 _ARCHIVE_RESPONSE: dict[int | str, dict[str, object]] = {
-    200: {"description": "The zip archive.", "content": {"application/zip": {}}}
+    200: {
+        "description": "The zip archive.",
+        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+    }
 }
 
 
@@ -117,7 +120,7 @@ async def download_export(
     responses=problem_responses(401, 403, 404, 409, 410),
 )
 async def create_download_link(
-    export: OwnedExport, user: LoginUser, settings: AppSettings, now: Now
+    user: LoginUser, export: OwnedExport, settings: AppSettings, now: Now
 ) -> object:
     """A single-use address that downloads the archive without credentials, for a browser's
     download (which cannot send a bearer token). It works once, for

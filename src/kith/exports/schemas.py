@@ -20,7 +20,7 @@ class ExportView(ResponseModel):
     size: int | None = Field(description="The archive's size in bytes, once ready.")
     error: str | None = Field(
         description="Why it failed: `too_large` (over the server's limit), `interrupted` "
-        "(the server stopped while building it) or `internal_error`."
+        "(the server stopped while building it) or `build_failed` (anything else; see the server log)."
     )
     created_at: Timestamp
     finished_at: Timestamp | None

@@ -63,6 +63,7 @@ async def request_export(session: AsyncSession, user: User, settings: Settings, 
     fail was made within `KITH_EXPORT_COOLDOWN_HOURS`.
     """
     cooldown = timedelta(hours=settings.export_cooldown_hours)
+    await repository.lock_account(session, user.id)
     recent = await repository.latest_counting(session, user.id, now - cooldown)
     if recent is not None:
         wait = math.ceil((recent.created_at + cooldown - now).total_seconds())
