@@ -4,22 +4,26 @@ the account."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import uuid
 import zipfile
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import update
 
 from kith.core.config import Settings
 from kith.db.models import Export, ExportStatus
 from kith.exports.archive import archive_path, partial_path
 from kith.exports.jobs import remove_expired_exports
+from kith.main import create_app, open_resources
 from kith.runtime.resources import Resources
 from kith.runtime.transaction import unit_of_work
-from tests.conftest import Mailbox
+from tests.conftest import REDIS_URL, Mailbox, redis_available
 from tests.helpers import API, PASSWORD, Account, assert_problem
 from tests.integration.test_media import gif_bytes, png_bytes, uploaded
 from tests.posting import befriend, block, comment, create_post, member, walk
@@ -353,3 +357,54 @@ def _parse(text: str) -> Any:
     from datetime import datetime
 
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+needs_redis = pytest.mark.skipif(not redis_available(), reason="Redis is not reachable")
+
+
+@needs_redis
+async def test_with_redis_a_worker_builds_it_and_the_api_process_hears_the_progress(
+    settings: Settings, mailbox: Mailbox
+) -> None:
+    redis_settings = settings.model_copy(
+        update={"redis_url": REDIS_URL, "job_queue": f"kith:test:{uuid.uuid4().hex}"}
+    )
+    application = create_app(redis_settings)
+    async with application.router.lifespan_context(application):
+        api_resources: Resources = application.state.resources
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            alice = await member(api_resources, "alice")
+            await create_post(client, alice, content="kept")
+            subscription = await api_resources.realtime.subscribe(alice.id)
+            created = await request_export(client, alice)
+            # Nothing runs in the API process: the job waits in the Redis stream.
+            await asyncio.sleep(0.3)
+            shown = (await client.get(f"{EXPORTS}/{created['id']}", headers=alice.headers)).json()
+            assert shown["status"] == "queued"
+            worker_resources = await open_resources(redis_settings)
+            worker = asyncio.create_task(worker_resources.jobs.consume(10))
+            try:
+                statuses: list[str] = []
+                async with asyncio.timeout(20):
+                    while "ready" not in statuses:
+                        event = await subscription.queue.get()
+                        if event["event"] == "export":
+                            statuses.append(event["data"]["status"])
+            finally:
+                worker.cancel()
+                await asyncio.gather(worker, return_exceptions=True)
+                await worker_resources.close()
+                await api_resources.realtime.unsubscribe(subscription)
+                assert api_resources.redis is not None
+                await api_resources.redis.delete(redis_settings.job_queue)
+            # queued was published by the API process itself; the rest came through Redis.
+            assert statuses == ["queued", "running", "ready"]
+            archive = await download(client, alice, created["id"])
+            [post] = section(archive, "posts")
+            assert post["content"] == "kept"
+    for _ in range(100):
+        if mailbox.to("alice@example.com"):
+            break
+        await asyncio.sleep(0.05)
+    assert [m["Subject"] for m in mailbox.to("alice@example.com")] == ["Your Kith archive is ready"]
