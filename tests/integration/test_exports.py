@@ -64,6 +64,11 @@ def section(archive: zipfile.ZipFile, name: str) -> Any:
     return json.loads(archive.read(f"{name}.json"))
 
 
+def stages(statuses: list[str]) -> list[str]:
+    """The statuses in the order they came, each once."""
+    return [status for number, status in enumerate(statuses) if number == 0 or statuses[number - 1] != status]
+
+
 async def set_export(resources: Resources, export_id: str, **values: Any) -> None:
     async with unit_of_work(resources) as session:
         await session.execute(update(Export).where(Export.id == export_id).values(**values))
@@ -168,7 +173,9 @@ async def test_progress_reaches_the_owners_live_streams(
     finally:
         await resources.realtime.unsubscribe(subscription)
     updates = [event["data"] for event in events if event["event"] == "export"]
-    assert [update["status"] for update in updates] == ["queued", "running", "ready"]
+    # (A slow machine may add a progress step while running.)
+    assert stages([update["status"] for update in updates]) == ["queued", "running", "ready"]
+    assert all(update["progress"] < 100 for update in updates[:-1])
     assert {update["id"] for update in updates} == {export["id"]}
     assert updates[-1] == export
 
@@ -263,6 +270,14 @@ async def test_one_export_a_day(client: httpx.AsyncClient, resources: Resources)
     await set_export(resources, again["id"], status=ExportStatus.failed, error="build_failed")
     await request_export(client, alice)
     await resources.jobs.wait_idle()
+
+
+async def test_two_requests_at_once_make_one_export(client: httpx.AsyncClient, resources: Resources) -> None:
+    alice = await member(resources, "alice")
+    answers = await asyncio.gather(*(client.post(EXPORTS, headers=alice.headers) for _ in range(4)))
+    assert sorted(response.status_code for response in answers) == [202, 429, 429, 429]
+    await resources.jobs.wait_idle()
+    assert len((await client.get(EXPORTS, headers=alice.headers)).json()["items"]) == 1
 
 
 async def test_a_queued_export_is_not_downloadable_yet(
@@ -391,6 +406,11 @@ async def test_with_redis_a_worker_builds_it_and_the_api_process_hears_the_progr
                         event = await subscription.queue.get()
                         if event["event"] == "export":
                             statuses.append(event["data"]["status"])
+                    # The e-mail's job, queued as the export became ready, runs in the worker too.
+                    for _ in range(400):
+                        if mailbox.to("alice@example.com"):
+                            break
+                        await asyncio.sleep(0.05)
             finally:
                 worker.cancel()
                 await asyncio.gather(worker, return_exceptions=True)
@@ -399,12 +419,8 @@ async def test_with_redis_a_worker_builds_it_and_the_api_process_hears_the_progr
                 assert api_resources.redis is not None
                 await api_resources.redis.delete(redis_settings.job_queue)
             # queued was published by the API process itself; the rest came through Redis.
-            assert statuses == ["queued", "running", "ready"]
+            assert stages(statuses) == ["queued", "running", "ready"]
             archive = await download(client, alice, created["id"])
             [post] = section(archive, "posts")
             assert post["content"] == "kept"
-    for _ in range(100):
-        if mailbox.to("alice@example.com"):
-            break
-        await asyncio.sleep(0.05)
     assert [m["Subject"] for m in mailbox.to("alice@example.com")] == ["Your Kith archive is ready"]

@@ -344,7 +344,10 @@ async def _start(resources: Resources, export_id: str) -> tuple[str, int] | None
             return None
         export.status, export.progress, export.started_at = ExportStatus.running, 0, now
         announce_progress(session, export)
-        return export.user_id, await repository.item_counts(session, export.user_id)
+        user_id = export.user_id
+    # Counted outside the write: SQLite's write lock is held no longer than the update.
+    async with unit_of_work(resources, write=False) as session:
+        return user_id, await repository.item_counts(session, user_id)
 
 
 async def _finish(

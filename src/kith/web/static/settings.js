@@ -127,6 +127,8 @@ const EXPORT_STATUS = { queued: "Waiting to start", running: "Being built", read
 const EXPORT_ERRORS = { too_large: "it was larger than this server allows", interrupted: "the server stopped while building it" };
 
 function exportItem(item, highlighted) {
+  // Past its expiry an archive is gone, though the hourly clean-up has not marked it yet.
+  if (item.status === "ready" && Date.parse(item.expires_at) <= Date.now()) item = { ...item, status: "expired" };
   const status = h("span", { class: "export-status" }, EXPORT_STATUS[item.status] || item.status);
   const parts = [h("strong", {}, "Archive asked for "), when(item.created_at), " · ", status];
   if (item.status === "queued" || item.status === "running") {
