@@ -1,4 +1,4 @@
-"""The `kith` command line: serve, migrate, create-admin, worker."""
+"""The `kith` command line: serve, migrate, create-admin, worker, export."""
 
 from __future__ import annotations
 
@@ -206,6 +206,62 @@ async def _run_worker(settings: Settings, concurrency: int) -> None:
         await resources.jobs.consume(concurrency)
     finally:
         await periodic.stop()
+        await resources.close()
+
+
+@app.command("export")
+def export(
+    user: Annotated[str, typer.Argument(help="The account: its username, e-mail address or id.")],
+    email: Annotated[
+        bool, typer.Option(help="E-mail the user a link when the archive is ready, as the API does.")
+    ] = True,
+) -> None:
+    """Build an archive of a user's data now, with a progress bar (docs/export.md).
+
+    The same archive as `POST /api/kith/v1/users/me/exports`, recorded as the user's export
+    (shown in their settings, downloadable by them until it expires), without the daily
+    limit. Prints the archive's path.
+    """
+    asyncio.run(_export(_settings(), user, email))
+
+
+async def _export(settings: Settings, identifier: str, email: bool) -> None:
+    from kith.core.errors import DomainError
+    from kith.exports import service
+    from kith.exports.archive import archive_path, build_archive
+    from kith.exports.jobs import run_export
+    from kith.main import open_resources
+    from kith.runtime.transaction import unit_of_work
+
+    resources = await open_resources(settings)
+    try:
+        try:
+            async with unit_of_work(resources) as session:
+                export, user = await service.export_for_operator(
+                    session, identifier, now=resources.clock.now()
+                )
+        except DomainError as error:
+            typer.secho(f"error: {identifier}: {error.detail}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"Exporting {user.username} (export {export.id})", err=True)
+        with typer.progressbar(length=1, label="export", file=sys.stderr, show_pos=True) as bar:
+
+            def advance(done: int, total: int) -> None:
+                bar.length = total
+                bar.update(done - bar.pos)
+
+            if email:
+                ready = await run_export(resources, export.id, on_progress=advance)
+            else:
+                ready = await build_archive(resources, export.id, on_progress=advance)
+        if ready is None:
+            async with unit_of_work(resources, write=False) as session:
+                failed = await service.owned_export(session, user, export.id)
+            typer.secho(f"error: the export failed ({failed.error})", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1)
+        until = f"{ready.expires_at:%Y-%m-%d %H:%M} UTC"
+        typer.echo(f"{archive_path(settings, export.id)}  ({ready.size} bytes, until {until})")
+    finally:
         await resources.close()
 
 

@@ -16,6 +16,9 @@ from kith.core.config import Settings, get_settings
 from kith.core.logging import configure_logging
 from kith.core.metrics import process_stopped
 from kith.core.urls import API_PREFIX
+from kith.exports import subscriptions as export_subscriptions
+from kith.exports.router import downloads as export_downloads_router
+from kith.exports.router import router as exports_router
 from kith.feed import jobs as feed_jobs
 from kith.feed import subscriptions as feed_subscriptions
 from kith.feed.router import router as feed_router
@@ -60,6 +63,7 @@ def api_routers() -> list[APIRouter]:
         posts_router,
         auth_router,
         me_router,  # before /users/{id}, which would match "me"
+        exports_router,
         users_router,
         social_router,
         media_router,
@@ -67,6 +71,7 @@ def api_routers() -> list[APIRouter]:
         notifications_router,
         stream_router,
         admin_router,
+        export_downloads_router,
     ]
 
 
@@ -74,6 +79,7 @@ def subscribers(settings: Settings) -> Subscribers:
     """Every domain's reactions to other domains' events, for this configuration."""
     chosen = Subscribers()
     feed_subscriptions.subscribe(chosen, settings)
+    export_subscriptions.subscribe(chosen, settings)
     return chosen
 
 

@@ -209,6 +209,19 @@ LINKS: dict[tuple[str, str, str], dict[str, LinkTarget]] = {
     ("post", f"{_P}/users/me/api-keys", "201"): {
         "DeleteApiKey": ("delete", f"{_P}/users/me/api-keys/{{key_id}}", {"parameters": {"key_id": _ID}}),
     },
+    ("post", f"{_P}/users/me/exports", "202"): {
+        "GetExport": ("get", f"{_P}/users/me/exports/{{export_id}}", {"parameters": {"export_id": _ID}}),
+        "DownloadExport": (
+            "get",
+            f"{_P}/users/me/exports/{{export_id}}/archive",
+            {"parameters": {"export_id": _ID}},
+        ),
+        "CreateExportDownloadLink": (
+            "post",
+            f"{_P}/users/me/exports/{{export_id}}/links",
+            {"parameters": {"export_id": _ID}},
+        ),
+    },
     ("post", f"{_P}/reports", "201"): {
         "ActOnReport": (
             "patch",
@@ -254,6 +267,10 @@ def install_openapi(app: FastAPI, *, rate_limited: bool = True) -> None:
                 {
                     "name": "notifications",
                     "description": f"Notifications; live ones arrive on `WebSocket {API_PREFIX}/stream`.",
+                },
+                {
+                    "name": "exports",
+                    "description": "Archives of your own data, built in the background.",
                 },
                 {"name": "admin", "description": "Admin only: user directory, roles, suspension, audit log."},
                 {"name": "operations", "description": "Health and readiness probes."},

@@ -110,7 +110,7 @@ async def test_cursor_parameters_declare_their_format(client: httpx.AsyncClient)
         for parameter in operation.get("parameters", [])
         if parameter["name"] == "cursor"
     ]
-    assert len(cursors) == 11
+    assert len(cursors) == 12
     for cursor in cursors:
         assert cursor["type"] == "string"
         assert cursor["format"] == "cursor"

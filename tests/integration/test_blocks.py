@@ -95,6 +95,10 @@ ASKS = (
     Ask("POST", "/posts", body={"content": "mine", "media_ids": ["{upload}"]}),
     Ask("DELETE", "/users/me/api-keys/{key_id}", {"key_id": "api_key"}),
     Ask("DELETE", "/users/me/sessions/{session_id}", {"session_id": "login_session"}),
+    # Ada's data export: hers alone, whoever asks.
+    Ask("GET", "/users/me/exports/{export_id}", {"export_id": "export"}),
+    Ask("GET", "/users/me/exports/{export_id}/archive", {"export_id": "export"}),
+    Ask("POST", "/users/me/exports/{export_id}/links", {"export_id": "export"}),
     # A notification about Ada's like, hidden from Bob while the block lasts.
     Ask("POST", "/notifications/read", body={"ids": ["{notification}"]}),
     Ask("PATCH", "/moderation/reports/{report_id}", {"report_id": "report"}, {"action": "dismiss"}),
@@ -116,6 +120,8 @@ NOT_ABOUT_ANYONE = {
     ("GET", "/users/me/api-keys"),
     ("POST", "/users/me/api-keys"),
     ("GET", "/users/me/sessions"),
+    ("GET", "/users/me/exports"),
+    ("POST", "/users/me/exports"),
     ("POST", "/media"),
     ("GET", "/moderation/reports"),
     ("GET", "/admin/users"),
@@ -131,7 +137,9 @@ NOT_ABOUT_ANYONE = {
 }
 # docs/api.md#posts-media-likes-comments: a media file is served to anyone holding its URL,
 # signed in or not, so who asks cannot matter (the blocked user keeps a URL they already had).
-BY_URL_FOR_ANYONE = {("GET", f"{MEDIA}/{{key}}")}
+# So is an export's download link (docs/export.md): its token is the credential, which only
+# the export's owner can ask for.
+BY_URL_FOR_ANYONE = {("GET", f"{MEDIA}/{{key}}"), ("GET", "/export-downloads/{token}")}
 
 
 def fill(value: Any, things: Mapping[str, str]) -> Any:
@@ -273,6 +281,8 @@ async def test_a_blocked_user_learns_nothing_of_the_blocker_from_any_endpoint_or
         client, ada, "POST", "/reports", {"target_type": "post", "target_id": cyds_post["id"], "reason": "x"}
     )
     notifications = await call(client, bob, "GET", "/notifications", status=200)
+    export = await call(client, ada, "POST", "/users/me/exports", status=202)
+    await resources.jobs.wait_idle()
     about_ada = {
         "user": ada.id,
         "username": ada.username,
@@ -287,6 +297,7 @@ async def test_a_blocked_user_learns_nothing_of_the_blocker_from_any_endpoint_or
         "api_key": api_key["id"],
         "login_session": (await call(client, ada, "GET", "/users/me/sessions", status=200))["items"][0]["id"],
         "report": report["id"],
+        "export": export["id"],
         "notification": next(item["id"] for item in notifications["items"] if item["actor"]["id"] == ada.id),
     }
     # Ids nobody has, of the same shape (a name of the same length for the username).
@@ -324,6 +335,7 @@ async def test_a_blocked_user_learns_nothing_of_the_blocker_from_any_endpoint_or
         "/notifications?unread_only=true",
         "/notifications/unread-count",
         "/blocks",
+        "/users/me/exports",
         *(
             f"/friend-requests?direction={direction}&status={status}"
             for direction in ("incoming", "outgoing")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,3 +148,28 @@ def test_create_admin_refuses_bad_input(kith_env: dict[str, str]) -> None:
     )
     assert again.returncode == 1
     assert "taken" in again.stderr
+
+
+def test_export_builds_a_users_archive_with_progress(kith_env: dict[str, str]) -> None:
+    assert run_kith("migrate", env=kith_env).returncode == 0
+    made = run_kith(
+        "create-admin",
+        "--username",
+        "boss",
+        "--email",
+        "boss@example.com",
+        env=kith_env,
+        stdin="a strong admin password\n",
+    )
+    assert made.returncode == 0, made.stderr
+    done = run_kith("export", "Boss", "--no-email", env=kith_env)
+    assert done.returncode == 0, done.stderr
+    assert "Exporting boss (export " in done.stderr
+    assert "export" in done.stderr.splitlines()[-1]  # the progress bar's line
+    path = Path(done.stdout.splitlines()[-1].split()[0])
+    assert path.parent == Path(kith_env["KITH_VAR_DIR"]) / "exports"
+    with zipfile.ZipFile(path) as archive:
+        assert json.loads(archive.read("profile.json"))["username"] == "boss"
+    unknown = run_kith("export", "nobody", env=kith_env)
+    assert unknown.returncode == 1
+    assert "nobody" in unknown.stderr

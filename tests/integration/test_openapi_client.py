@@ -30,12 +30,13 @@ PACKAGE = "kith_generated_client"
 CAMEL_CASE = re.compile(r"[a-z]+(?:[A-Z][a-z0-9]*)*")
 # The shape of FastAPI's default ids: the function name, the path and the method.
 FASTAPI_DEFAULT = re.compile(r"_api_v1_|_(get|post|put|patch|delete|head|options)$")
-# The generator knows image responses as bytes only under a generic content type; the
-# spec names the real ones (image/jpeg...), so the mapping is the generator's setting.
+# The generator knows file responses as bytes only under a generic content type; the
+# spec names the real ones (image/jpeg..., application/zip for an export's archive), so the
+# mapping is the generator's setting.
 GENERATOR_CONFIG = {
     "post_hooks": [],
     "content_type_overrides": dict.fromkeys(
-        ("image/jpeg", "image/png", "image/gif", "image/webp"), "application/octet-stream"
+        ("image/jpeg", "image/png", "image/gif", "image/webp", "application/zip"), "application/octet-stream"
     ),
 }
 

@@ -53,6 +53,10 @@ COVERED: dict[tuple[str, str], str] = {
     ("PATCH", f"{API}/admin/users/{{user_id}}"): "test_reports_and_accounts_are_for_staff",
     ("DELETE", f"{API}/admin/users/{{user_id}}"): "test_reports_and_accounts_are_for_staff",
     ("GET", f"{MEDIA}/{{key}}"): "test_uploads_of_others",
+    ("GET", f"{API}/users/me/exports/{{export_id}}"): "test_exports_of_others",
+    ("GET", f"{API}/users/me/exports/{{export_id}}/archive"): "test_exports_of_others",
+    ("POST", f"{API}/users/me/exports/{{export_id}}/links"): "test_exports_of_others",
+    ("GET", f"{API}/export-downloads/{{token}}"): "test_exports_of_others",
     # Objects named in a body.
     ("POST", f"{API}/friend-requests"): "test_objects_named_in_bodies",
     ("POST", f"{API}/blocks"): "test_objects_named_in_bodies",
@@ -237,6 +241,34 @@ async def test_sessions_of_others(client: httpx.AsyncClient, resources: Resource
     other_key = await _key(client, other, ["read", "write"])
     await _refused(await client.delete(f"{API}/users/me/sessions/{session_id}", headers=other_key), 403)
     assert (await client.get(f"{API}/users/me", headers=owner.headers)).status_code == 200
+
+
+async def test_exports_of_others(client: httpx.AsyncClient, resources: Resources) -> None:
+    owner, other = await member(resources, "owner"), await member(resources, "other")
+    staff = [
+        await member(resources, "moderator", Role.moderator),
+        await member(resources, "root", Role.admin),
+    ]
+    created = await client.post(f"{API}/users/me/exports", headers=owner.headers)
+    export_id = created.json()["id"]
+    await resources.jobs.wait_idle()
+    for caller in (other, *staff):
+        for method, suffix in (("GET", ""), ("GET", "/archive"), ("POST", "/links")):
+            response = await client.request(
+                method, f"{API}/users/me/exports/{export_id}{suffix}", headers=caller.headers
+            )
+            await _refused(response, 404, "export_not_found")
+        assert (await client.get(f"{API}/users/me/exports", headers=caller.headers)).json()["items"] == []
+    other_key = await _key(client, other, ["read", "write"])
+    await _refused(await client.get(f"{API}/users/me/exports/{export_id}", headers=other_key), 404)
+    # A link is the owner's to ask for; a made-up one opens nothing.
+    await _refused(
+        await client.get(f"{API}/export-downloads/{uuid.uuid4().hex}"), 410, "download_link_invalid"
+    )
+    shown = await client.get(f"{API}/users/me/exports/{export_id}", headers=owner.headers)
+    assert shown.json()["status"] == "ready"
+    link = await client.post(f"{API}/users/me/exports/{export_id}/links", headers=owner.headers)
+    assert (await client.get(link.json()["url"].removeprefix("https://kith.example"))).status_code == 200
 
 
 # --- users hidden by blocks and suspension -------------------------------------------------

@@ -164,11 +164,18 @@ async def test_canaries_of_one_account_never_reach_another(
         json={"target_type": "user", "target_id": ada.id, "reason": "spam"},
         headers=bob.headers,
     )
+    # Her data's archive, and a download link to it (its token is hers alone).
+    export = (await client.post(f"{API}/users/me/exports", headers=ada.headers)).json()
+    await resources.jobs.wait_idle()
+    link = await client.post(f"{API}/users/me/exports/{export['id']}/links", headers=ada.headers)
+    secrets_of_ada.add(link.json()["url"].rsplit("/", 1)[1])
     values = {
         "user_id": ada.id,
         "post_id": post["id"],
         "request_id": request.json()["id"],
         "code": "not_found",
+        "export_id": export["id"],
+        "token": "0" * 43,
     }
     values["key"] = "0" * 32 + ".png"
     values |= {"version": KITH.version, "name": "app.js", "session_id": ada.id}

@@ -56,6 +56,9 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", f"{API}/auth/password-reset"): PUBLIC,
     ("POST", f"{API}/auth/password-reset/confirm"): PUBLIC,
     ("GET", f"{MEDIA}/{{key}}"): PUBLIC,
+    # An export's single-use download link: its 256-bit token, which only the owner (logged
+    # in) can get, is the credential (tests/integration/test_exports.py).
+    ("GET", f"{API}/export-downloads/{{token}}"): PUBLIC,
     ("POST", f"{API}/auth/logout"): SESSION,
     ("POST", f"{API}/auth/logout-all"): SESSION,
     ("POST", f"{API}/auth/verify-email/resend"): USER,
@@ -68,6 +71,11 @@ ACCESS: dict[tuple[str, str], str] = {
     ("DELETE", f"{API}/users/me/api-keys/{{key_id}}"): SESSION,
     ("GET", f"{API}/users/me/sessions"): SESSION,
     ("DELETE", f"{API}/users/me/sessions/{{session_id}}"): SESSION,
+    ("POST", f"{API}/users/me/exports"): SESSION,
+    ("GET", f"{API}/users/me/exports"): USER,
+    ("GET", f"{API}/users/me/exports/{{export_id}}"): USER,
+    ("GET", f"{API}/users/me/exports/{{export_id}}/archive"): USER,
+    ("POST", f"{API}/users/me/exports/{{export_id}}/links"): SESSION,
     ("GET", f"{API}/users"): USER,
     ("GET", f"{API}/users/{{user_id}}"): USER,
     ("GET", f"{API}/users/{{user_id}}/posts"): USER,

@@ -97,6 +97,8 @@ class AlreadyVerified(Conflict):
 
 # The account lookup other domains use; they never reach auth's repository directly.
 get_user = repository.get_user
+# A user by e-mail address or username (`kith export`).
+find_by_login = repository.find_by_login
 
 
 async def register(

@@ -158,6 +158,15 @@ class Settings(BaseSettings):
     media_unattached_ttl_hours: float = Field(default=24, gt=0)
     media_cleanup_interval_seconds: float = Field(default=600, gt=0)
 
+    # Exports of an account's data (docs/export.md). `export_dir` defaults to `<var_dir>/exports`.
+    export_dir: Path | None = None
+    export_max_bytes: int = Field(default=4 * 1024**3, ge=1)
+    export_ttl_hours: float = Field(default=7 * 24, gt=0)
+    export_cooldown_hours: float = Field(default=24, ge=0)
+    export_link_ttl_seconds: float = Field(default=600, gt=0)
+    export_cleanup_interval_seconds: float = Field(default=3600, gt=0)
+    export_stale_hours: float = Field(default=6, gt=0)
+
     # Rate limits (docs/api.md#conventions), as "<count>/<period>" ("300/5 minutes", "50/day");
     # an empty value switches that one limit off, `rate_limits_enabled=false` all of them.
     rate_limits_enabled: bool = True
@@ -233,6 +242,11 @@ class Settings(BaseSettings):
     def media_root(self) -> Path:
         """Where uploaded images are kept (`media_dir`, resolved from `var_dir` by default)."""
         return self.media_dir if self.media_dir is not None else self.var_dir / "media"
+
+    @property
+    def export_root(self) -> Path:
+        """Where finished archives are kept (`export_dir`, resolved from `var_dir` by default)."""
+        return self.export_dir if self.export_dir is not None else self.var_dir / "exports"
 
     @property
     def allowed_hosts(self) -> list[str]:

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kith.core.pagination import CursorParams
 from kith.db.models import Media, User
 
 
@@ -85,3 +86,12 @@ async def known_keys(session: AsyncSession, storage_keys: Sequence[str]) -> set[
 async def storage_keys_of_owner(session: AsyncSession, owner_id: str) -> list[str]:
     keys = await session.scalars(select(Media.storage_key).where(Media.owner_id == owner_id))
     return list(keys.all())
+
+
+async def page_of_uploads(
+    session: AsyncSession, owner_id: str, params: CursorParams
+) -> tuple[list[Media], str | None]:
+    """The owner's uploads, oldest first."""
+    return await params.fetch(
+        session, select(Media).where(Media.owner_id == owner_id), Media.id, descending=False
+    )

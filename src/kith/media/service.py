@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kith.core.config import Settings
 from kith.core.errors import BadRequest, NotFound, Unprocessable
 from kith.core.jobs import enqueue
+from kith.core.pagination import CursorParams
 from kith.core.storage import MediaStorage
 from kith.db.models import Media, Post, User
 from kith.media import images, jobs, repository
@@ -147,6 +148,14 @@ async def media_of_posts(session: AsyncSession, post_ids: Sequence[str]) -> dict
             assert media.post_id is not None
             grouped[media.post_id].append(media)
     return grouped
+
+
+async def uploads_of(
+    session: AsyncSession, owner_id: str, params: CursorParams
+) -> tuple[list[Media], str | None]:
+    """The owner's uploads (attached to posts, the avatar, and any not attached yet), oldest
+    first (an account's data export)."""
+    return await repository.page_of_uploads(session, owner_id, params)
 
 
 async def forget_post_media(session: AsyncSession, files: MediaStorage, post_id: str) -> None:

@@ -234,6 +234,27 @@ async def page_of_comments(
     return params.cut([AuthoredComment(row[0], row[1], row[2]) for row in rows], lambda item: item.comment.id)
 
 
+async def page_of_comments_by(
+    session: AsyncSession, author: User, params: CursorParams
+) -> tuple[list[AuthoredComment], str | None]:
+    """The author's own comments on posts the author may read, oldest first."""
+    statement = readable_comments(author).where(Comment.author_id == author.id)
+    rows = await session.execute(params.window(statement, Comment.id, descending=False))
+    return params.cut([AuthoredComment(row[0], row[1], row[2]) for row in rows], lambda item: item.comment.id)
+
+
+async def page_of_likes_by(
+    session: AsyncSession, user: User, params: CursorParams
+) -> tuple[list[Like], str | None]:
+    """The user's likes of posts the user may read, newest first; keyset on (liked at, post id)."""
+    statement = (
+        select(Like).join(Post, Post.id == Like.post_id).where(Like.user_id == user.id, can_read_post(user))
+    )
+    window = params.window_by_time(statement, Like.created_at, Like.post_id)
+    rows = list((await session.scalars(window)).all())
+    return params.cut_by_time(rows, lambda like: like.created_at, lambda like: like.post_id)
+
+
 async def change_comment_count(session: AsyncSession, post_id: str, delta: int) -> bool:
     """Add `delta` to the counter in SQL; False when the post is gone.
 

@@ -109,6 +109,13 @@ class Liker(UserSummary):
     liked_at: Timestamp
 
 
+class LikedPost(ResponseModel):
+    """A post the user liked, and when (an account's data export, docs/export.md)."""
+
+    post_id: str
+    liked_at: Timestamp
+
+
 class CommentCreate(RequestModel):
     content: CommentText
 

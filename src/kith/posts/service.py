@@ -31,6 +31,7 @@ from kith.posts.schemas import (
     CommentCreate,
     CommentUpdate,
     CommentView,
+    LikedPost,
     Liker,
     LikeState,
     PostCreate,
@@ -300,6 +301,23 @@ async def comments(
 ) -> tuple[list[AuthoredComment], str | None]:
     """The post's comments, oldest first, without those by people hidden from the viewer."""
     return await repository.page_of_comments(session, viewer, post.id, params)
+
+
+async def comments_by(
+    session: AsyncSession, author: User, params: CursorParams
+) -> tuple[list[CommentView], str | None]:
+    """The author's own comments on posts the author may read, oldest first, as
+    `GET /posts/{id}/comments` shows each (an account's data export)."""
+    found, next_cursor = await repository.page_of_comments_by(session, author, params)
+    return [comment_view(item) for item in found], next_cursor
+
+
+async def likes_by(
+    session: AsyncSession, user: User, params: CursorParams
+) -> tuple[list[LikedPost], str | None]:
+    """The posts the user liked and may read, newest like first (an account's data export)."""
+    found, next_cursor = await repository.page_of_likes_by(session, user, params)
+    return [LikedPost(post_id=like.post_id, liked_at=like.created_at) for like in found], next_cursor
 
 
 async def add_comment(

@@ -13,9 +13,11 @@ from kith.core.security import PasswordHasher, hash_token, new_token
 from kith.db.models import ApiKey, User
 from kith.media import service as media
 from kith.posts import service as posts
+from kith.runtime.events import announce
 from kith.runtime.outbox import forget_kept_emails_to
 from kith.social import service as social
 from kith.users import repository
+from kith.users.events import AccountDeleting
 from kith.users.schemas import ApiKeyCreate, ProfileUpdate, UserProfile
 
 # The statement behind the user directory, for the admin list.
@@ -75,8 +77,10 @@ async def delete_account(session: AsyncSession, user: User) -> None:
 
     Nothing that holds its e-mail address stays in the database (docs/security.md#privacy):
     the e-mails kept for it during an SMTP outage and the answers kept for its retries go
-    in the same transaction; its one-time tokens go with it (cascade).
+    in the same transaction; its one-time tokens go with it (cascade). `AccountDeleting`
+    lets the exports delete its archives' files once the deletion commits.
     """
+    await announce(session, AccountDeleting(user_id=user.id))
     await posts.forget_activity_of(session, user.id)
     await media.forget_owner(session, user.id)
     await forget_kept_emails_to(session, user.email)

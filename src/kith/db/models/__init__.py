@@ -3,6 +3,7 @@
 from kith.db.models.api_key import ApiKey
 from kith.db.models.audit_log import AuditLogEntry
 from kith.db.models.auth_session import AuthSession, RefreshToken
+from kith.db.models.export import Export, ExportStatus
 from kith.db.models.idempotency_key import IdempotencyKey
 from kith.db.models.media import Media
 from kith.db.models.notification import Notification, NotificationType
@@ -20,6 +21,8 @@ __all__ = [
     "AuthSession",
     "Block",
     "Comment",
+    "Export",
+    "ExportStatus",
     "FriendRequest",
     "FriendRequestStatus",
     "Friendship",

@@ -5,7 +5,7 @@ import * as views from "./views.js";
 import * as social from "./social.js";
 import * as settings from "./settings.js";
 
-export const state = { me: null, unread: 0, stream: null, notificationListeners: new Set() };
+export const state = { me: null, unread: 0, stream: null, notificationListeners: new Set(), exportListeners: new Set() };
 
 const ROUTES = [
   ["/", views.feed, true],
@@ -138,6 +138,8 @@ function openStream() {
     } else if (message.event === "notification") {
       state.notificationListeners.forEach((listener) => listener(message.data));
       notice(social.notificationText(message.data));
+    } else if (message.event === "export") {
+      state.exportListeners.forEach((listener) => listener(message.data));
     }
   });
   socket.addEventListener("close", async (event) => {

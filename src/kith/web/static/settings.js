@@ -123,6 +123,57 @@ function blocksSection() {
   return section("Blocked people", "blocks-heading", holder);
 }
 
+const EXPORT_STATUS = { queued: "Waiting to start", running: "Being built", ready: "Ready", failed: "Failed", expired: "Expired" };
+const EXPORT_ERRORS = { too_large: "it was larger than this server allows", interrupted: "the server stopped while building it" };
+
+function exportItem(item, highlighted) {
+  // Past its expiry an archive is gone, though the hourly clean-up has not marked it yet.
+  if (item.status === "ready" && Date.parse(item.expires_at) <= Date.now()) item = { ...item, status: "expired" };
+  const status = h("span", { class: "export-status" }, EXPORT_STATUS[item.status] || item.status);
+  const parts = [h("strong", {}, "Archive asked for "), when(item.created_at), " · ", status];
+  if (item.status === "queued" || item.status === "running") {
+    parts.push(" ", h("progress", { max: 100, value: item.progress, "aria-label": `Archive progress, ${item.progress} %` }), ` ${item.progress} %`);
+  } else if (item.status === "ready") {
+    const size = item.size >= 1048576 ? `${(item.size / 1048576).toFixed(1)} MB` : `${Math.max(1, Math.round(item.size / 1024))} KB`;
+    parts.push(` · ${size}, until `, when(item.expires_at), " ",
+      actionButton("Download the archive", async () => {
+        // A single-use link: the browser downloads it without the access token.
+        const link = await api("POST", `users/me/exports/${item.id}/links`);
+        location.assign(link.url);
+      }, { class: "primary" }));
+  } else if (item.status === "failed") {
+    parts.push(` (${EXPORT_ERRORS[item.error] || "something went wrong"}). You can ask again.`);
+  }
+  return h("li", { class: highlighted ? "export highlighted" : "export", "data-export": item.id }, parts);
+}
+
+function exportSection(query) {
+  const list = h("div", {});
+  const wanted = query && query.get("export");
+  async function show() {
+    try {
+      const page = await api("GET", "users/me/exports", { query: { limit: 10 } });
+      replace(list, page.items.length ? h("ul", { class: "exports" }, page.items.map((item) => exportItem(item, item.id === wanted)))
+        : h("p", { class: "empty" }, "You have not asked for an archive yet."));
+    } catch (error) { replace(list, errorBox(error, show)); }
+  }
+  // Progress arrives on the live stream while this page is open.
+  const live = () => {
+    if (!list.isConnected) { state.exportListeners.delete(live); return; }
+    show();
+  };
+  state.exportListeners.add(live);
+  replace(list, loading());
+  show();
+  return section("Export your data", "export-heading",
+    h("p", {}, "Get an archive of your profile, posts, comments, likes, friends, blocks, notifications and pictures: JSON files and your images in one zip, with a page to open in a browser. It is built in the background; we e-mail you when it is ready. You can ask once a day, and each archive can be downloaded for 7 days."),
+    actionButton("Ask for an archive", async () => {
+      await api("POST", "users/me/exports", { headers: { "Idempotency-Key": crypto.randomUUID() } });
+      notice("Your archive is being built. We will e-mail you when it is ready.", "success");
+      show();
+    }), list);
+}
+
 function deleteSection() {
   return section("Delete your account", "delete-heading",
     h("p", {}, "This deletes your account and everything you wrote, liked and sent. It cannot be undone."),
@@ -135,8 +186,8 @@ function deleteSection() {
     }, { "aria-label": "Delete your account", class: "danger-zone" }));
 }
 
-export async function settings(root) {
-  replace(root, h("h1", {}, "Settings"), profileSection(), sessionsSection(), apiKeysSection(), passwordSection(), blocksSection(), deleteSection());
+export async function settings(root, params, query) {
+  replace(root, h("h1", {}, "Settings"), profileSection(), sessionsSection(), apiKeysSection(), passwordSection(), blocksSection(), exportSection(query), deleteSection());
 }
 
 function staffOnly(root, roles) {

@@ -1,0 +1,1 @@
+"""Exports of an account's data: a zip archive built in the background (docs/export.md)."""
