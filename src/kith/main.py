@@ -175,6 +175,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "RateLimit-Limit",
                 "RateLimit-Remaining",
                 "RateLimit-Reset",
+                # Mastodon's names of the same limit, on its paths (docs/mastodon.md#conventions).
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
             ],
         )
     # Outermost: ids, logs, metrics, hosts, security headers, cache policy, ETag and gzip for

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from kith.db.models import Role
 from kith.runtime.resources import Resources
 from kith.web.router import PAGE_PATHS
-from tests.helpers import API, MEDIA, assert_problem
+from tests.helpers import API, MEDIA, assert_error
 from tests.posting import member
 from tests.security.inventory import required_access, served_routes
 
@@ -185,16 +185,16 @@ async def test_every_route_refuses_the_wrong_callers(client: httpx.AsyncClient, 
             return await client.request(method, url, json=body, headers=headers)
 
         response = await call({})
-        assert_problem(response, 401, "not_authenticated")
+        assert_error(response, 401, "not_authenticated")
         assert response.headers["www-authenticate"] == "Bearer", (method, path)
         if level in (STAFF, ADMIN):
-            assert_problem(await call(user.headers), 403, "insufficient_role")
+            assert_error(await call(user.headers), 403, "insufficient_role")
         if level == ADMIN:
-            assert_problem(await call(moderator.headers), 403, "insufficient_role")
+            assert_error(await call(moderator.headers), 403, "insufficient_role")
         if level in (SESSION, STAFF, ADMIN):
-            assert_problem(await call(write_key), 403, "api_key_not_allowed")
-            assert_problem(await call(admin_key), 403, "api_key_not_allowed")
+            assert_error(await call(write_key), 403, "api_key_not_allowed")
+            assert_error(await call(admin_key), 403, "api_key_not_allowed")
         if level == USER and method != "GET":
-            assert_problem(await call(read_key), 403, "insufficient_scope")
+            assert_error(await call(read_key), 403, "insufficient_scope")
         checked += 1
     assert checked == sum(level not in (PUBLIC, METRICS, STREAM) for level in ACCESS.values())
