@@ -28,6 +28,8 @@ PUBLIC = "public"
 # `/metrics` checks its own bearer token (KITH_METRICS_TOKEN), not a user: see API9.
 METRICS = "metrics token"
 USER, SESSION, STAFF, ADMIN = "user", "session", "staff", "admin"
+# A Mastodon app's token, its own or a user's (docs/mastodon.md#apps-and-sign-in).
+APP = "app"
 # The live stream authenticates in its handshake or first message
 # (tests/integration/test_notifications_stream.py).
 STREAM = "user, in the WebSocket handshake or first message"
@@ -122,6 +124,15 @@ ACCESS: dict[tuple[str, str], str] = {
             "/api/v1/trends/links",
         )
     },
+    # How an app registers and signs in: the app's secret, or the user's login on the
+    # authorization page, is the credential (tests/integration/test_mastodon_oauth.py).
+    ("POST", "/api/v1/apps"): PUBLIC,
+    ("GET", "/.well-known/oauth-authorization-server"): PUBLIC,
+    ("GET", "/oauth/authorize"): PUBLIC,
+    ("POST", "/oauth/authorize"): PUBLIC,
+    ("POST", "/oauth/token"): PUBLIC,
+    ("POST", "/oauth/revoke"): PUBLIC,
+    ("GET", "/api/v1/apps/verify_credentials"): APP,
     # ...and what it reads for the signed-in user.
     **{
         ("GET", path): USER
@@ -137,7 +148,7 @@ ACCESS: dict[tuple[str, str], str] = {
 }
 # What the dependencies of a route show for each declared level.
 ENFORCED = {PUBLIC: "none", METRICS: "none", STREAM: "none", USER: "user", SESSION: "session"}
-ENFORCED |= {STAFF: "staff", ADMIN: "admin"}
+ENFORCED |= {STAFF: "staff", ADMIN: "admin", APP: "app"}
 
 
 def test_every_route_declares_who_may_call_it(app: FastAPI) -> None:

@@ -299,6 +299,7 @@ def require_scope(scope: str) -> Callable[[Request, DbSession, RequestCredential
             raise InsufficientScope(OUTSIDE_SCOPES)
         return principal.user
 
+    guard.required_scope = scope  # type: ignore[attr-defined]  # for the route inventory's tests
     return guard
 
 

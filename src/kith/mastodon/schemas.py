@@ -201,3 +201,56 @@ class Preferences(BaseModel):
     default_language: str | None = Field(alias="posting:default:language")
     expand_media: Literal["default", "show_all", "hide_all"] = Field(alias="reading:expand:media")
     expand_spoilers: bool = Field(alias="reading:expand:spoilers")
+
+
+# --- apps and OAuth (docs/mastodon.md#apps-and-sign-in) --------------------------------------
+
+
+class Application(BaseModel):
+    """Mastodon's [Application](https://docs.joinmastodon.org/entities/Application/)."""
+
+    id: str
+    name: str
+    website: str | None
+    scopes: list[str]
+    # Mastodon's older field: the redirect URIs, one per line.
+    redirect_uri: str
+    redirect_uris: list[str]
+
+
+class CreatedApplication(Application):
+    """An app as registered: with its client id and, this once, its secret (which never expires)."""
+
+    client_id: str
+    client_secret: str
+    client_secret_expires_at: int
+
+
+class OAuthTokenAnswer(BaseModel):
+    """The token endpoint's answer (Mastodon's [Token](https://docs.joinmastodon.org/entities/Token/)).
+
+    No `expires_in`: app tokens last until revoked, and Mastodon apps never refresh.
+    """
+
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    scope: str
+    created_at: int
+    refresh_token: str | None = None
+
+
+class AuthorizationServer(BaseModel):
+    """The OAuth authorization server's metadata (RFC 8414)."""
+
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    revocation_endpoint: str
+    app_registration_endpoint: str
+    scopes_supported: list[str]
+    response_types_supported: list[str]
+    response_modes_supported: list[str]
+    grant_types_supported: list[str]
+    token_endpoint_auth_methods_supported: list[str]
+    revocation_endpoint_auth_methods_supported: list[str]
+    code_challenge_methods_supported: list[str]
