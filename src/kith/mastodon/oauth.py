@@ -21,7 +21,7 @@ from kith.auth import oauth, scopes
 from kith.auth import service as auth
 from kith.auth.dependencies import CallingApp, HashingSlot, SameOrigin
 from kith.core.config import Settings
-from kith.core.errors import DomainError, InvalidClient, Unprocessable, UnsupportedResponseType
+from kith.core.errors import DomainError, InvalidClient, MalformedJson, Unprocessable, UnsupportedResponseType
 from kith.core.security import constant_time_equals, new_token
 from kith.core.urls import OAUTH_PREFIX, absolute_url
 from kith.db.models import OAuthApp
@@ -59,7 +59,10 @@ async def _params(request: Request) -> dict[str, str]:
     params = dict(request.query_params)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
-        body = await request.json()
+        try:
+            body = await request.json()
+        except ValueError:
+            raise MalformedJson() from None
         if not isinstance(body, dict):
             raise Unprocessable("The body must be a JSON object.")
         for key, value in body.items():
