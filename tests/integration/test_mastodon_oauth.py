@@ -627,6 +627,38 @@ async def test_a_suspended_users_tokens_stop_working(client: httpx.AsyncClient, 
     assert (await client.get("/api/v1/preferences", headers=bearer(token))).status_code == 200
 
 
+async def test_the_user_lists_and_revokes_the_apps_they_authorized(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    ada, bob = await posting.members(resources, "ada", "bob")
+    app = await register_app(client, website="https://app.example")
+    old = await user_token(client, app, scope="read")
+    new = await user_token(client, app, scope="read write")
+    await user_token(client, app, login="bob")
+    await client.get("/api/v1/preferences", headers=bearer(new))  # recorded as used, by a job
+    await resources.jobs.wait_idle()
+    listed = await client.get(f"{API}/users/me/authorizations", headers=ada.headers)
+    assert listed.status_code == 200, listed.text
+    assert listed.headers["cache-control"] == "no-store"
+    items = listed.json()["items"]
+    assert [item["scopes"] for item in items] == [["read", "write"], ["read"]]
+    assert items[0]["app"] == {"name": "Toot", "website": "https://app.example"}
+    assert items[0]["last_used_at"] is not None and items[1]["last_used_at"] is None
+    assert set(items[0]) == {"id", "app", "scopes", "created_at", "last_used_at"}
+    # Nobody else's, and not by an API key or an app token.
+    bobs = (await client.get(f"{API}/users/me/authorizations", headers=bob.headers)).json()["items"]
+    assert len(bobs) == 1
+    gone = await client.delete(f"{API}/users/me/authorizations/{bobs[0]['id']}", headers=ada.headers)
+    assert_problem(gone, 404, "authorization_not_found")
+    revoked = await client.delete(f"{API}/users/me/authorizations/{items[1]['id']}", headers=ada.headers)
+    assert revoked.status_code == 204
+    assert_mastodon_error(await client.get("/api/v1/preferences", headers=bearer(old)), 401, "invalid_token")
+    assert (await client.get("/api/v1/preferences", headers=bearer(new))).status_code == 200
+    assert_problem(
+        await client.get(f"{API}/users/me/authorizations", headers=bearer(new)), 401, "invalid_token"
+    )
+
+
 # --- scopes, and where app tokens work -------------------------------------------------------
 
 

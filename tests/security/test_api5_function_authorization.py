@@ -58,6 +58,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", f"{API}/auth/password-reset"): PUBLIC,
     ("POST", f"{API}/auth/password-reset/confirm"): PUBLIC,
     ("GET", f"{MEDIA}/{{key}}"): PUBLIC,
+    ("GET", f"{API}/users/me/authorizations"): SESSION,
+    ("DELETE", f"{API}/users/me/authorizations/{{authorization_id}}"): SESSION,
     ("POST", f"{API}/auth/logout"): SESSION,
     ("POST", f"{API}/auth/logout-all"): SESSION,
     ("POST", f"{API}/auth/verify-email/resend"): USER,
