@@ -25,6 +25,7 @@ from kith.http.metrics import router as metrics_router
 from kith.http.middleware import EdgeMiddleware
 from kith.http.problems import router as problems_router
 from kith.http.ratelimit import RateLimitMiddleware
+from kith.mastodon.accounts import router as mastodon_accounts_router
 from kith.mastodon.oauth import router as mastodon_oauth_router
 from kith.mastodon.router import router as mastodon_router
 from kith.media.router import files as media_files_router
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(media_files_router)  # `/media/{key}`: outside the API, a path of its own
     app.include_router(mastodon_router)  # Mastodon's own paths (docs/mastodon.md)
     app.include_router(mastodon_oauth_router)  # and how Mastodon apps sign in
+    app.include_router(mastodon_accounts_router)
     app.include_router(health_router)
     app.include_router(problems_router)
     app.include_router(metrics_router)

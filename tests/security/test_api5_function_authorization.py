@@ -145,6 +145,7 @@ ACCESS: dict[tuple[str, str], str] = {
             "/api/v1/lists",
             "/api/v1/markers",
             "/api/v1/preferences",
+            "/api/v1/accounts/verify_credentials",
         )
     },
 }

@@ -289,17 +289,17 @@ HashingSlot = Depends(password_hashing_slot, scope="function")
 # --- the Mastodon-compatible API: app tokens and scopes --------------------------------------
 
 
-def require_scope(scope: str) -> Callable[[Request, DbSession, RequestCredentials], Awaitable[User]]:
+def require_scope(*needed: str) -> Callable[[Request, DbSession, RequestCredentials], Awaitable[User]]:
     """A guard for a Mastodon-compatible route: the caller (a login, an API key or an app
-    token) must hold `scope` or a scope that holds it; else 403."""
+    token) must hold one of the `needed` scopes, or a scope that holds it; else 403."""
 
     async def guard(request: Request, session: DbSession, credentials: RequestCredentials) -> User:
         principal = await authenticate(request, session, credentials, app_tokens=True)
-        if not principal.allows(scope):
+        if not any(principal.allows(scope) for scope in needed):
             raise InsufficientScope(OUTSIDE_SCOPES)
         return principal.user
 
-    guard.required_scope = scope  # type: ignore[attr-defined]  # for the route inventory's tests
+    guard.required_scope = needed  # type: ignore[attr-defined]  # for the route inventory's tests
     return guard
 
 

@@ -254,3 +254,52 @@ class AuthorizationServer(BaseModel):
     token_endpoint_auth_methods_supported: list[str]
     revocation_endpoint_auth_methods_supported: list[str]
     code_challenge_methods_supported: list[str]
+
+
+# --- accounts (docs/mastodon.md#accounts) -----------------------------------------------------
+
+
+class AccountSource(BaseModel):
+    """What the signed-in user may edit, as they wrote it."""
+
+    privacy: str
+    sensitive: bool
+    language: str | None
+    note: str
+    fields: list[dict[str, str]]
+    follow_requests_count: int
+
+
+class Account(BaseModel):
+    """Mastodon's [Account](https://docs.joinmastodon.org/entities/Account/)."""
+
+    id: str
+    username: str
+    acct: str
+    display_name: str
+    # Every Kith account approves its friends: a follow is a friend request.
+    locked: bool = True
+    bot: bool = False
+    discoverable: bool = False
+    indexable: bool = False
+    group: bool = False
+    created_at: str
+    note: str
+    url: str
+    uri: str
+    avatar: str
+    avatar_static: str
+    header: str
+    header_static: str
+    followers_count: int
+    following_count: int
+    statuses_count: int
+    last_status_at: str | None = None
+    emojis: list[dict[str, str]] = Field(default_factory=list)
+    fields: list[dict[str, str]] = Field(default_factory=list)
+
+
+class CredentialAccount(Account):
+    """The signed-in user's own account, with `source`."""
+
+    source: AccountSource

@@ -281,6 +281,13 @@ async def list_requests(
     return await with_users(session, requests), next_cursor
 
 
+async def pending_incoming_count(session: AsyncSession, user: User) -> int:
+    """How many friend requests wait for the user's answer."""
+    return await repository.count_requests(
+        session, user.id, incoming=True, status=FriendRequestStatus.pending
+    )
+
+
 async def with_users(session: AsyncSession, requests: list[FriendRequest]) -> list[RequestWithUsers]:
     """Each request with its sender and receiver, loaded in one query."""
     users = await repository.users_by_id(
