@@ -28,6 +28,7 @@ from kith.http.ratelimit import RateLimitMiddleware
 from kith.mastodon.accounts import router as mastodon_accounts_router
 from kith.mastodon.oauth import router as mastodon_oauth_router
 from kith.mastodon.router import router as mastodon_router
+from kith.mastodon.slashes import MastodonTrailingSlash
 from kith.media.router import files as media_files_router
 from kith.media.router import router as media_router
 from kith.media.storage import LocalMediaStorage
@@ -154,6 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(assets_router)  # the scripts and styles of both
     install_openapi(app, rate_limited=settings.rate_limits_enabled)
     # Middleware run outermost first, in the reverse order of these lines.
+    app.add_middleware(MastodonTrailingSlash)  # innermost: only routing sees it
     if settings.rate_limits_enabled:
         # Inside CORS, so a browser can read a 429 and its headers.
         app.add_middleware(RateLimitMiddleware)

@@ -243,6 +243,9 @@ async def test_the_page_names_the_app_and_its_scopes_and_is_locked_down(
     assert "Authorize Toot?" in response.text and "<code>write</code>" in response.text
     csp = response.headers["content-security-policy"]
     assert "script-src 'self';" in csp and "frame-ancestors 'none'" in csp
+    # Browsers send the form's `Origin` (under `no-referrer` it would be `null`), and nothing
+    # leaves for the app.
+    assert response.headers["referrer-policy"] == "same-origin"
     # The answer redirects to the app: the form may go there, and nowhere else.
     assert "form-action 'self' https://app.example;" in csp
     assert "http:" not in csp.replace("https://app.example", "")

@@ -172,9 +172,11 @@ async def authorization_server(settings: AppSettings) -> AuthorizationServer:
 
 
 def _html(body: str, status: int = 200, redirect_uri: str | None = None) -> HTMLResponse:
-    return HTMLResponse(
-        body, status_code=status, headers={"Content-Security-Policy": pages.csp(redirect_uri)}
-    )
+    # `same-origin`, not Kith's usual `no-referrer`: under `no-referrer` a browser sends
+    # `Origin: null` with the page's form, which `SameOrigin` must refuse. Nothing leaves for
+    # another origin either way.
+    headers = {"Content-Security-Policy": pages.csp(redirect_uri), "Referrer-Policy": "same-origin"}
+    return HTMLResponse(body, status_code=status, headers=headers)
 
 
 def _to_app(redirect_uri: str, params: dict[str, str]) -> Response:

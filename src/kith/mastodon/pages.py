@@ -58,7 +58,6 @@ def _page(title: str, body: str, *, script: bool = False) -> str:
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
 <title>{escape(title)} · Kith</title>
 <link rel="icon" href="{KITH.base}/icon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="{KITH.base}/style.css">
