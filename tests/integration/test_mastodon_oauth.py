@@ -601,6 +601,20 @@ async def test_an_app_revokes_its_token(client: httpx.AsyncClient, resources: Re
     )
 
 
+async def test_revoking_the_refresh_token_ends_the_pair(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    ada = await posting.member(resources, "ada")
+    app = await register_app(client)
+    pair = (await exchange(client, app, await authorize(client, app))).json()
+    await posting.set_suspended(resources, ada)  # revoking still works for a suspended user's app
+    revoked = await client.post("/oauth/revoke", data={"token": pair["refresh_token"], **app.credentials})
+    assert revoked.json() == {}
+    await posting.set_suspended(resources, ada, suspended=False)
+    assert_mastodon_error(await client.get("/api/v1/preferences", headers=bearer(pair["access_token"])), 401)
+    assert_mastodon_error(await client.post("/oauth/revoke", data=app.credentials), 400, "invalid_request")
+
+
 async def test_a_password_change_revokes_every_app_token(
     client: httpx.AsyncClient, resources: Resources
 ) -> None:

@@ -292,12 +292,8 @@ async def revoke_token(session: AsyncSession, app: OAuthApp, token: str | None) 
     app's, is no error and revokes nothing."""
     if not token:
         raise InvalidOAuthRequest("`token` is required.")
-    digest = hash_token(token)
-    found = await repository.find_app_token(session, digest)
-    record = (
-        found[0] if found is not None else await repository.find_refresh_app_token(session, app.id, digest)
-    )
-    if record is not None and record.app_id == app.id:
+    record = await repository.app_token_of(session, app.id, hash_token(token))
+    if record is not None:
         await repository.delete_app_token(session, record.id)
 
 

@@ -310,6 +310,16 @@ async def find_refresh_app_token(session: AsyncSession, app_id: str, refresh_has
     )
 
 
+async def app_token_of(session: AsyncSession, app_id: str, token_hash: str) -> OAuthToken | None:
+    """The app's token whose access or refresh token has this hash, whoever its user is."""
+    return await session.scalar(
+        select(OAuthToken).where(
+            OAuthToken.app_id == app_id,
+            or_(OAuthToken.token_hash == token_hash, OAuthToken.refresh_token_hash == token_hash),
+        )
+    )
+
+
 async def delete_app_token(session: AsyncSession, token_id: str) -> None:
     await session.execute(delete(OAuthToken).where(OAuthToken.id == token_id))
 
