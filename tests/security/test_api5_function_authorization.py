@@ -146,8 +146,26 @@ ACCESS: dict[tuple[str, str], str] = {
             "/api/v1/markers",
             "/api/v1/preferences",
             "/api/v1/accounts/verify_credentials",
+            "/api/v1/accounts/relationships",
+            "/api/v1/accounts/lookup",
+            "/api/v1/accounts/{account_id}",
+            "/api/v1/follow_requests",
+            "/api/v2/search",
         )
     },
+    # ...and what it changes for the signed-in user.
+    **dict.fromkeys(
+        (
+            ("PATCH", "/api/v1/accounts/update_credentials"),
+            ("POST", "/api/v1/accounts/{account_id}/follow"),
+            ("POST", "/api/v1/accounts/{account_id}/unfollow"),
+            ("POST", "/api/v1/accounts/{account_id}/block"),
+            ("POST", "/api/v1/accounts/{account_id}/unblock"),
+            ("POST", "/api/v1/follow_requests/{account_id}/authorize"),
+            ("POST", "/api/v1/follow_requests/{account_id}/reject"),
+        ),
+        USER,
+    ),
 }
 # What the dependencies of a route show for each declared level.
 ENFORCED = {PUBLIC: "none", METRICS: "none", STREAM: "none", USER: "user", SESSION: "session"}

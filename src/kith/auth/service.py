@@ -99,6 +99,13 @@ class AlreadyVerified(Conflict):
 get_user = repository.get_user
 
 
+async def find_by_username(session: AsyncSession, username: str) -> User | None:
+    """The account with this username (case does not matter); never found by e-mail."""
+    if "@" in username or not username:
+        return None
+    return await repository.find_by_login(session, username)
+
+
 async def register(
     session: AsyncSession,
     passwords: PasswordHasher,

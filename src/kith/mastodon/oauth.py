@@ -53,7 +53,7 @@ class AppRegistrationInvalid(Unprocessable):
     )
 
 
-async def _params(request: Request) -> dict[str, str]:
+async def request_params(request: Request) -> dict[str, str]:
     """The request's parameters, as Mastodon reads them: the query, then a form or JSON body
     (a list in JSON, as some apps send `redirect_uris` and `scopes`, is joined by spaces)."""
     params = dict(request.query_params)
@@ -106,7 +106,7 @@ async def create_app(request: Request, session: DbSession) -> CreatedApplication
     """Register an app: `client_name`, `redirect_uris` (one or more, by line or as a list),
     `scopes` (default `read`), `website`. Answers the app with its `client_id` and
     `client_secret`, the secret this once."""
-    params = await _params(request)
+    params = await request_params(request)
     name = params.get("client_name", "").strip()
     if not name or len(name) > MAX_APP_NAME:
         raise AppRegistrationInvalid(
@@ -285,7 +285,7 @@ async def authorize(
     """The user's answer: sign in (the login and password, or the web client's session that
     the page's script found) and approve, or deny. Approved, the app gets a single-use code:
     at its redirect URI, or shown to copy for `urn:ietf:wg:oauth:2.0:oob`."""
-    params = await _params(request)
+    params = await request_params(request)
     checked = await _checked_request(session, params)
     if isinstance(checked, Response):
         return checked
@@ -360,7 +360,7 @@ async def token(
     """A token for an app: `grant_type` `authorization_code` (with `code`, `redirect_uri` and
     the PKCE `code_verifier`), `client_credentials` (the app's own), `refresh_token`, or
     `password` where the operator allows it. The app authenticates with its id and secret."""
-    params = await _params(request)
+    params = await request_params(request)
     client_id, client_secret = _client_of(request, params)
     app = await oauth.authenticate_client(session, client_id, client_secret)
     grant_type = params.get("grant_type")
@@ -397,7 +397,7 @@ async def token(
 @router.post(f"{OAUTH_PREFIX}revoke")
 async def revoke(request: Request, session: DbSession) -> dict[str, str]:
     """Revoke a token the app holds (RFC 7009): `{}`, whether or not the token was live."""
-    params = await _params(request)
+    params = await request_params(request)
     client_id, client_secret = _client_of(request, params)
     app = await oauth.authenticate_client(session, client_id, client_secret)
     await oauth.revoke_token(session, app, params.get("token"))

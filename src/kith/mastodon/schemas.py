@@ -303,3 +303,33 @@ class CredentialAccount(Account):
     """The signed-in user's own account, with `source`."""
 
     source: AccountSource
+
+
+class Relationship(BaseModel):
+    """Mastodon's [Relationship](https://docs.joinmastodon.org/entities/Relationship/): how the
+    caller stands to an account. A friend is followed and following; a block the other user
+    made is never told (`blocked_by` is always false: such an account is not found at all)."""
+
+    id: str
+    following: bool
+    showing_reblogs: bool
+    notifying: bool = False
+    languages: list[str] | None = None
+    followed_by: bool
+    blocking: bool
+    blocked_by: bool = False
+    muting: bool = False
+    muting_notifications: bool = False
+    requested: bool
+    requested_by: bool
+    domain_blocking: bool = False
+    endorsed: bool = False
+    note: str = ""
+
+
+class SearchResults(BaseModel):
+    """Mastodon's [Search](https://docs.joinmastodon.org/entities/Search/): Kith finds accounts."""
+
+    accounts: list[Account]
+    statuses: list[dict[str, object]] = Field(default_factory=list)
+    hashtags: list[dict[str, object]] = Field(default_factory=list)
