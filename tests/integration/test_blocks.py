@@ -116,6 +116,8 @@ NOT_ABOUT_ANYONE = {
     ("GET", "/users/me/api-keys"),
     ("POST", "/users/me/api-keys"),
     ("GET", "/users/me/sessions"),
+    ("GET", "/users/me/authorizations"),
+    ("DELETE", "/users/me/authorizations/{authorization_id}"),
     ("POST", "/media"),
     ("GET", "/moderation/reports"),
     ("GET", "/admin/users"),
