@@ -83,6 +83,31 @@ def assert_problem(response: httpx.Response, status: int, code: str | None = Non
     return body
 
 
+def assert_mastodon_error(response: httpx.Response, status: int, error: str | None = None) -> dict[str, Any]:
+    """Check an error of the Mastodon-compatible paths (docs/mastodon.md#conventions) and return
+    its body: `{"error", "error_description"}` as JSON. `error` is the expected `error` (on
+    `/oauth`, an OAuth 2 code) or, on `/api/v1` and `/api/v2`, Kith's code in `error_description`."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body: dict[str, Any] = response.json()
+    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["error_description"], str) and body["error_description"]
+    assert "status" not in body and "type" not in body
+    if error is not None:
+        assert error in (body["error"], body["error_description"]), body
+    return body
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> None:
+    """An error in the shape of its path: Mastodon's on the Mastodon-compatible paths, else a
+    problem document (docs/mastodon.md#conventions)."""
+    path = response.request.url.path
+    if path.startswith(("/api/v1/", "/api/v2/", "/oauth/")):
+        assert_mastodon_error(response, status, code)
+    else:
+        assert_problem(response, status, code)
+
+
 def field_errors(response: httpx.Response) -> set[str]:
     return {error["field"] for error in response.json().get("errors", [])}
 

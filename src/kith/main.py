@@ -29,7 +29,10 @@ from kith.http.metrics import router as metrics_router
 from kith.http.middleware import EdgeMiddleware
 from kith.http.problems import router as problems_router
 from kith.http.ratelimit import RateLimitMiddleware
+from kith.mastodon.accounts import router as mastodon_accounts_router
+from kith.mastodon.oauth import router as mastodon_oauth_router
 from kith.mastodon.router import router as mastodon_router
+from kith.mastodon.slashes import MastodonTrailingSlash
 from kith.media.router import files as media_files_router
 from kith.media.router import router as media_router
 from kith.media.storage import LocalMediaStorage
@@ -151,6 +154,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(media_files_router)  # `/media/{key}`: outside the API, a path of its own
     app.include_router(mastodon_router)  # Mastodon's own paths (docs/mastodon.md)
+    app.include_router(mastodon_oauth_router)  # and how Mastodon apps sign in
+    app.include_router(mastodon_accounts_router)
     app.include_router(health_router)
     app.include_router(problems_router)
     app.include_router(metrics_router)
@@ -159,6 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(assets_router)  # the scripts and styles of both
     install_openapi(app, rate_limited=settings.rate_limits_enabled)
     # Middleware run outermost first, in the reverse order of these lines.
+    app.add_middleware(MastodonTrailingSlash)  # innermost: only routing sees it
     if settings.rate_limits_enabled:
         # Inside CORS, so a browser can read a 429 and its headers.
         app.add_middleware(RateLimitMiddleware)
@@ -184,6 +190,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "RateLimit-Limit",
                 "RateLimit-Remaining",
                 "RateLimit-Reset",
+                # Mastodon's names of the same limit, on its paths (docs/mastodon.md#conventions).
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
             ],
         )
     # Outermost: ids, logs, metrics, hosts, security headers, cache policy, ETag and gzip for

@@ -122,6 +122,8 @@ NOT_ABOUT_ANYONE = {
     ("GET", "/users/me/sessions"),
     ("GET", "/users/me/exports"),
     ("POST", "/users/me/exports"),
+    ("GET", "/users/me/authorizations"),
+    ("DELETE", "/users/me/authorizations/{authorization_id}"),
     ("POST", "/media"),
     ("GET", "/moderation/reports"),
     ("GET", "/admin/users"),

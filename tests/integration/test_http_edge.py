@@ -134,7 +134,17 @@ async def test_cors_allows_listed_origins_only(settings: Settings) -> None:
 
         simple = await http.get("/healthz", headers={"Origin": "https://app.example"})
         assert simple.headers["access-control-allow-origin"] == "https://app.example"
-        assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
+        exposed = {
+            name.strip() for name in simple.headers["access-control-expose-headers"].lower().split(",")
+        }
+        assert {"x-request-id", "link"} <= exposed
+        # Both names of the rate limit: Kith's and Mastodon's (docs/mastodon.md#conventions).
+        assert {
+            "ratelimit-reset",
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
+        } <= exposed
         other = await http.get("/healthz", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
 

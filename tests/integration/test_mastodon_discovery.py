@@ -19,7 +19,7 @@ from kith.main import create_app
 from kith.runtime.resources import Resources
 from kith.runtime.transaction import unit_of_work
 from tests import posting
-from tests.helpers import API, Account, assert_problem
+from tests.helpers import API, Account, assert_mastodon_error, assert_problem
 
 PUBLIC_URL = "https://kith.example"
 NODEINFO = "http://nodeinfo.diaspora.software/ns/schema/"
@@ -263,12 +263,13 @@ async def test_a_users_lists_need_a_valid_kith_token(
     client: httpx.AsyncClient, resources: Resources, path: str
 ) -> None:
     missing = await client.get(path)
-    assert_problem(missing, 401)
+    assert_mastodon_error(missing, 401, "not_authenticated")
     assert missing.headers["www-authenticate"].startswith("Bearer")
-    assert_problem(await client.get(path, headers={"Authorization": "Bearer not-a-token"}), 401)
+    bad = await client.get(path, headers={"Authorization": "Bearer not-a-token"})
+    assert_mastodon_error(bad, 401, "invalid_token")
     ada = await posting.member(resources, "ada")
     await posting.set_suspended(resources, ada)
-    assert_problem(await client.get(path, headers=ada.headers), 401)
+    assert_mastodon_error(await client.get(path, headers=ada.headers), 401, "invalid_token")
 
 
 @pytest.mark.parametrize("path", list(EMPTY_FOR_A_USER))
@@ -296,3 +297,15 @@ async def test_preferences_give_kiths_defaults_in_mastodons_words(
     # The default it names is the one a post gets when it says none.
     post = await posting.create_post(client, ada, content="no visibility given")
     assert post["visibility"] == "friends"
+
+
+async def test_mastodons_paths_take_a_trailing_slash_and_kiths_do_not(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    """Mastodon.py asks for `/api/v1/instance/` (docs/mastodon.md#conventions)."""
+    ada = await posting.member(resources, "ada")
+    assert (await client.get("/api/v1/instance/")).json()["uri"] == "kith.example"
+    assert (await client.get("/api/v2/instance/")).status_code == 200
+    assert (await client.get("/api/v1/preferences/", headers=ada.headers)).status_code == 200
+    assert_mastodon_error(await client.get("/api/v1/instance//"), 404, "not_found")
+    assert_problem(await client.get(f"{API}/users/me/", headers=ada.headers), 404, "not_found")

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from kith.core.config import Settings
 from kith.db.engine import create_engine
 from kith.main import create_app
-from tests.helpers import API, MEDIA, assert_problem, signup
+from tests.helpers import API, MEDIA, assert_mastodon_error, assert_problem, signup
 from tests.live import serve
 
 
@@ -33,7 +33,8 @@ async def test_the_paths_before_the_move_are_unknown_not_redirected(
     """Kith's API moved from `/api/v1` (docs/api.md#conventions): the old paths are 404 like any
     unknown path, with no redirect, since `/api/v1` is the Mastodon-compatible API's."""
     response = await client.request(method, path, json={"username": "ada", "password": "x" * 12})
-    assert_problem(response, 404, "not_found")
+    # In the Mastodon-compatible API's shape, as every answer under `/api/v1` is.
+    assert_mastodon_error(response, 404, "not_found")
     assert "location" not in response.headers
 
 

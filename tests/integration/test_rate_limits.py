@@ -9,10 +9,12 @@ it runs.
 from __future__ import annotations
 
 import io
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -30,7 +32,7 @@ from kith.db.models import Role
 from kith.main import create_app
 from kith.runtime.resources import Resources
 from tests.conftest import REDIS_URL, redis_available
-from tests.helpers import API, MEDIA, PASSWORD, Account, assert_problem
+from tests.helpers import API, MEDIA, PASSWORD, Account, assert_error
 from tests.posting import member
 
 PROXY = "127.0.0.1"  # httpx's ASGI transport connects from here
@@ -89,8 +91,8 @@ def png() -> bytes:
 
 
 def assert_limited(response: httpx.Response, limit: int) -> None:
-    body = assert_problem(response, 429, "rate_limited")
-    assert "Retry-After" in body["detail"]
+    assert_error(response, 429, "rate_limited")
+    assert "Retry-After" in response.text
     assert int(response.headers["retry-after"]) >= 1
     assert response.headers["ratelimit-limit"] == str(limit)
     assert response.headers["ratelimit-remaining"] == "0"
@@ -301,10 +303,25 @@ async def test_the_mastodon_compatible_api_shares_the_general_limit(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with limited_app(settings, monkeypatch, rate_limit_general="3/minute") as (client, _resources):
-        assert (await client.get("/api/v1/instance")).headers["ratelimit-remaining"] == "2"
+        first = await client.get("/api/v1/instance")
+        assert first.headers["ratelimit-remaining"] == "2"
         assert (await client.get("/api/v2/instance")).headers["ratelimit-remaining"] == "1"
-        assert (await client.get(f"{API}/users/me")).headers["ratelimit-remaining"] == "0"
-        assert_limited(await client.get("/api/v1/instance"), 3)
+        own = await client.get(f"{API}/users/me")
+        assert own.headers["ratelimit-remaining"] == "0"
+        # Mastodon's names for the same limit, on Mastodon's paths only.
+        assert not any(name.startswith("x-ratelimit") for name in own.headers)
+        refused = await client.get("/api/v1/instance")
+        assert_limited(refused, 3)
+        for response, remaining in ((first, "2"), (refused, "0")):
+            assert response.headers["x-ratelimit-limit"] == "3"
+            assert response.headers["x-ratelimit-remaining"] == remaining
+            # The reset as a time (UTC, milliseconds), as far ahead as `RateLimit-Reset` says.
+            reset = response.headers["x-ratelimit-reset"]
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", reset), reset
+            ahead = datetime.fromisoformat(reset) - datetime.fromtimestamp(
+                kith.runtime.limits.wall_time(), UTC
+            )
+            assert abs(ahead.total_seconds() - int(response.headers["ratelimit-reset"])) <= 1
         # NodeInfo, like the health checks, is not part of an API: crawlers are not counted.
         assert (await client.get("/.well-known/nodeinfo")).status_code == 200
         assert (await client.get("/nodeinfo/2.1")).status_code == 200

@@ -16,7 +16,15 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIWebSocketRoute, _IncludedRouter
 from starlette.routing import BaseRoute
 
-from kith.auth.dependencies import AdminUser, StaffUser, current_principal, current_user, login_principal
+from kith.auth.dependencies import (
+    AdminUser,
+    StaffUser,
+    calling_app,
+    current_principal,
+    current_user,
+    login_principal,
+    mastodon_user,
+)
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,9 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
 
 def required_access(route: ServedRoute) -> str:
     """Who the route's dependencies let in: `admin`, `staff`, `session` (a logged-in user,
-    not an API key), `user` (a user by token or API key), or `none` (no credential check)."""
+    not an API key), `user` (a user by token or API key, or on the Mastodon-compatible API by
+    an app token too, with a scope or without), `app` (an app's token, with or without a
+    user), or `none` (no credential check)."""
     dependant = getattr(route.route, "dependant", None)
     if dependant is None:
         return "none"
@@ -81,6 +91,10 @@ def required_access(route: ServedRoute) -> str:
         return "staff"
     if login_principal in calls:
         return "session"
-    if current_principal in calls or current_user in calls or uploader in calls:
+    if current_principal in calls or current_user in calls or uploader in calls or mastodon_user in calls:
         return "user"
+    if any(getattr(call, "required_scope", None) for call in calls):
+        return "user"
+    if calling_app in calls:
+        return "app"
     return "none"

@@ -57,6 +57,22 @@ COVERED: dict[tuple[str, str], str] = {
     ("GET", f"{API}/users/me/exports/{{export_id}}/archive"): "test_exports_of_others",
     ("POST", f"{API}/users/me/exports/{{export_id}}/links"): "test_exports_of_others",
     ("GET", f"{API}/export-downloads/{{token}}"): "test_exports_of_others",
+    ("DELETE", f"{API}/users/me/authorizations/{{authorization_id}}"): "test_mastodon_oauth.py: "
+    "test_the_user_lists_and_revokes_the_apps_they_authorized",
+    # The Mastodon-compatible accounts: hidden, suspended and blocking users are 404 there too.
+    **dict.fromkeys(
+        (
+            ("GET", "/api/v1/accounts/{account_id}"),
+            ("POST", "/api/v1/accounts/{account_id}/follow"),
+            ("POST", "/api/v1/accounts/{account_id}/unfollow"),
+            ("POST", "/api/v1/accounts/{account_id}/block"),
+            ("POST", "/api/v1/accounts/{account_id}/unblock"),
+            ("POST", "/api/v1/follow_requests/{account_id}/authorize"),
+            ("POST", "/api/v1/follow_requests/{account_id}/reject"),
+        ),
+        "test_mastodon_accounts.py: test_blocking_ends_the_friendship_and_hides_both_ways, "
+        "test_accounts_are_found_by_id_lookup_and_search",
+    ),
     # Objects named in a body.
     ("POST", f"{API}/friend-requests"): "test_objects_named_in_bodies",
     ("POST", f"{API}/blocks"): "test_objects_named_in_bodies",

@@ -26,7 +26,7 @@ from sqlalchemy import event
 
 from kith.runtime.resources import Resources
 from tests.conftest import Mailbox
-from tests.helpers import API, PASSWORD, Account, assert_problem, signup
+from tests.helpers import API, PASSWORD, Account, assert_error, assert_problem, signup
 from tests.posting import member, set_suspended
 from tests.security.inventory import required_access, served_routes
 
@@ -76,7 +76,7 @@ async def test_forged_tokens_are_refused_by_every_secured_route(
                 route.method, url, json={}, headers={"Authorization": f"Bearer {token}"}
             )
             assert response.status_code == 401, (route.method, route.path, name, response.status_code)
-            assert_problem(response, 401, "invalid_token")
+            assert_error(response, 401, "invalid_token")
             assert response.headers["www-authenticate"] == "Bearer", (route.path, name)
 
 

@@ -17,10 +17,12 @@ import httpx
 from fastapi import FastAPI
 
 from kith.db.models import Role
+from kith.mastodon.ids import to_mastodon_id
 from kith.runtime.resources import Resources
 from kith.web.assets import KITH
 from tests.conftest import Mailbox
 from tests.helpers import API, assert_problem, field_errors, signup
+from tests.integration.test_mastodon_oauth import register_app, user_token
 from tests.posting import befriend, comment, create_post, member
 from tests.security.inventory import served_routes
 
@@ -141,7 +143,11 @@ async def test_canaries_of_one_account_never_reach_another(
     key = (await client.post(f"{API}/users/me/api-keys", json={"name": "k"}, headers=ada.headers)).json()
     await resources.jobs.wait_idle()
     verification = mailbox.token(ada.email, "Confirm your e-mail address")
+    mastodon_app = await register_app(client)
+    app_token = await user_token(client, mastodon_app, login="ada")
     secrets_of_ada = {
+        app_token,
+        mastodon_app.client_secret,
         ada.email,
         canary,
         ada.access_token,
@@ -179,6 +185,7 @@ async def test_canaries_of_one_account_never_reach_another(
     }
     values["key"] = "0" * 32 + ".png"
     values |= {"version": KITH.version, "name": "app.js", "session_id": ada.id}
+    values["account_id"] = to_mastodon_id(ada.id)
     fetched = 0
     for viewer in (bob, moderator, carol):
         for route in served_routes(app):
@@ -189,6 +196,10 @@ async def test_canaries_of_one_account_never_reach_another(
                 queries = [{"q": canary[:6]}, {"q": "ada"}]
             if route.path == f"{API}/friend-requests":
                 queries = [{"direction": "incoming"}, {"direction": "outgoing"}]
+            if route.path in ("/api/v1/accounts/lookup", "/api/v2/search"):
+                queries = [{"acct": "ada", "q": "ada"}, {"acct": canary, "q": canary[:6]}]
+            if route.path == "/api/v1/accounts/relationships":
+                queries = [{"id[]": values["account_id"]}]
             for query in queries:
                 response = await client.get(_fill(route.path, values), params=query, headers=viewer.headers)
                 fetched += 1

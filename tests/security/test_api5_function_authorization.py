@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from kith.db.models import Role
 from kith.runtime.resources import Resources
 from kith.web.router import PAGE_PATHS
-from tests.helpers import API, MEDIA, assert_problem
+from tests.helpers import API, MEDIA, assert_error
 from tests.posting import member
 from tests.security.inventory import required_access, served_routes
 
@@ -28,6 +28,8 @@ PUBLIC = "public"
 # `/metrics` checks its own bearer token (KITH_METRICS_TOKEN), not a user: see API9.
 METRICS = "metrics token"
 USER, SESSION, STAFF, ADMIN = "user", "session", "staff", "admin"
+# A Mastodon app's token, its own or a user's (docs/mastodon.md#apps-and-sign-in).
+APP = "app"
 # The live stream authenticates in its handshake or first message
 # (tests/integration/test_notifications_stream.py).
 STREAM = "user, in the WebSocket handshake or first message"
@@ -59,6 +61,8 @@ ACCESS: dict[tuple[str, str], str] = {
     # An export's single-use download link: its 256-bit token, which only the owner (logged
     # in) can get, is the credential (tests/integration/test_exports.py).
     ("GET", f"{API}/export-downloads/{{token}}"): PUBLIC,
+    ("GET", f"{API}/users/me/authorizations"): SESSION,
+    ("DELETE", f"{API}/users/me/authorizations/{{authorization_id}}"): SESSION,
     ("POST", f"{API}/auth/logout"): SESSION,
     ("POST", f"{API}/auth/logout-all"): SESSION,
     ("POST", f"{API}/auth/verify-email/resend"): USER,
@@ -130,6 +134,15 @@ ACCESS: dict[tuple[str, str], str] = {
             "/api/v1/trends/links",
         )
     },
+    # How an app registers and signs in: the app's secret, or the user's login on the
+    # authorization page, is the credential (tests/integration/test_mastodon_oauth.py).
+    ("POST", "/api/v1/apps"): PUBLIC,
+    ("GET", "/.well-known/oauth-authorization-server"): PUBLIC,
+    ("GET", "/oauth/authorize"): PUBLIC,
+    ("POST", "/oauth/authorize"): PUBLIC,
+    ("POST", "/oauth/token"): PUBLIC,
+    ("POST", "/oauth/revoke"): PUBLIC,
+    ("GET", "/api/v1/apps/verify_credentials"): APP,
     # ...and what it reads for the signed-in user.
     **{
         ("GET", path): USER
@@ -140,12 +153,31 @@ ACCESS: dict[tuple[str, str], str] = {
             "/api/v1/lists",
             "/api/v1/markers",
             "/api/v1/preferences",
+            "/api/v1/accounts/verify_credentials",
+            "/api/v1/accounts/relationships",
+            "/api/v1/accounts/lookup",
+            "/api/v1/accounts/{account_id}",
+            "/api/v1/follow_requests",
+            "/api/v2/search",
         )
     },
+    # ...and what it changes for the signed-in user.
+    **dict.fromkeys(
+        (
+            ("PATCH", "/api/v1/accounts/update_credentials"),
+            ("POST", "/api/v1/accounts/{account_id}/follow"),
+            ("POST", "/api/v1/accounts/{account_id}/unfollow"),
+            ("POST", "/api/v1/accounts/{account_id}/block"),
+            ("POST", "/api/v1/accounts/{account_id}/unblock"),
+            ("POST", "/api/v1/follow_requests/{account_id}/authorize"),
+            ("POST", "/api/v1/follow_requests/{account_id}/reject"),
+        ),
+        USER,
+    ),
 }
 # What the dependencies of a route show for each declared level.
 ENFORCED = {PUBLIC: "none", METRICS: "none", STREAM: "none", USER: "user", SESSION: "session"}
-ENFORCED |= {STAFF: "staff", ADMIN: "admin"}
+ENFORCED |= {STAFF: "staff", ADMIN: "admin", APP: "app"}
 
 
 def test_every_route_declares_who_may_call_it(app: FastAPI) -> None:
@@ -193,16 +225,16 @@ async def test_every_route_refuses_the_wrong_callers(client: httpx.AsyncClient, 
             return await client.request(method, url, json=body, headers=headers)
 
         response = await call({})
-        assert_problem(response, 401, "not_authenticated")
+        assert_error(response, 401, "not_authenticated")
         assert response.headers["www-authenticate"] == "Bearer", (method, path)
         if level in (STAFF, ADMIN):
-            assert_problem(await call(user.headers), 403, "insufficient_role")
+            assert_error(await call(user.headers), 403, "insufficient_role")
         if level == ADMIN:
-            assert_problem(await call(moderator.headers), 403, "insufficient_role")
+            assert_error(await call(moderator.headers), 403, "insufficient_role")
         if level in (SESSION, STAFF, ADMIN):
-            assert_problem(await call(write_key), 403, "api_key_not_allowed")
-            assert_problem(await call(admin_key), 403, "api_key_not_allowed")
+            assert_error(await call(write_key), 403, "api_key_not_allowed")
+            assert_error(await call(admin_key), 403, "api_key_not_allowed")
         if level == USER and method != "GET":
-            assert_problem(await call(read_key), 403, "insufficient_scope")
+            assert_error(await call(read_key), 403, "insufficient_scope")
         checked += 1
     assert checked == sum(level not in (PUBLIC, METRICS, STREAM) for level in ACCESS.values())

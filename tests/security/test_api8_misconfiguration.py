@@ -60,12 +60,26 @@ async def test_every_route_sends_the_security_headers_and_a_cache_policy(
         url = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
         response = await client.request(route.method, url, headers=ada.headers, json={})
         for name, value in HEADERS.items():
+            if name == "referrer-policy" and (route.method, route.path) == ("GET", "/oauth/authorize"):
+                # The authorization page's own: browsers then send its form's `Origin`.
+                value = "same-origin"
             assert response.headers.get(name) == value, (route.method, route.path, name)
         assert "content-security-policy" in response.headers, route.path
-        if route.path.startswith((f"{API}/auth", f"{API}/users/me", f"{API}/admin")):
+        no_store = (f"{API}/auth", f"{API}/users/me", f"{API}/admin", "/oauth/", "/api/v1/apps")
+        if route.path.startswith(no_store):
             assert response.headers["cache-control"] == "no-store", route.path
         elif route.path.startswith(API):
             assert response.headers["cache-control"] in ("private, no-cache", "no-store"), route.path
+
+
+def _error_type(method: str, path: str) -> str:
+    """How an error is written at `path`: Mastodon's JSON on its paths (docs/mastodon.md), a
+    page for the user of the authorization page, a problem document elsewhere."""
+    if (method, path) == ("GET", "/oauth/authorize"):
+        return "text/html; charset=utf-8"
+    if path.startswith(("/api/v1/", "/api/v2/", "/oauth/")):
+        return "application/json"
+    return "application/problem+json"
 
 
 async def test_hostile_input_never_meets_a_500_or_shows_internals(
@@ -83,10 +97,12 @@ async def test_hostile_input_never_meets_a_500_or_shows_internals(
                 response = await client.request(route.method, url, json=body, headers=ada.headers)
                 sent += 1
                 assert response.status_code < 500, (route.method, url, body, response.text)
-                # Judged on its input, not refused for its caller.
-                assert response.status_code != 401 or route.path.startswith(f"{API}/auth/"), url
+                # Judged on its input, not refused for its caller (an app's sign-in names
+                # its client in the body; verifying an app needs an app's token, not a login).
+                open_to_401 = (f"{API}/auth/", "/oauth/", "/api/v1/apps/verify_credentials")
+                assert response.status_code != 401 or route.path.startswith(open_to_401), url
                 if response.status_code >= 400 and route.path != "/problems/{code}":
-                    assert response.headers["content-type"] == "application/problem+json", url
+                    assert response.headers["content-type"] == _error_type(route.method, route.path), url
                     assert not INTERNALS.search(response.text), (url, response.text)
     assert sent > 300
 

@@ -21,7 +21,7 @@ from kith.main import create_app
 from kith.runtime.resources import Resources
 from kith.web.assets import KITH
 from kith.web.router import PAGE_PATHS
-from tests.helpers import API, MEDIA, assert_problem
+from tests.helpers import API, MEDIA, assert_error, assert_problem
 from tests.posting import member
 from tests.security.inventory import served_routes
 
@@ -37,7 +37,7 @@ NOT_IN_OPENAPI = {
 # The Mastodon-compatible API and NodeInfo keep Mastodon's paths and shapes, described by
 # Mastodon's documentation and docs/mastodon.md; a client generated from Kith's OpenAPI
 # document must not see them.
-MASTODON_PATHS = ("/api/v1/", "/api/v2/", "/.well-known/", "/nodeinfo/")
+MASTODON_PATHS = ("/api/v1/", "/api/v2/", "/.well-known/", "/nodeinfo/", "/oauth/")
 # The web client's addresses: each answers its one HTML page (docs/web-client.md).
 NOT_IN_OPENAPI |= {("GET", path): "the web client's page" for path in PAGE_PATHS}
 
@@ -84,7 +84,7 @@ async def test_nothing_answers_outside_the_inventory(client: httpx.AsyncClient, 
         f"/assets/{'0' * 16}/app.js",
     ):
         response = await client.get(path, headers=ada.headers)
-        assert_problem(response, 404, "not_found")
+        assert_error(response, 404, "not_found")
     for method in ("PUT", "TRACE", "CONNECT"):
         assert_problem(await client.request(method, f"{API}/users/me", headers=ada.headers), 405)
 

@@ -8,32 +8,43 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from kith.auth import jobs, repository
+from kith.auth import jobs, oauth, repository, scopes
 from kith.auth import service as auth
 from kith.core.errors import Forbidden, Unauthorized
 from kith.core.jobs import enqueue
 from kith.core.security import hash_token
 from kith.core.urls import API_PREFIX, origin_of
-from kith.db.models import STAFF_ROLES, ApiKey, Role, User
+from kith.db.models import STAFF_ROLES, ApiKey, OAuthApp, OAuthToken, Role, User
 from kith.http.deps import AppSettings, Passwords, request_now, token_checks
 from kith.http.session import DbSession
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # How stale `last_used_at` of an API key may get before a request refreshes it.
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
+# Mastodon's sentence for a token without the scope a route needs.
+OUTSIDE_SCOPES = "This action is outside the authorized scopes."
 
 
 class InsufficientScope(Forbidden):
     code = "insufficient_scope"
     default_detail = "This API key is read-only."
-    description = "The API key is read-only."
+    description = (
+        "The credentials' scopes do not allow this: a read-only API key, or an app token "
+        "granted no scope that holds the one needed."
+    )
+
+
+class AppTokenNotAccepted(auth.InvalidAuthToken):
+    """An app token on Kith's own API, which takes access tokens and API keys only."""
+
+    default_detail = "App tokens work on the Mastodon-compatible API only; use an access token or an API key."
 
 
 class ApiKeyNotAllowed(Forbidden):
@@ -107,29 +118,47 @@ RequestCredentials = Annotated[tuple[str | None, str | None], Depends(credential
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller: a user, through a session token or an API key."""
+    """The authenticated caller: a user, through a session token, an API key or (on the
+    Mastodon-compatible API) an app's OAuth token."""
 
     user: User
-    # The login session (an AuthSession row) the access token belongs to; None for an API key.
+    # The login session (an AuthSession row) the access token belongs to; None otherwise.
     auth_session_id: str | None = None
     api_key: ApiKey | None = None
+    app_token: OAuthToken | None = None
 
     @property
     def via_api_key(self) -> bool:
         return self.api_key is not None
 
+    def allows(self, scope: str) -> bool:
+        """Whether the credentials allow what needs `scope` (one of Mastodon's, see
+        `kith.auth.scopes`): a login allows everything, an API key its `read` or `read write`,
+        an app token what it was granted."""
+        if self.app_token is not None:
+            return scopes.allows(self.app_token.scope_list, scope)
+        if self.api_key is not None:
+            return scopes.allows(self.api_key.scope_list, scope)
+        return True
+
 
 _PRINCIPAL = "kith_principal"
 
 
-async def current_principal(
-    request: Request, session: DbSession, credentials: RequestCredentials
+async def authenticate(
+    request: Request,
+    session: DbSession,
+    credentials: tuple[str | None, str | None],
+    *,
+    app_tokens: bool = False,
 ) -> Principal:
     """Authenticate the request, or answer 401 with `WWW-Authenticate: Bearer`.
 
     Once per request: the caller found is kept on the request for every other
     dependency that asks (`CurrentUser` and `CurrentPrincipal` are separate dependencies,
-    each one call the fewer for the routes that take only one of them).
+    each one call the fewer for the routes that take only one of them). App tokens
+    (`kith_at_...`) are taken only where `app_tokens` says so: on the Mastodon-compatible API
+    (docs/security.md#app-tokens-and-scopes).
     """
     state = request.scope.setdefault("state", {})
     known: Principal | None = state.get(_PRINCIPAL)
@@ -138,7 +167,11 @@ async def current_principal(
     token, api_key = credentials
     now = request_now(request)
     principal: Principal | None = None
-    if token:
+    if token and token.startswith(oauth.ACCESS_TOKEN_PREFIX):
+        if not app_tokens:
+            raise AppTokenNotAccepted()
+        principal = await _app_token_principal(session, token, now)
+    elif token:
         checks = token_checks(request)
         found_session = await auth.user_for_access_token(
             session,
@@ -173,12 +206,35 @@ async def current_principal(
     return principal
 
 
+async def _app_token_principal(session: DbSession, token: str, now: datetime) -> Principal | None:
+    found = await oauth.token_caller(session, token)
+    if found is None:
+        return None
+    app_token, _app, user = found
+    if user is None:
+        raise oauth.UserRequired()
+    # Like an API key, an app acts as a plain user whatever its user's role: staff powers stay
+    # with Kith's own clients (docs/security.md#app-tokens-and-scopes).
+    user.act_as_plain_user()
+    last_used = app_token.last_used_at
+    if last_used is None or now - last_used > API_KEY_TOUCH_INTERVAL:
+        enqueue(session, jobs.touch_app_token, token_id=app_token.id)
+    return Principal(user=user, app_token=app_token)
+
+
+async def current_principal(
+    request: Request, session: DbSession, credentials: RequestCredentials
+) -> Principal:
+    """The caller of Kith's own API (see `authenticate`): a login or an API key."""
+    return await authenticate(request, session, credentials)
+
+
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 async def current_user(request: Request, session: DbSession, credentials: RequestCredentials) -> User:
     """The authenticated caller's user (see `current_principal`)."""
-    return (await current_principal(request, session, credentials)).user
+    return (await authenticate(request, session, credentials)).user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
@@ -228,3 +284,42 @@ async def password_hashing_slot(passwords: Passwords) -> AsyncIterator[None]:
 
 # Listed before the route's other dependencies, so the slot is taken before the session.
 HashingSlot = Depends(password_hashing_slot, scope="function")
+
+
+# --- the Mastodon-compatible API: app tokens and scopes --------------------------------------
+
+
+def require_scope(*needed: str) -> Callable[[Request, DbSession, RequestCredentials], Awaitable[User]]:
+    """A guard for a Mastodon-compatible route: the caller (a login, an API key or an app
+    token) must hold one of the `needed` scopes, or a scope that holds it; else 403."""
+
+    async def guard(request: Request, session: DbSession, credentials: RequestCredentials) -> User:
+        principal = await authenticate(request, session, credentials, app_tokens=True)
+        if not any(principal.allows(scope) for scope in needed):
+            raise InsufficientScope(OUTSIDE_SCOPES)
+        return principal.user
+
+    guard.required_scope = needed  # type: ignore[attr-defined]  # for the route inventory's tests
+    return guard
+
+
+async def mastodon_user(request: Request, session: DbSession, credentials: RequestCredentials) -> User:
+    """The signed-in user of a Mastodon-compatible route that needs no particular scope."""
+    return (await authenticate(request, session, credentials, app_tokens=True)).user
+
+
+MastodonUser = Annotated[User, Depends(mastodon_user)]
+
+
+async def calling_app(request: Request, session: DbSession, credentials: RequestCredentials) -> OAuthApp:
+    """The app whose token the request carries (a user's or the app's own), or 401."""
+    token, _api_key = credentials
+    found = None
+    if token and token.startswith(oauth.ACCESS_TOKEN_PREFIX):
+        found = await oauth.token_caller(session, token)
+    if found is None:
+        raise auth.InvalidAuthToken() if token else Unauthorized()
+    return found[1]
+
+
+CallingApp = Annotated[OAuthApp, Depends(calling_app)]

@@ -80,3 +80,10 @@ async def touch_api_key(resources: Resources, *, key_id: str) -> None:
     """Record when an API key was last used."""
     async with unit_of_work(resources) as session:
         await repository.touch_api_key(session, key_id, resources.clock.now())
+
+
+@job
+async def touch_app_token(resources: Resources, *, token_id: str) -> None:
+    """Record when an app token was last used (shown in the user's list of authorized apps)."""
+    async with unit_of_work(resources) as session:
+        await repository.touch_app_token(session, token_id, resources.clock.now())

@@ -11,7 +11,17 @@ from sqlalchemy.orm.attributes import instance_state
 
 from kith.core.mail import normalize_address
 from kith.core.security import hash_token, new_token
-from kith.db.models import ApiKey, AuthSession, OneTimeToken, RefreshToken, TokenPurpose, User
+from kith.db.models import (
+    ApiKey,
+    AuthSession,
+    OAuthApp,
+    OAuthGrant,
+    OAuthToken,
+    OneTimeToken,
+    RefreshToken,
+    TokenPurpose,
+    User,
+)
 
 # Runs on every authenticated request: built once, run with values (see kith.feed.repository).
 _ACTIVE_SESSION_USER = (
@@ -257,3 +267,88 @@ async def count_users_active_since(session: AsyncSession, since: datetime) -> in
         .where(RefreshToken.created_at >= since, User.suspended.is_(False))
     )
     return (await session.execute(statement)).scalar_one()
+
+
+# --- OAuth apps, authorization codes and app tokens (kith.auth.oauth) -------------------------
+
+
+async def find_app(session: AsyncSession, client_id: str) -> OAuthApp | None:
+    return await session.scalar(select(OAuthApp).where(OAuthApp.client_id == client_id))
+
+
+async def find_grant(session: AsyncSession, code_hash: str) -> OAuthGrant | None:
+    return await session.scalar(select(OAuthGrant).where(OAuthGrant.code_hash == code_hash))
+
+
+async def consume_grant(session: AsyncSession, grant_id: str, now: datetime) -> bool:
+    """Use an authorization code once; False when a concurrent request used it first."""
+    result = await session.execute(
+        update(OAuthGrant).where(OAuthGrant.id == grant_id, OAuthGrant.used_at.is_(None)).values(used_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def find_app_token(
+    session: AsyncSession, token_hash: str
+) -> tuple[OAuthToken, OAuthApp, User | None] | None:
+    """A live app token with its app and its user (None for an app's own token), in one
+    query; None when unknown or when its user is suspended."""
+    row = (
+        await session.execute(
+            select(OAuthToken, OAuthApp, User)
+            .join(OAuthApp, OAuthApp.id == OAuthToken.app_id)
+            .outerjoin(User, User.id == OAuthToken.user_id)
+            .where(OAuthToken.token_hash == token_hash, or_(User.id.is_(None), User.suspended.is_(False)))
+        )
+    ).first()
+    return (row[0], row[1], row[2]) if row else None
+
+
+async def find_refresh_app_token(session: AsyncSession, app_id: str, refresh_hash: str) -> OAuthToken | None:
+    return await session.scalar(
+        select(OAuthToken).where(OAuthToken.app_id == app_id, OAuthToken.refresh_token_hash == refresh_hash)
+    )
+
+
+async def app_token_of(session: AsyncSession, app_id: str, token_hash: str) -> OAuthToken | None:
+    """The app's token whose access or refresh token has this hash, whoever its user is."""
+    return await session.scalar(
+        select(OAuthToken).where(
+            OAuthToken.app_id == app_id,
+            or_(OAuthToken.token_hash == token_hash, OAuthToken.refresh_token_hash == token_hash),
+        )
+    )
+
+
+async def delete_app_token(session: AsyncSession, token_id: str) -> None:
+    await session.execute(delete(OAuthToken).where(OAuthToken.id == token_id))
+
+
+async def revoke_app_tokens(session: AsyncSession, user_id: str) -> None:
+    """Delete every app token and unused authorization code of the user: they stop working."""
+    await session.execute(delete(OAuthToken).where(OAuthToken.user_id == user_id))
+    await session.execute(delete(OAuthGrant).where(OAuthGrant.user_id == user_id))
+
+
+# The most authorizations a list shows.
+AUTHORIZATION_LIST_LIMIT = 100
+
+
+async def user_app_tokens(
+    session: AsyncSession, user_id: str, *, token_id: str | None = None
+) -> list[tuple[OAuthToken, OAuthApp]]:
+    """The user's app tokens with their apps, newest first (one, with `token_id`)."""
+    statement = (
+        select(OAuthToken, OAuthApp)
+        .join(OAuthApp, OAuthApp.id == OAuthToken.app_id)
+        .where(OAuthToken.user_id == user_id)
+        .order_by(OAuthToken.id.desc())
+        .limit(AUTHORIZATION_LIST_LIMIT)
+    )
+    if token_id is not None:
+        statement = statement.where(OAuthToken.id == token_id)
+    return [(row[0], row[1]) for row in (await session.execute(statement)).all()]
+
+
+async def touch_app_token(session: AsyncSession, token_id: str, now: datetime) -> None:
+    await session.execute(update(OAuthToken).where(OAuthToken.id == token_id).values(last_used_at=now))

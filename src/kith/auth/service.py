@@ -101,6 +101,13 @@ get_user = repository.get_user
 find_by_login = repository.find_by_login
 
 
+async def find_by_username(session: AsyncSession, username: str) -> User | None:
+    """The account with this username (case does not matter); never found by e-mail."""
+    if "@" in username or not username:
+        return None
+    return await repository.find_by_login(session, username)
+
+
 async def register(
     session: AsyncSession,
     passwords: PasswordHasher,
@@ -397,14 +404,15 @@ async def set_password(
 ) -> None:
     """Replace the password hash after checking the rules that depend on the account.
 
-    Every API key of the account is revoked: a key must not outlive the credential of
-    whoever made it (the caller ends the sessions it should).
+    Every API key and app token of the account is revoked: neither must outlive the
+    credential of whoever made it (the caller ends the sessions it should).
     """
     problem = password_problem(new_password, username=user.username, email=user.email)
     if problem:
         raise PasswordRejected(problem, field=field)
     user.password_hash = await passwords.hash(new_password)
     await repository.revoke_api_keys(session, user.id)
+    await repository.revoke_app_tokens(session, user.id)
 
 
 class PasswordRejected(Unprocessable):

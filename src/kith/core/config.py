@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     instance_title: str = Field(default="Kith", min_length=1, max_length=100)
     instance_description: str = Field(default="", max_length=1000)
     contact_email: str = Field(default="", max_length=254)
+    # OAuth's password grant for Mastodon apps (an app handles the user's password): off unless
+    # the operator turns it on (docs/mastodon.md#apps-and-sign-in).
+    oauth_password_grant: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1

@@ -32,6 +32,8 @@ class DomainError(Exception):
     # An error that records something on purpose (a revoked session after refresh-token
     # reuse) keeps the transaction's changes; every other error rolls them back.
     keeps_changes: ClassVar[bool] = False
+    # Whether `code` is one of OAuth 2's error codes (RFC 6749), which `/oauth` answers as is.
+    oauth: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -197,6 +199,61 @@ class ServiceUnavailable(DomainError):
     code = "service_unavailable"
     default_detail = "The service cannot answer right now; try again shortly."
     description = "A dependency is down; try again shortly."
+
+
+# --- OAuth 2's errors (RFC 6749 §4.1.2.1, §5.2), for the sign-in of Mastodon apps -----------
+
+
+class InvalidOAuthRequest(BadRequest):
+    code = "invalid_request"
+    oauth = True
+    default_detail = "The request is missing a parameter or has a wrong one."
+    description = "An OAuth request is missing a required parameter or has an invalid one."
+
+
+class InvalidClient(Unauthorized):
+    code = "invalid_client"
+    oauth = True
+    default_detail = "Client authentication failed: unknown client or wrong secret."
+    description = "The OAuth client (a registered app) is unknown, or its secret is wrong."
+
+
+class InvalidGrant(BadRequest):
+    code = "invalid_grant"
+    oauth = True
+    default_detail = "The authorization code or refresh token is invalid, expired, used or revoked."
+    description = (
+        "The authorization code or refresh token is invalid, expired, already used or revoked, "
+        "or was issued to another app or redirect URI, or the PKCE verifier does not match."
+    )
+
+
+class UnsupportedGrantType(BadRequest):
+    code = "unsupported_grant_type"
+    oauth = True
+    default_detail = "This grant type is not supported."
+    description = "The OAuth grant type is not supported by this server."
+
+
+class UnsupportedResponseType(BadRequest):
+    code = "unsupported_response_type"
+    oauth = True
+    default_detail = "Only the `code` response type is supported."
+    description = "The OAuth response type is not supported (only `code` is)."
+
+
+class InvalidScope(BadRequest):
+    code = "invalid_scope"
+    oauth = True
+    default_detail = "A requested scope is unknown or not allowed for this app."
+    description = "A requested OAuth scope is unknown, or was not registered by the app."
+
+
+class AccessDenied(Forbidden):
+    code = "access_denied"
+    oauth = True
+    default_detail = "The user or the server denied the request."
+    description = "The user declined to authorize the app, or the server refused it."
 
 
 class FieldError(BaseModel):

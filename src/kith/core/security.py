@@ -111,6 +111,11 @@ class PasswordHasher:
         return await self._off_loop(self._hash.verify_and_update, password, password_hash)
 
 
+# An app's OAuth token (the Mastodon-compatible API) starts with this, so that a bearer token
+# is known for one without decoding it as a JWT, and a leaked one is recognised.
+APP_TOKEN_PREFIX = "kith_at_"
+
+
 def new_token(nbytes: int = 32) -> str:
     """A URL-safe random token with ``nbytes`` bytes (256 bits by default) of entropy."""
     return secrets.token_urlsafe(nbytes)

@@ -16,6 +16,8 @@ public_base_url: ContextVar[str] = ContextVar("public_base_url", default="")
 API_PREFIX = "/api/kith/v1"
 # Where Mastodon apps call the Mastodon-compatible API (docs/mastodon.md).
 MASTODON_API_PREFIXES = ("/api/v1/", "/api/v2/")
+# Where Mastodon apps register and sign in (docs/mastodon.md#apps-and-sign-in).
+OAUTH_PREFIX = "/oauth/"
 # Media files are served outside the API, at a plain public path: `MEDIA_PATH + key`.
 MEDIA_PATH = "/media/"
 
@@ -35,3 +37,15 @@ def media_url(storage_key: str | None) -> str | None:
     if storage_key is None:
         return None
     return absolute_url(MEDIA_PATH + storage_key)
+
+
+def mastodon_face(path: str) -> str | None:
+    """Which of the Mastodon-compatible faces a path belongs to: "api" (`/api/v1`, `/api/v2`),
+    "oauth" (`/oauth`), or None for Kith's own paths and everything else. Errors and rate-limit
+    headers take Mastodon's conventions there (docs/mastodon.md#conventions)."""
+    lowered = path.lower()
+    if lowered.startswith(MASTODON_API_PREFIXES):
+        return "api"
+    if lowered.startswith(OAUTH_PREFIX):
+        return "oauth"
+    return None

@@ -6,10 +6,15 @@ every response, errors included.
 
 from __future__ import annotations
 
-from kith.core.urls import API_PREFIX
+from kith.core.urls import API_PREFIX, OAUTH_PREFIX
 
-# Responses under these prefixes hold credentials or private data (docs/api.md#conventions).
-NO_STORE_PREFIXES = tuple(f"{API_PREFIX}{path}" for path in ("/auth", "/users/me", "/admin"))
+# Responses under these prefixes hold credentials or private data (docs/api.md#conventions):
+# Kith's, and the Mastodon-compatible API's app registration (its secret) and sign-in.
+NO_STORE_PREFIXES = (
+    *(f"{API_PREFIX}{path}" for path in ("/auth", "/users/me", "/admin")),
+    "/api/v1/apps",
+    OAUTH_PREFIX,
+)
 
 
 def overrides_route(path: str) -> bool:

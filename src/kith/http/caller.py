@@ -4,8 +4,8 @@ Rate limits and idempotency keys both need to know the caller before the route's
 dependencies run: a limit is checked before any costly work, and an idempotency key is
 claimed before the request's session takes SQLite's write lock. Authentication proper
 (session liveness, suspension, scopes) stays in `kith.auth.dependencies`; this only
-*identifies*: a validly signed access token names its user, a known API key its owner,
-and anything else (no credentials, or bad ones) is the client's IP address.
+*identifies*: a validly signed access token names its user, a known API key or app token
+its owner, and anything else (no credentials, or bad ones) is the client's IP address.
 
 The client address is the TCP peer, unless the peer is one of `KITH_TRUSTED_PROXIES`:
 then it is the right-most address of `X-Forwarded-For` that is not itself a trusted
@@ -23,8 +23,8 @@ from sqlalchemy import or_, select
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
-from kith.core.security import InvalidToken, hash_token
-from kith.db.models import ApiKey
+from kith.core.security import APP_TOKEN_PREFIX, InvalidToken, hash_token
+from kith.db.models import ApiKey, OAuthToken
 from kith.runtime.transaction import unit_of_work
 
 if TYPE_CHECKING:
@@ -128,6 +128,16 @@ async def _api_key_owner(resources: Resources, key: str) -> str | None:
     return user_id
 
 
+async def _app_token_owner(resources: Resources, token: str) -> str | None:
+    # As for an API key: its own read, before the request's transaction opens. An app's own
+    # token (no user) counts per address.
+    async with unit_of_work(resources, write=False) as session:
+        user_id: str | None = await session.scalar(
+            select(OAuthToken.user_id).where(OAuthToken.token_hash == hash_token(token))
+        )
+    return user_id
+
+
 async def identify_caller(scope: Scope, resources: Resources) -> Caller:
     """The request's caller, found once and kept on the request for everything after."""
     state = scope.setdefault("state", {})
@@ -140,7 +150,9 @@ async def identify_caller(scope: Scope, resources: Resources) -> Caller:
     role: str | None = None
     scheme, _, token = headers.get("authorization", "").partition(" ")
     api_key = headers.get("x-api-key")
-    if scheme.lower() == "bearer" and token.strip():
+    if scheme.lower() == "bearer" and token.strip().startswith(APP_TOKEN_PREFIX):
+        user_id = await _app_token_owner(resources, token.strip())
+    elif scheme.lower() == "bearer" and token.strip():
         try:
             claims = resources.tokens.verify(token.strip())
             user_id, role = claims.user_id, claims.role

@@ -199,6 +199,7 @@ class BodySizeLimitMiddleware:
             PayloadTooLarge(str(exc.detail)),
             public_url=public_url,
             request_id=scope.get("state", {}).get("request_id"),
+            path=scope.get("path"),
         )
         await response(scope, receive, send)
 

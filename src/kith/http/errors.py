@@ -22,10 +22,13 @@ from starlette.types import Scope
 
 from kith.core.errors import (
     PROBLEM_CONTENT_TYPE,
+    AccessDenied,
     BadRequest,
     DomainError,
     Forbidden,
     HttpError,
+    InvalidClient,
+    InvalidOAuthRequest,
     MalformedJson,
     MalformedMultipart,
     MethodNotAllowed,
@@ -37,6 +40,7 @@ from kith.core.errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
+from kith.core.urls import mastodon_face
 
 
 def problem_response(
@@ -46,12 +50,20 @@ def problem_response(
     status: int | None = None,
     public_url: str = "",
     request_id: str | None = None,
+    path: str | None = None,
 ) -> Response:
-    """Render `error` as a problem document. `request` supplies the request id and public URL.
+    """Render `error` as a problem document. `request` supplies the request id, public URL and
+    path (`path` stands for it without a request).
 
-    `status` overrides the class's only for an `HttpError`, which takes the framework's.
+    `status` overrides the class's only for an `HttpError`, which takes the framework's. On
+    the Mastodon-compatible paths the error takes Mastodon's shape instead (`mastodon_error`).
     """
     status = status or error.status
+    if request is not None:
+        path = request.scope.get("path", "")
+    face = mastodon_face(path or "")
+    if face is not None:
+        return mastodon_error(error, status, face)
     if request is not None:
         request_id = request_id or request.scope.get("state", {}).get("request_id")
         resources = getattr(request.app.state, "resources", None)
@@ -72,6 +84,38 @@ def problem_response(
         status_code=status,
         media_type=PROBLEM_CONTENT_TYPE,
         headers=error.headers,
+    )
+
+
+# On `/oauth` an error that is not one of OAuth 2's is named by its status.
+_OAUTH_ERROR_BY_STATUS: dict[int, type[DomainError]] = {
+    400: InvalidOAuthRequest,
+    401: InvalidClient,
+    403: AccessDenied,
+    413: InvalidOAuthRequest,
+    415: InvalidOAuthRequest,
+    422: InvalidOAuthRequest,
+}
+
+
+def mastodon_error(error: DomainError, status: int, face: str) -> Response:
+    """`error` as Mastodon answers one (docs/mastodon.md#conventions), with Kith's status.
+
+    On `/oauth`, OAuth 2's shape: `error` a code of RFC 6749, `error_description` the sentence.
+    On `/api/v1` and `/api/v2`, Mastodon's: `error` the sentence apps show to their user, and
+    `error_description` Kith's stable code; a validation failure adds `details`, the fields.
+    """
+    body: dict[str, Any]
+    if face == "oauth":
+        named = error if error.oauth else _OAUTH_ERROR_BY_STATUS.get(status, error)
+        code = named.code
+        body = {"error": code, "error_description": error.detail}
+    else:
+        body = {"error": error.detail, "error_description": error.code}
+        if error.errors is not None:
+            body["details"] = list(error.errors)
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=error.headers
     )
 
 

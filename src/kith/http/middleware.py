@@ -268,8 +268,8 @@ class EdgeMiddleware:
         else:
             await self.app(scope, receive, send)
 
-    def _problem(self, problem: DomainError, request_id: str) -> ASGIApp:
-        return problem_response(None, problem, public_url=self.public_url, request_id=request_id)
+    def _problem(self, problem: DomainError, request_id: str, path: str) -> ASGIApp:
+        return problem_response(None, problem, public_url=self.public_url, request_id=request_id, path=path)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -305,13 +305,13 @@ class EdgeMiddleware:
         try:
             refusal = self.hosts.refusal(scope) or nul_refusal(scope)
             if refusal is not None:
-                await self._problem(refusal, request_id)(scope, receive, exchange.send)
+                await self._problem(refusal, request_id, scope["path"])(scope, receive, exchange.send)
             else:
                 await self.app(scope, receive, exchange.send)
         except Exception as error:
             problem = self._last_resort(scope, error)
             if not exchange.started:
-                await self._problem(problem, request_id)(scope, receive, exchange.send)
+                await self._problem(problem, request_id, scope["path"])(scope, receive, exchange.send)
         finally:
             finished = time.perf_counter()
             route = route_template(scope)

@@ -11,7 +11,10 @@
   request by `login_throttle`), checked after the account lookup and before the password hash.
 
 Every limited response carries `RateLimit-Limit`, `RateLimit-Remaining` and
-`RateLimit-Reset` (of the limit closest to running out); a 429 adds `Retry-After`.
+`RateLimit-Reset` (of the limit closest to running out); a 429 adds `Retry-After`. On the
+Mastodon-compatible paths the same limit is also told as Mastodon tells it, in
+`X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (an ISO 8601 time), which
+Mastodon apps and libraries read to pace themselves.
 
 Counters live in Redis when it is configured (shared by every worker and instance),
 else in process memory. When Redis fails, limits marked `falls_back` (login,
@@ -26,6 +29,7 @@ are not limited by per-user limits at all.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
@@ -33,17 +37,19 @@ from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kith.core.mail import normalize_address
-from kith.core.urls import API_PREFIX, MASTODON_API_PREFIXES
+from kith.core.urls import API_PREFIX, MASTODON_API_PREFIXES, OAUTH_PREFIX, mastodon_face
 from kith.db.models import Role
 from kith.http.caller import Caller, identify_caller
 from kith.http.errors import problem_response
+from kith.runtime import limits as runtime_limits
 from kith.runtime.limits import RULES, LoginThrottle, Outcome, refuse
 
 if TYPE_CHECKING:
     from kith.runtime.resources import Resources
 
-# Kith's API and the Mastodon-compatible one: the APIs, unknown paths under them included.
-_LIMITED_PREFIXES = (f"{API_PREFIX}/", *MASTODON_API_PREFIXES)
+# Kith's API and the Mastodon-compatible one with its sign-in: the APIs, unknown paths under
+# them included.
+_LIMITED_PREFIXES = (f"{API_PREFIX}/", *MASTODON_API_PREFIXES, OAUTH_PREFIX)
 _STATE_KEY = "kith_rate_limits"
 
 
@@ -106,14 +112,28 @@ class RateLimitMiddleware:
             if message["type"] == "http.response.start":
                 outcomes: list[Outcome] = scope.get("state", {}).get(_STATE_KEY, [])
                 if outcomes:
-                    extra = [
-                        (name.lower().encode(), value.encode())
-                        for name, value in _closest(outcomes).headers().items()
-                    ]
+                    closest = _closest(outcomes)
+                    headers = closest.headers()
+                    if mastodon_face(scope["path"]) is not None:
+                        headers |= mastodon_headers(closest, runtime_limits.wall_time())
+                    extra = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
                     message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         return send_with_limits
+
+
+def mastodon_headers(outcome: Outcome, now: float) -> dict[str, str]:
+    """A limit as Mastodon tells it: the reset as the time it comes, UTC, in milliseconds.
+
+    `now` is the wall clock's (seconds since the epoch), as the counters' windows are.
+    """
+    reset = datetime.fromtimestamp(now, UTC) + timedelta(seconds=max(0.0, outcome.reset_after))
+    return {
+        "X-RateLimit-Limit": str(outcome.limit),
+        "X-RateLimit-Remaining": str(max(0, outcome.remaining)),
+        "X-RateLimit-Reset": reset.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    }
 
 
 def counts_against_general_limit(method: str, path: str) -> bool:

@@ -7,10 +7,13 @@ docs/mastodon.md, not by Kith's OpenAPI document, which a generated Kith client 
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
 
-from kith.auth.dependencies import CurrentUser
+from fastapi import APIRouter, Depends, Response
+
+from kith.auth.dependencies import MastodonUser, require_scope
 from kith.core.urls import absolute_url
+from kith.db.models import User
 from kith.http.deps import AppSettings, Now
 from kith.http.session import DbSession
 from kith.mastodon import service
@@ -22,6 +25,11 @@ router = APIRouter(include_in_schema=False)
 NODEINFO_PATH = "/nodeinfo/"
 # Lists a client fetches at start-up, of things Kith does not have (yet): always empty.
 EmptyList = list[dict[str, object]]
+# The caller of a route that needs a scope (docs/security.md#app-tokens-and-scopes).
+AccountsReader = Annotated[User, Depends(require_scope("read:accounts"))]
+FiltersReader = Annotated[User, Depends(require_scope("read:filters"))]
+ListsReader = Annotated[User, Depends(require_scope("read:lists"))]
+StatusesReader = Annotated[User, Depends(require_scope("read:statuses"))]
 
 
 @router.get("/.well-known/nodeinfo")
@@ -90,31 +98,31 @@ async def trends() -> EmptyList:
 
 
 @router.get("/api/v1/announcements")
-async def announcements(user: CurrentUser) -> EmptyList:
+async def announcements(user: MastodonUser) -> EmptyList:
     """Announcements of the server's staff: Kith has none (yet)."""
     return []
 
 
 @router.get("/api/v1/filters")
 @router.get("/api/v2/filters")
-async def filters(user: CurrentUser) -> EmptyList:
+async def filters(user: FiltersReader) -> EmptyList:
     """The caller's keyword filters, both versions: Kith has none (yet)."""
     return []
 
 
 @router.get("/api/v1/lists")
-async def lists(user: CurrentUser) -> EmptyList:
+async def lists(user: ListsReader) -> EmptyList:
     """The caller's lists: Kith has none (yet)."""
     return []
 
 
 @router.get("/api/v1/markers")
-async def markers(user: CurrentUser) -> dict[str, object]:
+async def markers(user: StatusesReader) -> dict[str, object]:
     """The caller's saved reading positions, by timeline: none are kept (yet)."""
     return {}
 
 
 @router.get("/api/v1/preferences")
-async def preferences(user: CurrentUser) -> Preferences:
+async def preferences(user: AccountsReader) -> Preferences:
     """The caller's posting and reading defaults."""
     return service.preferences()

@@ -201,3 +201,135 @@ class Preferences(BaseModel):
     default_language: str | None = Field(alias="posting:default:language")
     expand_media: Literal["default", "show_all", "hide_all"] = Field(alias="reading:expand:media")
     expand_spoilers: bool = Field(alias="reading:expand:spoilers")
+
+
+# --- apps and OAuth (docs/mastodon.md#apps-and-sign-in) --------------------------------------
+
+
+class Application(BaseModel):
+    """Mastodon's [Application](https://docs.joinmastodon.org/entities/Application/)."""
+
+    id: str
+    name: str
+    website: str | None
+    scopes: list[str]
+    # Mastodon's older field: the redirect URIs, one per line.
+    redirect_uri: str
+    redirect_uris: list[str]
+
+
+class CreatedApplication(Application):
+    """An app as registered: with its client id and, this once, its secret (which never expires)."""
+
+    client_id: str
+    client_secret: str
+    client_secret_expires_at: int
+
+
+class OAuthTokenAnswer(BaseModel):
+    """The token endpoint's answer (Mastodon's [Token](https://docs.joinmastodon.org/entities/Token/)).
+
+    No `expires_in`: app tokens last until revoked, and Mastodon apps never refresh.
+    """
+
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    scope: str
+    created_at: int
+    refresh_token: str | None = None
+
+
+class AuthorizationServer(BaseModel):
+    """The OAuth authorization server's metadata (RFC 8414)."""
+
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    revocation_endpoint: str
+    app_registration_endpoint: str
+    scopes_supported: list[str]
+    response_types_supported: list[str]
+    response_modes_supported: list[str]
+    grant_types_supported: list[str]
+    token_endpoint_auth_methods_supported: list[str]
+    revocation_endpoint_auth_methods_supported: list[str]
+    code_challenge_methods_supported: list[str]
+
+
+# --- accounts (docs/mastodon.md#accounts) -----------------------------------------------------
+
+
+class AccountSource(BaseModel):
+    """What the signed-in user may edit, as they wrote it."""
+
+    privacy: str
+    sensitive: bool
+    language: str | None
+    note: str
+    fields: list[dict[str, str]]
+    follow_requests_count: int
+
+
+class Account(BaseModel):
+    """Mastodon's [Account](https://docs.joinmastodon.org/entities/Account/)."""
+
+    id: str
+    username: str
+    acct: str
+    display_name: str
+    # Every Kith account approves its friends: a follow is a friend request.
+    locked: bool = True
+    bot: bool = False
+    discoverable: bool = False
+    indexable: bool = False
+    group: bool = False
+    created_at: str
+    note: str
+    url: str
+    uri: str
+    avatar: str
+    avatar_static: str
+    header: str
+    header_static: str
+    followers_count: int
+    following_count: int
+    statuses_count: int
+    last_status_at: str | None = None
+    emojis: list[dict[str, str]] = Field(default_factory=list)
+    fields: list[dict[str, str]] = Field(default_factory=list)
+
+
+class CredentialAccount(Account):
+    """The signed-in user's own account, with `source`."""
+
+    source: AccountSource
+
+
+class Relationship(BaseModel):
+    """Mastodon's [Relationship](https://docs.joinmastodon.org/entities/Relationship/): how the
+    caller stands to an account. A friend is followed and following; a block the other user
+    made is never told (`blocked_by` is always false: such an account is not found at all)."""
+
+    id: str
+    following: bool
+    showing_reblogs: bool
+    notifying: bool = False
+    languages: list[str] | None = None
+    followed_by: bool
+    blocking: bool
+    blocked_by: bool = False
+    muting: bool = False
+    muting_notifications: bool = False
+    requested: bool
+    requested_by: bool
+    domain_blocking: bool = False
+    endorsed: bool = False
+    note: str = ""
+
+
+class SearchResults(BaseModel):
+    """Mastodon's [Search](https://docs.joinmastodon.org/entities/Search/): Kith finds accounts."""
+
+    accounts: list[Account]
+    statuses: list[dict[str, object]] = Field(default_factory=list)
+    hashtags: list[dict[str, object]] = Field(default_factory=list)

@@ -149,6 +149,14 @@ def requests_of(user_id: str, *, incoming: bool, status: FriendRequestStatus) ->
     )
 
 
+async def count_requests(
+    session: AsyncSession, user_id: str, *, incoming: bool, status: FriendRequestStatus
+) -> int:
+    statement = requests_of(user_id, incoming=incoming, status=status)
+    count = await session.scalar(statement.with_only_columns(func.count(), maintain_column_froms=True))
+    return int(count or 0)
+
+
 # --- friendships --------------------------------------------------------------------
 
 

@@ -128,6 +128,11 @@ def _not_pending() -> Conflict:
 # --- relationships, for profiles and visibility ---------------------------------------
 
 
+async def blocks(session: AsyncSession, blocker_id: str, blocked_id: str) -> bool:
+    """True when the first user blocks the second (one way)."""
+    return await repository.blocks(session, blocker_id, blocked_id)
+
+
 async def in_block(session: AsyncSession, first_user_id: str, second_user_id: str) -> bool:
     """True when either user blocks the other."""
     return await repository.in_block(session, first_user_id, second_user_id)
@@ -279,6 +284,21 @@ async def list_requests(
     statement = repository.requests_of(user.id, incoming=incoming, status=status)
     requests, next_cursor = await params.fetch(session, statement, FriendRequest.id)
     return await with_users(session, requests), next_cursor
+
+
+async def pending_request_from(
+    session: AsyncSession, sender_id: str, receiver_id: str
+) -> FriendRequest | None:
+    """The pending request `sender_id` sent `receiver_id`, if there is one."""
+    pending = await repository.pending_between(session, sender_id, receiver_id)
+    return pending if pending is not None and pending.sender_id == sender_id else None
+
+
+async def pending_incoming_count(session: AsyncSession, user: User) -> int:
+    """How many friend requests wait for the user's answer."""
+    return await repository.count_requests(
+        session, user.id, incoming=True, status=FriendRequestStatus.pending
+    )
 
 
 async def with_users(session: AsyncSession, requests: list[FriendRequest]) -> list[RequestWithUsers]:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from kith.auth import oauth
 from kith.auth import service as auth
 from kith.auth.dependencies import CurrentUser, LoginPrincipal, LoginUser
 from kith.auth.schemas import LoginSessionView, PrivateUser, PublicUser
@@ -22,6 +23,9 @@ from kith.users.schemas import (
     AccountDeletion,
     ApiKeyCreate,
     ApiKeyView,
+    AuthorizationList,
+    AuthorizationView,
+    AuthorizedApp,
     CreatedApiKey,
     LoginSessionList,
     PasswordChange,
@@ -168,6 +172,42 @@ async def end_session(session_id: str, principal: LoginPrincipal, session: DbSes
     """Log one of the account's sessions out: its refresh and access tokens stop working at once.
     404 `session_not_found` for an id that is not a live session of the caller."""
     await auth.end_session(session, principal.user.id, session_id, now=now)
+
+
+@me.get(
+    "/authorizations",
+    operation_id="listAuthorizations",
+    response_model=AuthorizationList,
+    responses=problem_responses(401, 403),
+)
+async def list_authorizations(user: LoginUser, session: DbSession) -> object:
+    """The apps (Mastodon apps and libraries) the account authorized, newest first, at most 100:
+    each with its name, the scopes granted and when it was last used."""
+    found = await oauth.authorizations(session, user.id)
+    return AuthorizationList(
+        items=[
+            AuthorizationView(
+                id=token.id,
+                app=AuthorizedApp(name=app.name, website=app.website),
+                scopes=token.scope_list,
+                created_at=token.created_at,
+                last_used_at=token.last_used_at,
+            )
+            for token, app in found
+        ]
+    )
+
+
+@me.delete(
+    "/authorizations/{authorization_id}",
+    operation_id="revokeAuthorization",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404),
+)
+async def revoke_authorization(authorization_id: str, user: LoginUser, session: DbSession) -> None:
+    """Revoke an app's access: its token stops working at once. 404 `authorization_not_found`
+    for an id that is not one of the caller's."""
+    await oauth.revoke_authorization(session, user.id, authorization_id)
 
 
 @router.get(

@@ -133,3 +133,26 @@ class LoginSessionList(ResponseModel):
     """The account's live login sessions, newest first (at most 100)."""
 
     items: list[LoginSessionView]
+
+
+class AuthorizedApp(ResponseModel):
+    """The app an authorization was given to, as it registered itself."""
+
+    name: str
+    website: str | None
+
+
+class AuthorizationView(ResponseModel):
+    """An app the user authorized (a Mastodon app's token, docs/mastodon.md#apps-and-sign-in)."""
+
+    id: str
+    app: AuthorizedApp
+    scopes: list[str] = Field(description="What the app may do: Mastodon's scopes, as granted.")
+    created_at: Timestamp
+    last_used_at: Timestamp | None = Field(description="About when the app last used it (to the minute).")
+
+
+class AuthorizationList(ResponseModel):
+    """The apps the account authorized, newest first (at most 100)."""
+
+    items: list[AuthorizationView]

@@ -7,6 +7,7 @@ from kith.db.models.export import Export, ExportStatus
 from kith.db.models.idempotency_key import IdempotencyKey
 from kith.db.models.media import Media
 from kith.db.models.notification import Notification, NotificationType
+from kith.db.models.oauth import OAuthApp, OAuthGrant, OAuthToken
 from kith.db.models.one_time_token import OneTimeToken, TokenPurpose
 from kith.db.models.outgoing_email import OutgoingEmail
 from kith.db.models.post import Comment, Like, Post, Visibility
@@ -31,6 +32,9 @@ __all__ = [
     "Media",
     "Notification",
     "NotificationType",
+    "OAuthApp",
+    "OAuthGrant",
+    "OAuthToken",
     "OneTimeToken",
     "OutgoingEmail",
     "Post",

@@ -1,4 +1,4 @@
-// Settings (profile, sessions, API keys, password, blocks, account) and the staff views.
+// Settings (profile, sessions, authorized apps, API keys, password, blocks, account) and the staff views.
 import { api, forget } from "./api.js";
 import { navigate, state } from "./app.js";
 import { actionButton, avatar, displayName, errorBox, field, form, h, loading, notice, replace, userLink, when } from "./ui.js";
@@ -67,6 +67,27 @@ function sessionsSection() {
   return section("Where you are signed in", "sessions-heading", body);
 }
 
+// Mastodon apps the user signed in to through /oauth/authorize (docs/mastodon.md).
+function appsSection() {
+  const body = h("div", {}, loading());
+  async function show() {
+    try {
+      const found = await api("GET", "users/me/authorizations");
+      replace(body, found.items.length ? h("ul", { class: "keys" }, found.items.map((item) => h("li", {},
+        h("strong", {}, item.app.name), ` (${item.scopes.join(", ")}) · authorized `, when(item.created_at),
+        item.last_used_at ? [" · last used ", when(item.last_used_at)] : " · never used", " ",
+        actionButton(`Revoke ${item.app.name}`, async () => {
+          await api("DELETE", `users/me/authorizations/${item.id}`);
+          notice(`${item.app.name} can no longer use your account.`);
+          show();
+        }, { class: "danger" })))) : h("p", { class: "empty" }, "No apps."));
+    } catch (error) { replace(body, errorBox(error, show)); }
+  }
+  show();
+  return section("Authorized apps", "apps-heading",
+    h("p", {}, "Mastodon apps you let use your account. Changing your password revokes them all."), body);
+}
+
 function apiKeysSection() {
   const list = h("div", {});
   const created = h("div", { role: "status" });
@@ -102,7 +123,7 @@ function apiKeysSection() {
 function passwordSection() {
   return section("Change password", "password-heading", form([
     field("Current password", { name: "current_password", type: "password", autocomplete: "current-password", required: true }),
-    field("New password", { name: "new_password", type: "password", autocomplete: "new-password", required: true, minlength: 8 }, "Other browsers and apps will be logged out; API keys are revoked."),
+    field("New password", { name: "new_password", type: "password", autocomplete: "new-password", required: true, minlength: 8 }, "Other browsers will be logged out; API keys and authorized apps are revoked."),
   ], "Change password", async (values, node) => {
     await api("POST", "users/me/password", { body: values });
     node.reset();
@@ -187,7 +208,7 @@ function deleteSection() {
 }
 
 export async function settings(root, params, query) {
-  replace(root, h("h1", {}, "Settings"), profileSection(), sessionsSection(), apiKeysSection(), passwordSection(), blocksSection(), exportSection(query), deleteSection());
+  replace(root, h("h1", {}, "Settings"), profileSection(), sessionsSection(), appsSection(), apiKeysSection(), passwordSection(), blocksSection(), exportSection(query), deleteSection());
 }
 
 function staffOnly(root, roles) {
