@@ -29,6 +29,7 @@ from kith.mastodon.accounts import router as mastodon_accounts_router
 from kith.mastodon.oauth import router as mastodon_oauth_router
 from kith.mastodon.router import router as mastodon_router
 from kith.mastodon.slashes import MastodonTrailingSlash
+from kith.mastodon.statuses import router as mastodon_statuses_router
 from kith.media.router import files as media_files_router
 from kith.media.router import router as media_router
 from kith.media.storage import LocalMediaStorage
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mastodon_router)  # Mastodon's own paths (docs/mastodon.md)
     app.include_router(mastodon_oauth_router)  # and how Mastodon apps sign in
     app.include_router(mastodon_accounts_router)
+    app.include_router(mastodon_statuses_router)
     app.include_router(health_router)
     app.include_router(problems_router)
     app.include_router(metrics_router)

@@ -69,6 +69,18 @@ COVERED: dict[tuple[str, str], str] = {
         "test_mastodon_accounts.py: test_blocking_ends_the_friendship_and_hides_both_ways, "
         "test_accounts_are_found_by_id_lookup_and_search",
     ),
+    # The Mastodon-compatible statuses: a post or comment the caller may not read is 404.
+    **dict.fromkeys(
+        (
+            ("GET", "/api/v1/statuses/{status_id}"),
+            ("DELETE", "/api/v1/statuses/{status_id}"),
+            ("GET", "/api/v1/statuses/{status_id}/context"),
+            ("POST", "/api/v1/statuses/{status_id}/favourite"),
+            ("POST", "/api/v1/statuses/{status_id}/unfavourite"),
+            ("GET", "/api/v1/statuses/{status_id}/favourited_by"),
+        ),
+        "test_mastodon_statuses.py: test_a_status_the_caller_may_not_read_is_404_on_every_route",
+    ),
     # Objects named in a body.
     ("POST", f"{API}/friend-requests"): "test_objects_named_in_bodies",
     ("POST", f"{API}/blocks"): "test_objects_named_in_bodies",

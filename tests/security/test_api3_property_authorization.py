@@ -179,6 +179,7 @@ async def test_canaries_of_one_account_never_reach_another(
     values["key"] = "0" * 32 + ".png"
     values |= {"version": KITH.version, "name": "app.js", "session_id": ada.id}
     values["account_id"] = to_mastodon_id(ada.id)
+    values["status_id"] = to_mastodon_id(post["id"])
     fetched = 0
     for viewer in (bob, moderator, carol):
         for route in served_routes(app):

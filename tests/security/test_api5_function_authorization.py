@@ -151,6 +151,9 @@ ACCESS: dict[tuple[str, str], str] = {
             "/api/v1/accounts/{account_id}",
             "/api/v1/follow_requests",
             "/api/v2/search",
+            "/api/v1/statuses/{status_id}",
+            "/api/v1/statuses/{status_id}/context",
+            "/api/v1/statuses/{status_id}/favourited_by",
         )
     },
     # ...and what it changes for the signed-in user.
@@ -163,6 +166,10 @@ ACCESS: dict[tuple[str, str], str] = {
             ("POST", "/api/v1/accounts/{account_id}/unblock"),
             ("POST", "/api/v1/follow_requests/{account_id}/authorize"),
             ("POST", "/api/v1/follow_requests/{account_id}/reject"),
+            ("POST", "/api/v1/statuses"),
+            ("DELETE", "/api/v1/statuses/{status_id}"),
+            ("POST", "/api/v1/statuses/{status_id}/favourite"),
+            ("POST", "/api/v1/statuses/{status_id}/unfavourite"),
         ),
         USER,
     ),
