@@ -12,6 +12,7 @@ from kith.runtime.resources import Resources
 from tests import posting
 from tests.helpers import API, Account, assert_mastodon_error
 from tests.integration.test_mastodon_oauth import bearer, register_app, user_token
+from tests.integration.test_media import png_bytes
 
 
 async def status(client: httpx.AsyncClient, author: Account, **form: Any) -> dict[str, Any]:
@@ -206,3 +207,49 @@ async def test_a_status_the_caller_may_not_read_is_404_on_every_route(
     )
     assert taken.status_code in (400, 404, 422), taken.text
     assert (await posting.get_post(client, ada, from_mastodon_id(hidden["id"]) or ""))["like_count"] == 0
+
+
+async def test_an_image_uploaded_the_mastodon_way_goes_into_a_status(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    ada, bob = await posting.members(resources, "ada", "bob")
+    files = {"file": ("me.png", png_bytes((40, 30)), "image/png")}
+    uploaded = await client.post(
+        "/api/v2/media", files=files, data={"description": "a grey square"}, headers=ada.headers
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    attachment = uploaded.json()
+    assert attachment["type"] == "image"
+    assert attachment["meta"]["original"]["width"] == 40 and attachment["meta"]["original"]["height"] == 30
+    served = await client.get(attachment["url"].removeprefix("https://kith.example"))
+    assert served.status_code == 200 and served.content.startswith(b"\x89PNG")
+    again = await client.get(f"/api/v1/media/{attachment['id']}", headers=ada.headers)
+    assert again.status_code == 200 and again.json() == attachment
+    assert_mastodon_error(await client.get(f"/api/v1/media/{attachment['id']}", headers=bob.headers), 404)
+    # The older path, the same upload.
+    older = await client.post("/api/v1/media", files=files, headers=ada.headers)
+    assert older.status_code == 200, older.text
+
+    posted = await status(
+        client, ada, status="look", visibility="public", **{"media_ids[]": attachment["id"]}
+    )
+    assert [m["id"] for m in posted["media_attachments"]] == [attachment["id"]]
+    # Kith's checks of the file hold: a file that is no image is refused.
+    refused = await client.post(
+        "/api/v2/media", files={"file": ("x.png", b"not an image", "image/png")}, headers=ada.headers
+    )
+    assert_mastodon_error(refused, 415)
+    # Any other part than the file and what Mastodon apps send beside it is refused.
+    extra = await client.post("/api/v2/media", files=files, data={"owner_id": "1"}, headers=ada.headers)
+    assert_mastodon_error(extra, 422)
+
+
+async def test_uploads_take_write_media(client: httpx.AsyncClient, resources: Resources) -> None:
+    await posting.member(resources, "ada")
+    app = await register_app(client, scopes="read write")
+    files = {"file": ("me.png", png_bytes(), "image/png")}
+    statuses_only = bearer(await user_token(client, app, scope="write:statuses"))
+    assert_mastodon_error(await client.post("/api/v2/media", files=files, headers=statuses_only), 403)
+    media_writer = bearer(await user_token(client, app, scope="write:media"))
+    assert (await client.post("/api/v2/media", files=files, headers=media_writer)).status_code == 200
+    assert_mastodon_error(await client.post("/api/v2/media", files=files), 401)

@@ -154,6 +154,7 @@ ACCESS: dict[tuple[str, str], str] = {
             "/api/v1/statuses/{status_id}",
             "/api/v1/statuses/{status_id}/context",
             "/api/v1/statuses/{status_id}/favourited_by",
+            "/api/v1/media/{media_id}",
         )
     },
     # ...and what it changes for the signed-in user.
@@ -170,6 +171,8 @@ ACCESS: dict[tuple[str, str], str] = {
             ("DELETE", "/api/v1/statuses/{status_id}"),
             ("POST", "/api/v1/statuses/{status_id}/favourite"),
             ("POST", "/api/v1/statuses/{status_id}/unfavourite"),
+            ("POST", "/api/v2/media"),
+            ("POST", "/api/v1/media"),
         ),
         USER,
     ),
