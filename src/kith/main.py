@@ -31,6 +31,7 @@ from kith.mastodon.oauth import router as mastodon_oauth_router
 from kith.mastodon.router import router as mastodon_router
 from kith.mastodon.slashes import MastodonTrailingSlash
 from kith.mastodon.statuses import router as mastodon_statuses_router
+from kith.mastodon.timelines import router as mastodon_timelines_router
 from kith.media.router import files as media_files_router
 from kith.media.router import router as media_router
 from kith.media.storage import LocalMediaStorage
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mastodon_accounts_router)
     app.include_router(mastodon_statuses_router)
     app.include_router(mastodon_media_router)
+    app.include_router(mastodon_timelines_router)
     app.include_router(health_router)
     app.include_router(problems_router)
     app.include_router(metrics_router)

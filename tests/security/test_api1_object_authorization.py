@@ -81,6 +81,8 @@ COVERED: dict[tuple[str, str], str] = {
         ),
         "test_mastodon_statuses.py: test_a_status_the_caller_may_not_read_is_404_on_every_route",
     ),
+    ("GET", "/api/v1/accounts/{account_id}/statuses"): "test_mastodon_timelines.py: "
+    "test_public_timeline_and_an_accounts_statuses",
     ("GET", "/api/v1/media/{media_id}"): "test_mastodon_statuses.py: "
     "test_an_image_uploaded_the_mastodon_way_goes_into_a_status",
     # Objects named in a body.

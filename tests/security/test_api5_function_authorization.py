@@ -155,6 +155,9 @@ ACCESS: dict[tuple[str, str], str] = {
             "/api/v1/statuses/{status_id}/context",
             "/api/v1/statuses/{status_id}/favourited_by",
             "/api/v1/media/{media_id}",
+            "/api/v1/timelines/home",
+            "/api/v1/timelines/public",
+            "/api/v1/accounts/{account_id}/statuses",
         )
     },
     # ...and what it changes for the signed-in user.

@@ -149,10 +149,10 @@ async def _author(session: AsyncSession, viewer: User, author: User) -> Account:
 
 async def status_of_post(session: AsyncSession, viewer: User, post: AuthoredPost) -> Status:
     view = await posts.post_view(session, viewer, post)
-    return _status_of_view(view, await _author(session, viewer, post.author))
+    return status_of_view(view, await _author(session, viewer, post.author))
 
 
-def _status_of_view(view: PostView, account: Account) -> Status:
+def status_of_view(view: PostView, account: Account) -> Status:
     page = absolute_url(f"/posts/{view.id}")
     return Status(
         id=to_mastodon_id(view.id),
@@ -260,7 +260,7 @@ async def create_status(request: Request, user: StatusesWriter, session: DbSessi
         raise _invalid("text", "can't be blank, nor longer than a post may be") from None
     created = await posts.create_post(session, user, data_post, now=now)
     view = await posts.new_post_view(session, created, with_media=bool(media_ids))
-    return _status_of_view(view, await _author(session, user, user))
+    return status_of_view(view, await _author(session, user, user))
 
 
 async def _media_ids(request: Request) -> list[str]:
