@@ -27,6 +27,7 @@ from kith.http.problems import router as problems_router
 from kith.http.ratelimit import RateLimitMiddleware
 from kith.mastodon.accounts import router as mastodon_accounts_router
 from kith.mastodon.media import router as mastodon_media_router
+from kith.mastodon.notifications import router as mastodon_notifications_router
 from kith.mastodon.oauth import router as mastodon_oauth_router
 from kith.mastodon.router import router as mastodon_router
 from kith.mastodon.slashes import MastodonTrailingSlash
@@ -153,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mastodon_statuses_router)
     app.include_router(mastodon_media_router)
     app.include_router(mastodon_timelines_router)
+    app.include_router(mastodon_notifications_router)
     app.include_router(health_router)
     app.include_router(problems_router)
     app.include_router(metrics_router)

@@ -81,6 +81,14 @@ COVERED: dict[tuple[str, str], str] = {
         ),
         "test_mastodon_statuses.py: test_a_status_the_caller_may_not_read_is_404_on_every_route",
     ),
+    **dict.fromkeys(
+        (
+            ("GET", "/api/v1/notifications/{notification_id}"),
+            ("POST", "/api/v1/notifications/{notification_id}/dismiss"),
+        ),
+        "test_mastodon_notifications.py: test_kiths_four_kinds_as_mastodons, "
+        "test_dismiss_and_clear_delete_only_the_callers",
+    ),
     ("GET", "/api/v1/accounts/{account_id}/statuses"): "test_mastodon_timelines.py: "
     "test_public_timeline_and_an_accounts_statuses",
     ("GET", "/api/v1/media/{media_id}"): "test_mastodon_statuses.py: "

@@ -181,6 +181,7 @@ async def test_canaries_of_one_account_never_reach_another(
     values["account_id"] = to_mastodon_id(ada.id)
     values["status_id"] = to_mastodon_id(post["id"])
     values["media_id"] = to_mastodon_id(await upload(resources, ada))
+    values["notification_id"] = to_mastodon_id(post["id"])  # none of the viewers': 404
     fetched = 0
     for viewer in (bob, moderator, carol):
         for route in served_routes(app):

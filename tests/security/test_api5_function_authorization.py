@@ -158,6 +158,8 @@ ACCESS: dict[tuple[str, str], str] = {
             "/api/v1/timelines/home",
             "/api/v1/timelines/public",
             "/api/v1/accounts/{account_id}/statuses",
+            "/api/v1/notifications",
+            "/api/v1/notifications/{notification_id}",
         )
     },
     # ...and what it changes for the signed-in user.
@@ -176,6 +178,8 @@ ACCESS: dict[tuple[str, str], str] = {
             ("POST", "/api/v1/statuses/{status_id}/unfavourite"),
             ("POST", "/api/v2/media"),
             ("POST", "/api/v1/media"),
+            ("POST", "/api/v1/notifications/clear"),
+            ("POST", "/api/v1/notifications/{notification_id}/dismiss"),
         ),
         USER,
     ),

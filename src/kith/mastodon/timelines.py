@@ -59,7 +59,7 @@ def paging(
 Page = Annotated[Paging, Depends(paging)]
 
 
-def _kith_id(name: str, value: str | None) -> str | None:
+def kith_id(name: str, value: str | None) -> str | None:
     if value is None or value == "":
         return None
     kith_id = from_mastodon_id(value)
@@ -81,8 +81,8 @@ async def statuses_page(
     found = await posts.posts_between(
         session,
         statement,
-        below=_kith_id("max_id", page.max_id),
-        above=_kith_id("min_id", page.min_id) or _kith_id("since_id", page.since_id),
+        below=kith_id("max_id", page.max_id),
+        above=kith_id("min_id", page.min_id) or kith_id("since_id", page.since_id),
         limit=size,
         from_above=bool(page.min_id),
     )
