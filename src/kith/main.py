@@ -30,9 +30,13 @@ from kith.http.middleware import EdgeMiddleware
 from kith.http.problems import router as problems_router
 from kith.http.ratelimit import RateLimitMiddleware
 from kith.mastodon.accounts import router as mastodon_accounts_router
+from kith.mastodon.media import router as mastodon_media_router
+from kith.mastodon.notifications import router as mastodon_notifications_router
 from kith.mastodon.oauth import router as mastodon_oauth_router
 from kith.mastodon.router import router as mastodon_router
 from kith.mastodon.slashes import MastodonTrailingSlash
+from kith.mastodon.statuses import router as mastodon_statuses_router
+from kith.mastodon.timelines import router as mastodon_timelines_router
 from kith.media.router import files as media_files_router
 from kith.media.router import router as media_router
 from kith.media.storage import LocalMediaStorage
@@ -156,6 +160,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mastodon_router)  # Mastodon's own paths (docs/mastodon.md)
     app.include_router(mastodon_oauth_router)  # and how Mastodon apps sign in
     app.include_router(mastodon_accounts_router)
+    app.include_router(mastodon_statuses_router)
+    app.include_router(mastodon_media_router)
+    app.include_router(mastodon_timelines_router)
+    app.include_router(mastodon_notifications_router)
     app.include_router(health_router)
     app.include_router(problems_router)
     app.include_router(metrics_router)

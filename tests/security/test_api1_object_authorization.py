@@ -73,6 +73,30 @@ COVERED: dict[tuple[str, str], str] = {
         "test_mastodon_accounts.py: test_blocking_ends_the_friendship_and_hides_both_ways, "
         "test_accounts_are_found_by_id_lookup_and_search",
     ),
+    # The Mastodon-compatible statuses: a post or comment the caller may not read is 404.
+    **dict.fromkeys(
+        (
+            ("GET", "/api/v1/statuses/{status_id}"),
+            ("DELETE", "/api/v1/statuses/{status_id}"),
+            ("GET", "/api/v1/statuses/{status_id}/context"),
+            ("POST", "/api/v1/statuses/{status_id}/favourite"),
+            ("POST", "/api/v1/statuses/{status_id}/unfavourite"),
+            ("GET", "/api/v1/statuses/{status_id}/favourited_by"),
+        ),
+        "test_mastodon_statuses.py: test_a_status_the_caller_may_not_read_is_404_on_every_route",
+    ),
+    **dict.fromkeys(
+        (
+            ("GET", "/api/v1/notifications/{notification_id}"),
+            ("POST", "/api/v1/notifications/{notification_id}/dismiss"),
+        ),
+        "test_mastodon_notifications.py: test_kiths_four_kinds_as_mastodons, "
+        "test_dismiss_and_clear_delete_only_the_callers",
+    ),
+    ("GET", "/api/v1/accounts/{account_id}/statuses"): "test_mastodon_timelines.py: "
+    "test_public_timeline_and_an_accounts_statuses",
+    ("GET", "/api/v1/media/{media_id}"): "test_mastodon_statuses.py: "
+    "test_an_image_uploaded_the_mastodon_way_goes_into_a_status",
     # Objects named in a body.
     ("POST", f"{API}/friend-requests"): "test_objects_named_in_bodies",
     ("POST", f"{API}/blocks"): "test_objects_named_in_bodies",

@@ -23,7 +23,7 @@ from kith.web.assets import KITH
 from tests.conftest import Mailbox
 from tests.helpers import API, assert_problem, field_errors, signup
 from tests.integration.test_mastodon_oauth import register_app, user_token
-from tests.posting import befriend, comment, create_post, member
+from tests.posting import befriend, comment, create_post, member, upload
 from tests.security.inventory import served_routes
 
 SMUGGLED = {
@@ -186,6 +186,9 @@ async def test_canaries_of_one_account_never_reach_another(
     values["key"] = "0" * 32 + ".png"
     values |= {"version": KITH.version, "name": "app.js", "session_id": ada.id}
     values["account_id"] = to_mastodon_id(ada.id)
+    values["status_id"] = to_mastodon_id(post["id"])
+    values["media_id"] = to_mastodon_id(await upload(resources, ada))
+    values["notification_id"] = to_mastodon_id(post["id"])  # none of the viewers': 404
     fetched = 0
     for viewer in (bob, moderator, carol):
         for route in served_routes(app):

@@ -21,7 +21,7 @@ from kith.main import create_app
 from kith.runtime.resources import Resources
 from kith.web.assets import KITH
 from kith.web.router import PAGE_PATHS
-from tests.helpers import API, MEDIA, assert_error, assert_problem
+from tests.helpers import API, MEDIA, assert_error, assert_mastodon_error, assert_problem
 from tests.posting import member
 from tests.security.inventory import served_routes
 
@@ -66,7 +66,6 @@ async def test_nothing_answers_outside_the_inventory(client: httpx.AsyncClient, 
         "/api/users/me",
         "/api/v1/users/me",
         "/api/v1/feed",
-        "/api/v1/media/" + "0" * 32 + ".png",
         f"{API}/users/me/",
         f"{API}/media/" + "0" * 32 + ".png",
         "/api/kith/v2/users/me",
@@ -85,6 +84,9 @@ async def test_nothing_answers_outside_the_inventory(client: httpx.AsyncClient, 
     ):
         response = await client.get(path, headers=ada.headers)
         assert_error(response, 404, "not_found")
+    # Kith's media files were there before the move: now Mastodon's upload of that id, none.
+    old_file = await client.get("/api/v1/media/" + "0" * 32 + ".png", headers=ada.headers)
+    assert_mastodon_error(old_file, 404, "media_not_found")
     for method in ("PUT", "TRACE", "CONNECT"):
         assert_problem(await client.request(method, f"{API}/users/me", headers=ada.headers), 405)
 

@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import structlog
 from redis.exceptions import RedisError
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.core.breaker import Breaker
 from kith.core.pagination import CursorParams, encode_cursor
-from kith.db.models import User
+from kith.db.models import Post, User
 from kith.feed import repository
 from kith.feed.timeline import TimelineStore
 from kith.posts.schemas import PostView
 
 log = structlog.get_logger("kith.feed")
+
+
+def feed_posts(reader: User) -> Select[Post, User]:
+    """Every post of the reader's feed with its author, for callers that page it themselves
+    (the Mastodon-compatible home timeline)."""
+    return repository.feed_posts(reader.id)
 
 
 async def feed_page(

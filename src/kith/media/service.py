@@ -84,6 +84,11 @@ async def record_upload(
     return media
 
 
+async def own_upload(session: AsyncSession, owner: User, media_id: str) -> Media | None:
+    """One of the owner's uploads, attached or not; None for anyone else's."""
+    return await repository.owned(session, owner.id, media_id)
+
+
 async def set_avatar(session: AsyncSession, user: User, media_id: str | None, *, now: datetime) -> None:
     """Make one of the user's own unattached uploads their avatar, or remove the avatar (`None`).
 

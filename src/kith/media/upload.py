@@ -83,6 +83,9 @@ class _PartReader:
     file_bytes: int = 0
     pending: list[bytes] = field(default_factory=list)
     ended: bool = False
+    # Text parts a client may send beside the file, read and dropped (a few KiB at most).
+    ignored: frozenset[str] = frozenset()
+    ignored_bytes: int = 0
     digest: hashlib._Hash = field(default_factory=hashlib.sha256)
 
     def on_part_begin(self) -> None:
@@ -105,6 +108,9 @@ class _PartReader:
         if disposition != b"form-data" or b"name" not in options:
             raise malformed("every part needs Content-Disposition: form-data with a name")
         name = options[b"name"].decode("utf-8", "replace")
+        if name in self.ignored:
+            self.in_file = False
+            return
         if name != FILE_FIELD:
             error = Unprocessable("The request is not valid.")
             error.errors = [
@@ -122,6 +128,9 @@ class _PartReader:
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if not self.in_file:
+            self.ignored_bytes += end - start
+            if self.ignored_bytes > MULTIPART_OVERHEAD:
+                raise malformed("the parts beside the file are too long")
             return
         self.file_bytes += end - start
         if self.file_bytes > self.max_bytes:
@@ -134,8 +143,11 @@ class _PartReader:
 
 
 @asynccontextmanager
-async def receive_file(request: Request, scratch_dir: Path, max_bytes: int) -> AsyncIterator[ReceivedFile]:
+async def receive_file(
+    request: Request, scratch_dir: Path, max_bytes: int, *, ignored: frozenset[str] = frozenset()
+) -> AsyncIterator[ReceivedFile]:
     """Stream the request's multipart `file` part into a scratch file, deleted on exit.
+    Parts named in `ignored` are read and dropped (Mastodon apps send `description`).
 
     415 when the body is not `multipart/form-data`, 413 `payload_too_large` as soon as
     the file passes `max_bytes`, 422 when the body is malformed or has no `file` part
@@ -154,7 +166,7 @@ async def receive_file(request: Request, scratch_dir: Path, max_bytes: int) -> A
         raise too_large(max_bytes)
 
     path = scratch_dir / f"{secrets.token_hex(16)}.upload"
-    reader = _PartReader(max_bytes=max_bytes)
+    reader = _PartReader(max_bytes=max_bytes, ignored=ignored)
     parser = MultipartParser(
         boundary,
         {

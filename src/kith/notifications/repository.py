@@ -74,6 +74,41 @@ async def mark_read(session: AsyncSession, user_id: str, ids: Sequence[str] | No
     await session.execute(statement.values(read_at=now))
 
 
+async def between(
+    session: AsyncSession,
+    user_id: str,
+    *,
+    below: str | None,
+    above: str | None,
+    limit: int,
+    from_above: bool,
+    types: Sequence[NotificationType] | None,
+    ids: Sequence[str] | None = None,
+) -> list[Notification]:
+    """Up to `limit` of the user's notifications with ids between `above` and `below`, newest
+    first: the newest of them, or with `from_above` those right above `above`."""
+    statement = of_user(user_id, unread_only=False)
+    if below is not None:
+        statement = statement.where(Notification.id < below)
+    if above is not None:
+        statement = statement.where(Notification.id > above)
+    if types is not None:
+        statement = statement.where(Notification.type.in_(types))
+    if ids is not None:
+        statement = statement.where(Notification.id.in_(ids))
+    order = Notification.id.asc() if from_above else Notification.id.desc()
+    found = list((await session.scalars(statement.order_by(order).limit(limit))).all())
+    return found[::-1] if from_above else found
+
+
+async def delete_of_user(session: AsyncSession, user_id: str, ids: Sequence[str] | None) -> int:
+    statement = delete(Notification).where(Notification.user_id == user_id)
+    if ids is not None:
+        statement = statement.where(Notification.id.in_(ids))
+    result = await session.execute(statement.execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def actors(session: AsyncSession, actor_ids: Sequence[str]) -> dict[str, User]:
     if not actor_ids:
         return {}

@@ -79,6 +79,34 @@ async def list_notifications(
     return [_view(row, actors[row.actor_id]) for row in rows], next_cursor
 
 
+async def notifications_between(
+    session: AsyncSession,
+    user: User,
+    *,
+    below: str | None,
+    above: str | None,
+    limit: int,
+    from_above: bool = False,
+    types: Sequence[NotificationType] | None = None,
+    ids: Sequence[str] | None = None,
+) -> list[tuple[Notification, User]]:
+    """A keyset window of the user's notifications (the Mastodon-compatible list), newest
+    first, each with its actor; a block hides them as in `list_notifications`."""
+    rows = await repository.between(
+        session, user.id, below=below, above=above, limit=limit, from_above=from_above, types=types, ids=ids
+    )
+    actors = await repository.actors(session, [row.actor_id for row in rows])
+    return [(row, actors[row.actor_id]) for row in rows]
+
+
+async def dismiss(session: AsyncSession, user: User, ids: Sequence[str] | None) -> int:
+    """Delete some of the user's notifications (only their own), or all of them."""
+    deleted = await repository.delete_of_user(session, user.id, ids)
+    if deleted:
+        await _push_unread_count(session, user.id)
+    return deleted
+
+
 async def unread_count(session: AsyncSession, user: User) -> int:
     return await repository.unread_count(session, user.id)
 

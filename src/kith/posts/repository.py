@@ -110,6 +110,27 @@ async def page_of_posts(
     return params.cut([AuthoredPost(row[0], row[1]) for row in rows], lambda item: item.post.id)
 
 
+async def posts_between(
+    session: AsyncSession,
+    statement: Select[Post, User],
+    *,
+    below: str | None,
+    above: str | None,
+    limit: int,
+    from_above: bool = False,
+) -> list[AuthoredPost]:
+    """Up to `limit` posts of `statement` with ids between `above` and `below` (both left
+    out), newest first: the newest of them, or with `from_above` the oldest (those right
+    above `above`). Ids are time-ordered, so this is a keyset window either way."""
+    if below is not None:
+        statement = statement.where(Post.id < below)
+    if above is not None:
+        statement = statement.where(Post.id > above)
+    statement = statement.order_by(Post.id.asc() if from_above else Post.id.desc()).limit(limit)
+    found = [AuthoredPost(row[0], row[1]) for row in await session.execute(statement)]
+    return found[::-1] if from_above else found
+
+
 def posts_by_author(viewer: User, author_id: str) -> Select[Post, User]:
     return readable_posts(viewer).where(Post.author_id == author_id)
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +21,7 @@ from kith.auth.schemas import UserSummary
 from kith.core.errors import BadRequest, NotFound, Unprocessable
 from kith.core.pagination import CursorParams
 from kith.core.storage import MediaStorage
-from kith.db.models import Comment, Media, NotificationType, Post, User
+from kith.db.models import Comment, Media, NotificationType, Post, User, Visibility
 from kith.media import service as media
 from kith.media.schemas import MediaView
 from kith.notifications import service as notifications
@@ -44,6 +45,13 @@ from kith.social import service as social
 # The query every list of posts starts from (the feed builds on it too).
 readable_posts = repository.readable_posts
 page_of_posts = repository.page_of_posts
+posts_between = repository.posts_between
+posts_by_author = repository.posts_by_author
+
+
+def public_posts(viewer: User) -> Select[Post, User]:
+    """Every public post the viewer may read (not by someone in a block with them)."""
+    return repository.readable_posts(viewer).where(Post.visibility == Visibility.public)
 
 
 class PostNotFound(NotFound):
