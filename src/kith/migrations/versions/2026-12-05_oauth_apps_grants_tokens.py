@@ -1,7 +1,7 @@
 """OAuth apps, authorization codes and app tokens for Mastodon apps
 
 Revision ID: b0c8fd374d41
-Revises: 5c7e1a9d2b40
+Revises: 6e3d9f2a8c41
 Create Date: 2026-12-05 03:32:34.235223
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = "b0c8fd374d41"
-down_revision: str | None = "5c7e1a9d2b40"
+down_revision: str | None = "6e3d9f2a8c41"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
