@@ -45,7 +45,7 @@ async def test_kiths_four_kinds_as_mastodons(client: httpx.AsyncClient, resource
     assert [item["type"] for item in of_bob] == ["follow"] and of_bob[0]["account"]["username"] == "ada"
 
     # types[] and exclude_types[]
-    only, _ = await listed(client, ada, **{"types[]": ["favourite", "mention"]})
+    only, _ = await listed(client, ada, "/api/v1/notifications", **{"types[]": ["favourite", "mention"]})
     assert [item["type"] for item in only] == ["mention", "favourite"]
     without, _ = await listed(client, ada, **{"exclude_types[]": "mention"})
     assert [item["type"] for item in without] == ["favourite", "follow_request"]

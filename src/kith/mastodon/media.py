@@ -50,21 +50,9 @@ media_writer.required_scope = ("write:media",)  # type: ignore[attr-defined]  # 
 MediaWriter = Annotated[User, Depends(media_writer)]
 
 
-async def _upload(
-    request: Request, user: User, files: MediaFiles, settings: AppSettings, transaction: Transaction, now: Now
-) -> MediaAttachment:
-    async with receive_file(
-        request, scratch_dir(settings), settings.media_max_bytes, ignored=IGNORED_PARTS
-    ) as upload:
-        stored = await media.store_image(files, settings, upload.path)
-    async with transaction() as session:
-        row = await media.record_upload(session, files, user, stored, now=now)
-        view = MediaView.model_validate(row)
-    return media_attachment(view)
-
-
 @router.post("/api/v2/media", dependencies=[rate_limit("media_uploads")])
-async def upload_v2(
+@router.post("/api/v1/media", dependencies=[rate_limit("media_uploads")])  # Mastodon's older path
+async def upload(
     request: Request,
     user: MediaWriter,
     files: MediaFiles,
@@ -74,20 +62,14 @@ async def upload_v2(
 ) -> MediaAttachment:
     """Upload an image (`file`, JPEG, PNG, GIF or WebP), processed at once: 200 with its
     MediaAttachment, its `url` ready."""
-    return await _upload(request, user, files, settings, transaction, now)
-
-
-@router.post("/api/v1/media", dependencies=[rate_limit("media_uploads")])
-async def upload_v1(
-    request: Request,
-    user: MediaWriter,
-    files: MediaFiles,
-    settings: AppSettings,
-    transaction: Transaction,
-    now: Now,
-) -> MediaAttachment:
-    """Mastodon's older upload path, the same as `/api/v2/media`."""
-    return await _upload(request, user, files, settings, transaction, now)
+    async with receive_file(
+        request, scratch_dir(settings), settings.media_max_bytes, ignored=IGNORED_PARTS
+    ) as received:
+        stored = await media.store_image(files, settings, received.path)
+    async with transaction() as session:
+        row = await media.record_upload(session, files, user, stored, now=now)
+        view = MediaView.model_validate(row)
+    return media_attachment(view)
 
 
 @router.get("/api/v1/media/{media_id}")
