@@ -135,8 +135,23 @@ async def update_credentials(
     return await credential_account(session, user)
 
 
-async def _account(session: AsyncSession, viewer: User, user: User) -> Account:
+async def account_of_user(session: AsyncSession, viewer: User, user: User) -> Account:
+    """A user's account as `viewer` sees it (its counts are a few queries)."""
     return account_of(await users.profile(session, viewer, user))
+
+
+class Accounts:
+    """The accounts one answer shows, each built once: a page of statuses or notifications
+    names the same few people many times."""
+
+    def __init__(self, session: AsyncSession, viewer: User) -> None:
+        self._session, self._viewer = session, viewer
+        self._built: dict[str, Account] = {}
+
+    async def of(self, user: User) -> Account:
+        if user.id not in self._built:
+            self._built[user.id] = await account_of_user(self._session, self._viewer, user)
+        return self._built[user.id]
 
 
 async def _visible(
@@ -200,7 +215,7 @@ async def lookup(
     )
     if found is None:
         raise auth.UserNotFound()
-    return await _account(session, user, await social.visible_user(session, user, found.id))
+    return await account_of_user(session, user, await social.visible_user(session, user, found.id))
 
 
 @router.get("/api/v2/search")
@@ -221,7 +236,7 @@ async def search(
         return SearchResults(accounts=[])  # Kith pages by whole pages of this size
     page = OffsetParams(offset // size + 1, size)
     found, _total = await users.search(session, user, q.strip().lstrip("@"), page)
-    return SearchResults(accounts=[await _account(session, user, other) for other in found])
+    return SearchResults(accounts=[await account_of_user(session, user, other) for other in found])
 
 
 @router.get("/api/v1/follow_requests")
@@ -243,7 +258,7 @@ async def follow_requests(
     if next_cursor is not None and found:
         query = urlencode({"limit": params.limit, "max_id": to_mastodon_id(found[-1][0].id)})
         response.headers["Link"] = f'<{absolute_url(request.url.path)}?{query}>; rel="next"'
-    return [await _account(session, user, sender) for _request, sender, _receiver in found]
+    return [await account_of_user(session, user, sender) for _request, sender, _receiver in found]
 
 
 async def _answer(
@@ -322,4 +337,4 @@ async def unblock(account_id: str, user: BlocksWriter, session: DbSession) -> Re
 @router.get("/api/v1/accounts/{account_id}")
 async def account(account_id: str, user: AccountsReader, session: DbSession) -> Account:
     """An account the caller may see (404 for an unknown, suspended or blocking one, as in Kith)."""
-    return await _account(session, user, await _visible(session, user, account_id))
+    return await account_of_user(session, user, await _visible(session, user, account_id))

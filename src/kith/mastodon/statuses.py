@@ -26,16 +26,16 @@ from kith.db.models import User, Visibility
 from kith.http.deps import MediaFiles, Now
 from kith.http.ratelimit import rate_limit
 from kith.http.session import DbSession
-from kith.mastodon.accounts import MAX_PAGE, account_of
+from kith.mastodon.accounts import MAX_PAGE, Accounts, account_of_user
 from kith.mastodon.ids import from_mastodon_id, mastodon_datetime, to_mastodon_id
 from kith.mastodon.oauth import request_params
 from kith.mastodon.schemas import Account
+from kith.mastodon.service import MASTODON_VISIBILITY
 from kith.media.schemas import MediaView
 from kith.posts import service as posts
 from kith.posts.repository import AuthoredComment, AuthoredPost
-from kith.posts.schemas import CommentCreate, PostCreate, PostView
+from kith.posts.schemas import DEFAULT_VISIBILITY, CommentCreate, PostCreate, PostView
 from kith.social import service as social
-from kith.users import service as users
 
 router = APIRouter(include_in_schema=False)
 
@@ -43,8 +43,8 @@ StatusesReader = Annotated[User, Depends(require_scope("read:statuses"))]
 StatusesWriter = Annotated[User, Depends(require_scope("write:statuses"))]
 FavouritesWriter = Annotated[User, Depends(require_scope("write:favourites"))]
 
-# Mastodon's visibility of a Kith post, and what a new status's visibility asks for in Kith.
-TO_MASTODON = {Visibility.public: "public", Visibility.friends: "private", Visibility.private: "direct"}
+# What a new status's visibility asks for in Kith (Kith's in Mastodon's words:
+# `service.MASTODON_VISIBILITY`).
 # `unlisted` (public, kept off public timelines) is public in Kith, which has no public
 # timeline to keep it off. `direct` (the people mentioned) has no Kith equivalent: refused.
 FROM_MASTODON = {"public": Visibility.public, "unlisted": Visibility.public, "private": Visibility.friends}
@@ -143,13 +143,9 @@ def media_attachment(view: MediaView) -> MediaAttachment:
     )
 
 
-async def _author(session: AsyncSession, viewer: User, author: User) -> Account:
-    return account_of(await users.profile(session, viewer, author))
-
-
 async def status_of_post(session: AsyncSession, viewer: User, post: AuthoredPost) -> Status:
     view = await posts.post_view(session, viewer, post)
-    return status_of_view(view, await _author(session, viewer, post.author))
+    return status_of_view(view, await account_of_user(session, viewer, post.author))
 
 
 def status_of_view(view: PostView, account: Account) -> Status:
@@ -163,7 +159,7 @@ def status_of_view(view: PostView, account: Account) -> Status:
         account=account,
         content=content_html(view.content),
         text=view.content,
-        visibility=TO_MASTODON[Visibility(view.visibility)],
+        visibility=MASTODON_VISIBILITY[Visibility(view.visibility)],
         media_attachments=[media_attachment(item) for item in view.media],
         favourites_count=view.like_count,
         replies_count=view.comment_count,
@@ -174,9 +170,14 @@ def status_of_view(view: PostView, account: Account) -> Status:
 
 
 async def status_of_comment(
-    session: AsyncSession, viewer: User, item: AuthoredComment, post: AuthoredPost
+    session: AsyncSession,
+    viewer: User,
+    item: AuthoredComment,
+    post: AuthoredPost,
+    accounts: Accounts | None = None,
 ) -> Status:
     comment = item.comment
+    accounts = accounts or Accounts(session, viewer)
     page = absolute_url(f"/posts/{comment.post_id}#comment-{comment.id}")
     return Status(
         id=to_mastodon_id(comment.id),
@@ -184,11 +185,11 @@ async def status_of_comment(
         url=page,
         created_at=mastodon_datetime(comment.created_at),
         edited_at=mastodon_datetime(comment.edited_at) if comment.edited_at else None,
-        account=await _author(session, viewer, item.author),
+        account=await accounts.of(item.author),
         content=content_html(comment.content),
         text=comment.content,
         # A reply is seen by whoever sees its post.
-        visibility=TO_MASTODON[Visibility(post.post.visibility)],
+        visibility=MASTODON_VISIBILITY[Visibility(post.post.visibility)],
         media_attachments=[],
         # Kith's comments take no likes and no replies of their own.
         favourites_count=0,
@@ -247,7 +248,7 @@ async def create_status(request: Request, user: StatusesWriter, session: DbSessi
             raise _invalid("text", "must be between 1 and the longest comment's characters") from None
         comment = await posts.add_comment(session, user, post.post, data)
         return await status_of_comment(session, user, comment, post)
-    visibility = params.get("visibility") or TO_MASTODON[Visibility.friends]
+    visibility = params.get("visibility") or MASTODON_VISIBILITY[DEFAULT_VISIBILITY]
     if visibility not in FROM_MASTODON:
         raise _invalid("visibility", "is not supported (public, unlisted or private)")
     try:
@@ -260,7 +261,7 @@ async def create_status(request: Request, user: StatusesWriter, session: DbSessi
         raise _invalid("text", "can't be blank, nor longer than a post may be") from None
     created = await posts.create_post(session, user, data_post, now=now)
     view = await posts.new_post_view(session, created, with_media=bool(media_ids))
-    return status_of_view(view, await _author(session, user, user))
+    return status_of_view(view, await account_of_user(session, user, user))
 
 
 async def _media_ids(request: Request) -> list[str]:
@@ -380,5 +381,5 @@ async def favourited_by(
             person = await social.visible_user(session, user, liker.id)
         except NotFound:
             continue  # suspended since the page was read
-        accounts.append(await _author(session, user, person))
+        accounts.append(await account_of_user(session, user, person))
     return accounts

@@ -25,12 +25,10 @@ from kith.core.urls import absolute_url
 from kith.db.models import Post, User
 from kith.feed import service as feed
 from kith.http.session import DbSession
-from kith.mastodon.accounts import account_of
+from kith.mastodon.accounts import Accounts
 from kith.mastodon.ids import from_mastodon_id, to_mastodon_id
-from kith.mastodon.schemas import Account
 from kith.mastodon.statuses import Status, StatusesReader, status_of_view
 from kith.posts import service as posts
-from kith.users import service as users
 
 router = APIRouter(include_in_schema=False)
 
@@ -87,22 +85,27 @@ async def statuses_page(
         from_above=bool(page.min_id),
     )
     views = await posts.post_views(session, viewer, found)
-    accounts: dict[str, Account] = {}
-    for item in found:
-        if item.author.id not in accounts:
-            accounts[item.author.id] = account_of(await users.profile(session, viewer, item.author))
+    accounts = Accounts(session, viewer)
     statuses = [
-        status_of_view(view, accounts[item.author.id]) for view, item in zip(views, found, strict=True)
+        status_of_view(view, await accounts.of(item.author)) for view, item in zip(views, found, strict=True)
     ]
     if statuses:
-        path = absolute_url(request.url.path)
-        newest, oldest = to_mastodon_id(found[0].post.id), to_mastodon_id(found[-1].post.id)
-        links = [
-            f'<{path}?{urlencode({"limit": size, "max_id": oldest})}>; rel="next"',
-            f'<{path}?{urlencode({"limit": size, "min_id": newest})}>; rel="prev"',
-        ]
-        response.headers["Link"] = ", ".join(links)
+        response.headers["Link"] = page_links(
+            request, size, newest=found[0].post.id, oldest=found[-1].post.id
+        )
     return statuses
+
+
+def page_links(request: Request, size: int, *, newest: str, oldest: str) -> str:
+    """Mastodon's `Link` for a page whose first and last items have the Kith ids `newest` and
+    `oldest`: `next` asks for older items, `prev` for newer, at absolute addresses."""
+    path = absolute_url(request.url.path)
+    return ", ".join(
+        [
+            f'<{path}?{urlencode({"limit": size, "max_id": to_mastodon_id(oldest)})}>; rel="next"',
+            f'<{path}?{urlencode({"limit": size, "min_id": to_mastodon_id(newest)})}>; rel="prev"',
+        ]
+    )
 
 
 @router.get("/api/v1/timelines/home")
