@@ -29,6 +29,7 @@ from kith.http.metrics import router as metrics_router
 from kith.http.middleware import EdgeMiddleware
 from kith.http.problems import router as problems_router
 from kith.http.ratelimit import RateLimitMiddleware
+from kith.mastodon import subscriptions as mastodon_subscriptions
 from kith.mastodon.accounts import router as mastodon_accounts_router
 from kith.mastodon.media import router as mastodon_media_router
 from kith.mastodon.notifications import router as mastodon_notifications_router
@@ -36,6 +37,7 @@ from kith.mastodon.oauth import router as mastodon_oauth_router
 from kith.mastodon.router import router as mastodon_router
 from kith.mastodon.slashes import MastodonTrailingSlash
 from kith.mastodon.statuses import router as mastodon_statuses_router
+from kith.mastodon.streaming import router as mastodon_streaming_router
 from kith.mastodon.timelines import router as mastodon_timelines_router
 from kith.media.router import files as media_files_router
 from kith.media.router import router as media_router
@@ -87,6 +89,7 @@ def subscribers(settings: Settings) -> Subscribers:
     chosen = Subscribers()
     feed_subscriptions.subscribe(chosen, settings)
     export_subscriptions.subscribe(chosen, settings)
+    mastodon_subscriptions.subscribe(chosen, settings)
     return chosen
 
 
@@ -164,6 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mastodon_media_router)
     app.include_router(mastodon_timelines_router)
     app.include_router(mastodon_notifications_router)
+    app.include_router(mastodon_streaming_router)
     app.include_router(health_router)
     app.include_router(problems_router)
     app.include_router(metrics_router)

@@ -93,6 +93,10 @@ COVERED: dict[tuple[str, str], str] = {
         "test_mastodon_notifications.py: test_kiths_four_kinds_as_mastodons, "
         "test_dismiss_and_clear_delete_only_the_callers",
     ),
+    # A stream names no object; the posts it carries are those the caller may read.
+    ("GET", "/api/v1/streaming/{path}"): "test_mastodon_streaming.py: "
+    "test_the_user_stream_carries_friends_posts_notifications_and_deletes, "
+    "test_a_blocked_authors_public_post_is_not_streamed",
     ("GET", "/api/v1/accounts/{account_id}/statuses"): "test_mastodon_timelines.py: "
     "test_public_timeline_and_an_accounts_statuses",
     ("GET", "/api/v1/media/{media_id}"): "test_mastodon_statuses.py: "

@@ -117,6 +117,10 @@ ACCESS: dict[tuple[str, str], str] = {
     ("DELETE", f"{API}/admin/users/{{user_id}}"): ADMIN,
     ("GET", f"{API}/admin/audit-log"): ADMIN,
     ("WS", f"{API}/stream"): STREAM,
+    # Mastodon's streams authenticate themselves, as Kith's does (docs/mastodon.md#streaming).
+    ("WS", "/api/v1/streaming"): STREAM,
+    ("GET", "/api/v1/streaming/{path}"): STREAM,
+    ("GET", "/api/v1/streaming/health"): PUBLIC,
     # The Mastodon-compatible API (docs/mastodon.md): what an app reads before signing in...
     **{
         ("GET", path): PUBLIC

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.core.config import Settings
 from kith.main import subscribers
+from kith.mastodon import subscriptions as mastodon_subscriptions
 from kith.posts.events import PostPublished
 from kith.runtime import events
 from kith.social.events import FriendshipStarted
@@ -75,12 +76,13 @@ def test_every_domain_event_has_a_subscriber_in_the_assembled_application() -> N
 
 def test_without_redis_the_feed_keeps_nothing_warm_and_listens_to_nothing() -> None:
     embedded = subscribers(Settings(redis_url=None))
-    assert embedded.handlers_of(PostPublished) == []
-    assert embedded.handlers_of(FriendshipStarted) == []
+    # Only the Mastodon-compatible streams' live events, which the feed does not need.
+    assert embedded.handlers_of(PostPublished) == [mastodon_subscriptions.post_published]
+    assert embedded.handlers_of(FriendshipStarted) == [mastodon_subscriptions.friends_changed]
 
 
 def test_with_redis_but_timelines_off_the_feed_listens_to_nothing() -> None:
     # The default with Redis: every feed page is SQL, so a post or a friendship costs nothing more.
     shared = subscribers(Settings(redis_url="redis://127.0.0.1:6379/0"))
-    assert shared.handlers_of(PostPublished) == []
-    assert shared.handlers_of(FriendshipStarted) == []
+    assert shared.handlers_of(PostPublished) == [mastodon_subscriptions.post_published]
+    assert shared.handlers_of(FriendshipStarted) == [mastodon_subscriptions.friends_changed]

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from kith.auth import jobs, oauth, repository, scopes
 from kith.auth import service as auth
@@ -165,21 +167,48 @@ async def authenticate(
     if known is not None:
         return known
     token, api_key = credentials
-    now = request_now(request)
+    if not token and not api_key:
+        raise Unauthorized()
+    principal = await principal_of(
+        request,
+        session,
+        (token, api_key),
+        app_tokens=app_tokens,
+        read_only=request.method in READ_METHODS,
+    )
+    if principal is None:
+        raise auth.InvalidAuthToken()
+    key = principal.api_key
+    if key is not None and request.method not in READ_METHODS and "write" not in key.scope_list:
+        raise InsufficientScope()
+    state["user_id"] = principal.user.id
+    state[_PRINCIPAL] = principal
+    return principal
+
+
+async def principal_of(
+    connection: HTTPConnection,
+    session: AsyncSession,
+    credentials: tuple[str | None, str | None],
+    *,
+    app_tokens: bool,
+    read_only: bool,
+    now: datetime | None = None,
+) -> Principal | None:
+    """Whose credentials these are (a bearer token first, else an API key); None when they
+    are not valid. Also for a stream, which checks its caller again while it stays open
+    (with the `now` of each check; a request checks at its own instant)."""
+    token, api_key = credentials
+    now = now or request_now(connection)
     principal: Principal | None = None
     if token and token.startswith(oauth.ACCESS_TOKEN_PREFIX):
         if not app_tokens:
             raise AppTokenNotAccepted()
         principal = await _app_token_principal(session, token, now)
     elif token:
-        checks = token_checks(request)
+        checks = token_checks(connection)
         found_session = await auth.user_for_access_token(
-            session,
-            checks.codec,
-            token,
-            now=now,
-            cache=checks.live_sessions,
-            read_only=request.method in READ_METHODS,
+            session, checks.codec, token, now=now, cache=checks.live_sessions, read_only=read_only
         )
         if found_session is not None:
             principal = Principal(user=found_session[0], auth_session_id=found_session[1])
@@ -194,19 +223,10 @@ async def authenticate(
             if last_used is None or now - last_used > API_KEY_TOUCH_INTERVAL:
                 # Recorded by a job, so a read never has to take the write lock.
                 enqueue(session, jobs.touch_api_key, key_id=found_key.id)
-    else:
-        raise Unauthorized()
-    if principal is None:
-        raise auth.InvalidAuthToken()
-    key = principal.api_key
-    if key is not None and request.method not in READ_METHODS and "write" not in key.scope_list:
-        raise InsufficientScope()
-    state["user_id"] = principal.user.id
-    state[_PRINCIPAL] = principal
     return principal
 
 
-async def _app_token_principal(session: DbSession, token: str, now: datetime) -> Principal | None:
+async def _app_token_principal(session: AsyncSession, token: str, now: datetime) -> Principal | None:
     found = await oauth.token_caller(session, token)
     if found is None:
         return None

@@ -31,6 +31,7 @@ from kith.core.errors import (
     Unprocessable,
     UnsupportedGrantType,
 )
+from kith.core.realtime import publish_after_commit
 from kith.core.security import APP_TOKEN_PREFIX, constant_time_equals, hash_token, new_token
 from kith.db.models import OAuthApp, OAuthGrant, OAuthToken, User
 
@@ -295,6 +296,7 @@ async def revoke_token(session: AsyncSession, app: OAuthApp, token: str | None) 
     record = await repository.app_token_of(session, app.id, hash_token(token))
     if record is not None:
         await repository.delete_app_token(session, record.id)
+        _token_revoked(session, record)
 
 
 async def token_caller(session: AsyncSession, token: str) -> tuple[OAuthToken, OAuthApp, User | None] | None:
@@ -309,9 +311,17 @@ async def authorizations(session: AsyncSession, user_id: str) -> list[tuple[OAut
 
 async def revoke_authorization(session: AsyncSession, user_id: str, token_id: str) -> None:
     """Revoke one of the user's app tokens (404 for any other id)."""
-    if not await repository.user_app_tokens(session, user_id, token_id=token_id):
+    found = await repository.user_app_tokens(session, user_id, token_id=token_id)
+    if not found:
         raise AuthorizationNotFound()
     await repository.delete_app_token(session, token_id)
+    _token_revoked(session, found[0][0])
+
+
+def _token_revoked(session: AsyncSession, record: OAuthToken) -> None:
+    # The user's open streams re-check their credentials at once, not at their next heartbeat.
+    if record.user_id is not None:
+        publish_after_commit(session, record.user_id, {"event": "_revalidate"})
 
 
 def denied() -> AccessDenied:

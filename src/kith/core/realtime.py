@@ -1,10 +1,15 @@
 """Live events to connected clients, within one process or across many.
 
-`RealtimeHub` keeps this process's subscriptions (one per open WebSocket) and delivers
+`RealtimeHub` keeps this process's subscriptions (one per open stream) and delivers
 events to them. `InProcessHub` is the embedded default. `RedisHub` publishes through
 Redis pub/sub so an event raised by any worker or instance reaches the user's sockets
 on every other one; each process holds one pub/sub connection and subscribes to a
-user's channel only while it has a socket for that user.
+channel only while it has a stream that listens to it.
+
+A channel is named by a key: a user's id (their notifications and account changes), or a
+topic made by `author_posts` and `PUBLIC_POSTS` (new and removed posts, which the
+Mastodon-compatible streams listen to: one event per post, whoever reads it). A
+subscription listens to its user's channel and to any topics it adds (`listen`).
 
 Events raised inside a transaction are queued on the session (`publish_after_commit`)
 and sent only once it commits, like jobs.
@@ -20,7 +25,7 @@ import contextlib
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +43,10 @@ log = structlog.get_logger("kith.realtime")
 Event = dict[str, Any]
 _SESSION_KEY = "kith_pending_events"
 CHANNEL_PREFIX = "kith:user:"
+# Topics are channels named in full: a post's events go to its author's topic, and a
+# public post's to the public topic too.
+TOPIC_PREFIX = "kith:posts:"
+PUBLIC_POSTS = TOPIC_PREFIX + "public"
 # Notices from one process to every other (not to sockets): what they must forget.
 NOTICES_CHANNEL = "kith:notices"
 # A socket that falls this far behind is closed rather than allowed to grow memory.
@@ -76,9 +85,24 @@ return #KEYS
 """
 
 
-def publish_after_commit(session: AsyncSession, user_id: str, event: Event) -> None:
-    """Queue `event` for `user_id`'s live streams, sent when `session` commits."""
-    session.info.setdefault(_SESSION_KEY, []).append((user_id, event))
+def author_posts(author_id: str) -> str:
+    """The topic of an author's new and removed posts."""
+    return TOPIC_PREFIX + author_id
+
+
+def channel_of(key: str) -> str:
+    """The Redis channel of a key: a topic is its own name, a user's id gets the prefix."""
+    return key if key.startswith(TOPIC_PREFIX) else CHANNEL_PREFIX + key
+
+
+def key_of(channel: str) -> str:
+    return channel if channel.startswith(TOPIC_PREFIX) else channel.removeprefix(CHANNEL_PREFIX)
+
+
+def publish_after_commit(session: AsyncSession, key: str, event: Event) -> None:
+    """Queue `event` for the live streams listening to `key` (a user's id, or a topic), sent
+    when `session` commits."""
+    session.info.setdefault(_SESSION_KEY, []).append((key, event))
 
 
 def pending_events(session: AsyncSession) -> list[tuple[str, Event]]:
@@ -87,10 +111,11 @@ def pending_events(session: AsyncSession) -> list[tuple[str, Event]]:
 
 
 class Subscription:
-    """One open stream's inbox."""
+    """One open stream's inbox: its user's events, and those of the topics it listens to."""
 
     def __init__(self, user_id: str) -> None:
         self.user_id = user_id
+        self.keys: set[str] = {user_id}
         self.queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
         self.overflowed = False
 
@@ -176,31 +201,55 @@ class RealtimeHub:
 
     async def subscribe(self, user_id: str) -> Subscription:
         subscription = Subscription(user_id)
-        self._subscriptions[user_id].add(subscription)
+        await self._add(subscription, [user_id])
         return subscription
 
-    async def unsubscribe(self, subscription: Subscription) -> None:
-        subscriptions = self._subscriptions.get(subscription.user_id)
-        if subscriptions is not None:
-            subscriptions.discard(subscription)
-            if not subscriptions:
-                del self._subscriptions[subscription.user_id]
+    async def listen(self, subscription: Subscription, keys: Iterable[str]) -> None:
+        """Let `subscription` also receive the events sent to `keys` (topics)."""
+        await self._add(subscription, [key for key in keys if key not in subscription.keys])
 
-    def deliver_locally(self, user_id: str, event: Event) -> None:
-        for subscription in list(self._subscriptions.get(user_id, ())):
+    async def stop_listening(self, subscription: Subscription, keys: Iterable[str]) -> None:
+        await self._remove(subscription, [key for key in keys if key in subscription.keys])
+
+    async def unsubscribe(self, subscription: Subscription) -> None:
+        await self._remove(subscription, list(subscription.keys))
+
+    async def _add(self, subscription: Subscription, keys: list[str]) -> list[str]:
+        """Add the keys; returns those that no stream of this process listened to before."""
+        first = [key for key in keys if key not in self._subscriptions]
+        for key in keys:
+            self._subscriptions[key].add(subscription)
+            subscription.keys.add(key)
+        return first
+
+    async def _remove(self, subscription: Subscription, keys: list[str]) -> list[str]:
+        """Remove the keys; returns those that no stream of this process listens to now."""
+        last = []
+        for key in keys:
+            subscription.keys.discard(key)
+            subscriptions = self._subscriptions.get(key)
+            if subscriptions is not None:
+                subscriptions.discard(subscription)
+                if not subscriptions:
+                    del self._subscriptions[key]
+                    last.append(key)
+        return last
+
+    def deliver_locally(self, key: str, event: Event) -> None:
+        for subscription in list(self._subscriptions.get(key, ())):
             subscription.offer(event)
 
-    async def publish(self, user_id: str, event: Event) -> None:
-        self.deliver_locally(user_id, event)
+    async def publish(self, key: str, event: Event) -> None:
+        self.deliver_locally(key, event)
 
     async def publish_all(self, events: list[tuple[str, Event]]) -> None:
-        for user_id, event in events:
+        for key, event in events:
             try:
-                await self.publish(user_id, event)
+                await self.publish(key, event)
             except Exception:
                 # The transaction committed; a lost live event is recoverable by the
                 # client (GET /notifications), a failed request would not be.
-                log.exception("realtime_publish_failed", user_id=user_id)
+                log.exception("realtime_publish_failed", key=key)
 
 
 InProcessHub = RealtimeHub
@@ -244,26 +293,28 @@ class RedisHub(RealtimeHub):
             with contextlib.suppress(Exception):
                 await self._pubsub.aclose()
 
-    async def subscribe(self, user_id: str) -> Subscription:
-        first = user_id not in self._subscriptions
-        subscription = await super().subscribe(user_id)
+    async def _add(self, subscription: Subscription, keys: list[str]) -> list[str]:
+        first = await super()._add(subscription, keys)
         if first:
-            await self._channel(user_id, subscribe=True)
-        return subscription
+            await self._channels(first, subscribe=True)
+        return first
 
-    async def unsubscribe(self, subscription: Subscription) -> None:
-        await super().unsubscribe(subscription)
-        if subscription.user_id not in self._subscriptions:
-            await self._channel(subscription.user_id, subscribe=False)
+    async def _remove(self, subscription: Subscription, keys: list[str]) -> list[str]:
+        last = await super()._remove(subscription, keys)
+        if last:
+            await self._channels(last, subscribe=False)
+        return last
 
-    async def _channel(self, user_id: str, *, subscribe: bool) -> None:
+    async def _channels(self, keys: list[str], *, subscribe: bool) -> None:
+        """(Un)subscribe the pub/sub connection to the keys' channels, in one command."""
         assert self._pubsub is not None
+        channels = [channel_of(key) for key in keys]
         async with self._lock:
             try:
                 if subscribe:
-                    await self._pubsub.subscribe(CHANNEL_PREFIX + user_id)
+                    await self._pubsub.subscribe(*channels)
                 else:
-                    await self._pubsub.unsubscribe(CHANNEL_PREFIX + user_id)
+                    await self._pubsub.unsubscribe(*channels)
             except Exception as exc:
                 # Resubscribed by the reader once Redis answers again.
                 self._stale = True
@@ -280,17 +331,34 @@ class RedisHub(RealtimeHub):
             self._breaker.failed()
             log.warning("realtime_notice_not_sent", notice=notice.get("event"), error=type(exc).__name__)
 
-    async def publish(self, user_id: str, event: Event) -> None:
+    async def publish(self, key: str, event: Event) -> None:
+        await self.publish_all([(key, event)])
+
+    async def publish_all(self, events: list[tuple[str, Event]]) -> None:
+        """Every event in one round trip (a pipeline when there are several)."""
+        if not events:
+            return
         if self._breaker.open:
-            self.deliver_locally(user_id, event)  # Redis failed a moment ago
+            self._deliver_all_locally(events)  # Redis failed a moment ago
             return
         try:
-            await self._redis.publish(CHANNEL_PREFIX + user_id, orjson.dumps(event))
+            if len(events) == 1:
+                key, event = events[0]
+                await self._redis.publish(channel_of(key), orjson.dumps(event))
+            else:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key, event in events:
+                        pipe.publish(channel_of(key), orjson.dumps(event))
+                    await pipe.execute()
         except Exception as exc:
-            # Redis is down: at least this process's sockets get the event.
+            # Redis is down: at least this process's sockets get the events.
             self._breaker.failed()
             log.warning("realtime_redis_unavailable", error=type(exc).__name__)
-            self.deliver_locally(user_id, event)
+            self._deliver_all_locally(events)
+
+    def _deliver_all_locally(self, events: list[tuple[str, Event]]) -> None:
+        for key, event in events:
+            self.deliver_locally(key, event)
 
     def _places_skip_redis(self) -> bool:
         return self._breaker.open or self._places_breaker.open
@@ -383,7 +451,7 @@ class RedisHub(RealtimeHub):
                 with contextlib.suppress(Exception):
                     await old.aclose()
             self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            channels = [CHANNEL_PREFIX + user_id for user_id in self._subscriptions]
+            channels = [channel_of(key) for key in self._subscriptions]
             await self._pubsub.subscribe(NOTICES_CHANNEL, *channels)
 
     def _handle(self, message: dict[str, Any]) -> None:
@@ -399,7 +467,7 @@ class RedisHub(RealtimeHub):
         if channel == NOTICES_CHANNEL:
             self._notice(event)
             return
-        self.deliver_locally(channel.removeprefix(CHANNEL_PREFIX), event)
+        self.deliver_locally(key_of(channel), event)
 
 
 def create_hub(redis: Redis | None, breaker: Breaker | None = None) -> RealtimeHub:

@@ -152,22 +152,25 @@ async def clear(user: NotificationsWriter, session: DbSession) -> dict[str, str]
     return {}
 
 
+async def notification_entity(session: AsyncSession, user: User, kith_id: str) -> Notification | None:
+    """One of the user's notifications as Mastodon's entity; None when there is none, or when
+    what it names is out of the user's reach (also for the streams)."""
+    rows = await notifications.notifications_between(
+        session, user, below=None, above=None, limit=1, ids=[kith_id]
+    )
+    found = await _entities(session, user, rows)
+    return found[0] if found else None
+
+
 @router.get("/api/v1/notifications/{notification_id}")
 async def get_notification(
     notification_id: str, user: NotificationsReader, session: DbSession
 ) -> Notification:
     wanted = from_mastodon_id(notification_id)
-    rows = (
-        await notifications.notifications_between(
-            session, user, below=None, above=None, limit=1, ids=[wanted]
-        )
-        if wanted
-        else []
-    )
-    found = await _entities(session, user, rows)
-    if not found:
+    found = await notification_entity(session, user, wanted) if wanted else None
+    if found is None:
         raise NotificationNotFound()
-    return found[0]
+    return found
 
 
 @router.post("/api/v1/notifications/{notification_id}/dismiss")

@@ -34,7 +34,7 @@ CLOSE_TOO_MANY = 4429
 LEASE_PINGS = 3
 
 
-def _cap_key(settings: Settings, kind: str, name: str) -> str:
+def cap_key(settings: Settings, kind: str, name: str) -> str:
     # Under the rate limits' prefix: several deployments may share one Redis.
     return f"{settings.rate_limit_key_prefix}:streams:{kind}:{name}"
 
@@ -103,7 +103,7 @@ async def stream(
     # Counted from here, authenticated or not: on every instance sharing Redis, else on this one.
     lease = LEASE_PINGS * settings.stream_ping_seconds
     place = await hub.take_place(
-        _cap_key(settings, "address", address), settings.stream_max_per_address, lease
+        cap_key(settings, "address", address), settings.stream_max_per_address, lease
     )
     if place is None:
         await websocket.close(CLOSE_TOO_MANY, "too many open streams from this address")
@@ -126,7 +126,7 @@ async def _serve(
         return
     user_id, session_id, expires_at = identity
     lease = LEASE_PINGS * settings.stream_ping_seconds
-    place = await hub.take_place(_cap_key(settings, "user", user_id), settings.stream_max_per_user, lease)
+    place = await hub.take_place(cap_key(settings, "user", user_id), settings.stream_max_per_user, lease)
     if place is None:
         await websocket.close(CLOSE_TOO_MANY, "too many open streams for this account")
         return
@@ -145,7 +145,7 @@ async def _serve(
                 listener,
                 (user_id, session_id, expires_at),
                 settings.stream_ping_seconds,
-                _Lease(hub, (address_place, place), lease),
+                Lease(hub, (address_place, place), lease),
             )
         except WebSocketDisconnect:
             pass
@@ -159,7 +159,7 @@ async def _serve(
 
 
 @dataclass(frozen=True)
-class _Lease:
+class Lease:
     """The stream's places under the caps, renewed once a ping interval (at each ping, or
     between events when they come faster) so that they never lapse while it is open."""
 
@@ -188,7 +188,7 @@ async def _pump(
     listener: asyncio.Task[None],
     identity: tuple[str, str, float],
     ping_every: float,
-    lease: _Lease,
+    lease: Lease,
 ) -> None:
     user_id, session_id, expires_at = identity
     while True:

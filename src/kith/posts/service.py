@@ -26,7 +26,7 @@ from kith.media import service as media
 from kith.media.schemas import MediaView
 from kith.notifications import service as notifications
 from kith.posts import repository
-from kith.posts.events import PostPublished
+from kith.posts.events import PostPublished, PostRemoved
 from kith.posts.repository import AuthoredComment, AuthoredPost
 from kith.posts.schemas import (
     CommentCreate,
@@ -174,7 +174,9 @@ async def create_post(
     if data.media_ids:
         await media.attach_to_post(session, author, post, data.media_ids, now=now)
         await session.flush()  # autoflush is off: later queries must see the attachment
-    await announce(session, PostPublished(post_id=post.id, author_id=post.author_id))
+    await announce(
+        session, PostPublished(post_id=post.id, author_id=post.author_id, visibility=post.visibility)
+    )
     return AuthoredPost(post, author)
 
 
@@ -197,7 +199,10 @@ async def update_post(
         post.content = changes.content
     if changes.visibility is not None and changes.visibility != post.visibility:
         post.visibility = changes.visibility
-        await announce(session, PostPublished(post_id=post.id, author_id=post.author_id))
+        await announce(
+            session,
+            PostPublished(post_id=post.id, author_id=post.author_id, visibility=post.visibility, new=False),
+        )
     post.edited_at = now
     await session.flush()
     return target
@@ -221,6 +226,9 @@ async def remove_post(
         )
     await media.forget_post_media(session, files, post.id)
     await repository.delete_post(session, post.id)
+    await announce(
+        session, PostRemoved(post_id=post.id, author_id=post.author_id, visibility=post.visibility)
+    )
 
 
 # --- likes -----------------------------------------------------------------------------

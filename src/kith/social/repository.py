@@ -258,3 +258,9 @@ async def blocks(session: AsyncSession, blocker_id: str, blocked_id: str) -> boo
         select(Block.blocker_id).where(Block.blocker_id == blocker_id, Block.blocked_id == blocked_id)
     )
     return found is not None
+
+
+async def friend_ids(session: AsyncSession, user_id: str) -> list[str]:
+    """The ids of the user's friends."""
+    found = await session.scalars(select(Friendship.friend_id).where(Friendship.user_id == user_id))
+    return list(found.all())

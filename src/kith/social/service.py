@@ -27,7 +27,7 @@ from kith.db.models import (
 from kith.notifications import service as notifications
 from kith.runtime.events import announce
 from kith.social import repository
-from kith.social.events import FriendshipStarted
+from kith.social.events import FriendshipEnded, FriendshipStarted
 from kith.social.relations import Relationship
 
 MAX_PENDING_SENT = 100
@@ -316,6 +316,7 @@ async def unfriend(session: AsyncSession, user: User, friend_id: str) -> None:
     """End a friendship, for both sides at once. 404 `not_friends` when there is none."""
     if not await repository.delete_friendship(session, user.id, friend_id):
         raise NotFriends()
+    await announce(session, FriendshipEnded(user_ids=(user.id, friend_id)))
 
 
 async def list_friends(
@@ -346,7 +347,8 @@ async def block(session: AsyncSession, blocker: User, target: User, *, now: date
         raise _user_not_found()
     if not await repository.add_block(session, blocker.id, target.id, now):
         raise AlreadyBlocked()
-    await repository.delete_friendship(session, blocker.id, target.id)
+    if await repository.delete_friendship(session, blocker.id, target.id):
+        await announce(session, FriendshipEnded(user_ids=(blocker.id, target.id)))
     await repository.delete_pending_between(session, blocker.id, target.id)
     return now
 
