@@ -42,7 +42,7 @@ async def ws_quiet(ws: ClientConnection, seconds: float = 0.4) -> None:
     """Nothing arrives for a while."""
     with pytest.raises(TimeoutError):
         got = await asyncio.wait_for(ws.recv(), seconds)
-        pytest.fail(f"unexpected message: {got}")
+        pytest.fail(f"unexpected message: {got!r}")
 
 
 class EventStream:
