@@ -184,11 +184,12 @@ async def relationships(
     user: FollowsReader,
     session: DbSession,
     ids: Annotated[list[str], Query(alias="id[]")] = [],  # noqa: B006
+    one: Annotated[list[str], Query(alias="id")] = [],  # noqa: B006
 ) -> list[Relationship]:
-    """How the caller stands to each account of `id[]`; accounts the caller may not see are
-    left out."""
+    """How the caller stands to each account of `id[]` (or `id`, as Mastodon.py sends one);
+    accounts the caller may not see are left out."""
     found = []
-    for account_id in ids[:MAX_PAGE]:
+    for account_id in [*ids, *one][:MAX_PAGE]:
         try:
             other = await _visible(session, user, account_id, hide_blocked=False)
         except NotFound:
