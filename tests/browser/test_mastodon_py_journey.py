@@ -66,7 +66,7 @@ def test_two_friends_use_kith_through_mastodon_py(live_server_factory: Any) -> N
     # Ada listens over both transports: server-sent events and the WebSocket.
     over_sse, over_ws = Heard(), Heard()
     sse = ada.stream_user(over_sse, run_async=True)
-    websocket = ada.stream_open_websocket(over_ws)
+    websocket = ada.stream_open_websocket(over_ws)  # type: ignore[no-untyped-call]
     websocket.subscribe("user")
     time.sleep(0.5)  # both streams are open before anything happens
     try:
