@@ -36,6 +36,47 @@ def test_content_is_escaped_html_with_links_and_line_breaks() -> None:
     )
 
 
+async def test_mentions_of_people_the_reader_may_see_are_links_and_listed(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    ada, bob, cyd, eve = await posting.members(resources, "ada", "bob", "cyd", "eve")
+    await posting.block(resources, cyd, eve)
+    text = "hi @Bob, @cyd and @nobody; mail bob@example.org, see https://example.org/@bob"
+    created = await client.post(
+        "/api/v1/statuses", data={"status": text, "visibility": "public"}, headers=ada.headers
+    )
+    assert created.status_code == 200, created.text
+    status = created.json()
+    assert status["text"] == text
+    base = resources.settings.public_url
+    bob_page = f"{base}/users/{bob.id}"
+    mention = (
+        '<span class="h-card" translate="no"><a href="{}" class="u-url mention">@<span>{}</span></a></span>'
+    )
+    assert status["content"] == (
+        f"<p>hi {mention.format(bob_page, 'bob')}, "
+        f"{mention.format(f'{base}/users/{cyd.id}', 'cyd')} and @nobody; mail bob@example.org, "
+        'see <a href="https://example.org/@bob" rel="nofollow noopener" target="_blank">'
+        "https://example.org/@bob</a></p>"
+    )
+    assert [(item["username"], item["id"]) for item in status["mentions"]] == [
+        ("bob", to_mastodon_id(bob.id)),
+        ("cyd", to_mastodon_id(cyd.id)),
+    ]
+    # Eve and cyd are in a block: to eve, @cyd is text, in a timeline as anywhere else.
+    public = await client.get("/api/v1/timelines/public", headers=eve.headers)
+    (seen,) = [item for item in public.json() if item["id"] == status["id"]]
+    assert [item["username"] for item in seen["mentions"]] == ["bob"]
+    assert "@cyd and" in seen["content"] and f"users/{cyd.id}" not in seen["content"]
+    # A reply mentions too.
+    reply = await client.post(
+        "/api/v1/statuses",
+        data={"status": "thanks @ada", "in_reply_to_id": status["id"]},
+        headers=bob.headers,
+    )
+    assert [item["username"] for item in reply.json()["mentions"]] == ["ada"]
+
+
 async def test_a_status_is_a_kith_post_with_the_friends_only_default(
     client: httpx.AsyncClient, resources: Resources
 ) -> None:

@@ -6,6 +6,7 @@ every account is `locked`: a follow is a friend request that waits for an answer
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from html import escape
 from typing import Annotated
@@ -147,11 +148,21 @@ class Accounts:
     def __init__(self, session: AsyncSession, viewer: User) -> None:
         self._session, self._viewer = session, viewer
         self._built: dict[str, Account] = {}
+        self._named: dict[str, User | None] = {}
 
     async def of(self, user: User) -> Account:
         if user.id not in self._built:
             self._built[user.id] = await account_of_user(self._session, self._viewer, user)
         return self._built[user.id]
+
+    async def named(self, keys: Collection[str]) -> dict[str, User]:
+        """The users the viewer may see among the lower-case usernames `keys` (the people a
+        status mentions), each looked up once per answer: one query for those not known yet."""
+        missing = [key for key in keys if key not in self._named]
+        if missing:
+            found = await social.users_named(self._session, self._viewer, missing)
+            self._named.update({key: found.get(key) for key in missing})
+        return {key: user for key in keys if (user := self._named[key]) is not None}
 
 
 async def _visible(

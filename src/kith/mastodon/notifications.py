@@ -22,7 +22,7 @@ from kith.http.session import DbSession
 from kith.mastodon.accounts import Accounts
 from kith.mastodon.ids import from_mastodon_id, mastodon_datetime, to_mastodon_id
 from kith.mastodon.schemas import Account
-from kith.mastodon.statuses import Status, status_of_comment, status_of_view
+from kith.mastodon.statuses import Status, mentioned_names, status_of_comment, status_of_view
 from kith.mastodon.timelines import kith_id, page_links
 from kith.notifications import service as notifications
 from kith.posts import service as posts
@@ -75,6 +75,8 @@ async def _entities(
     }
     views = {view.id: view for view in await posts.post_views(session, user, list(readable.values()))}
     accounts = Accounts(session, user)
+    texts = [view.content for view in views.values()] + [item.comment.content for item in comments.values()]
+    await accounts.named(set().union(*(mentioned_names(text) for text in texts)))  # one query
     found = []
     for row, actor in rows:
         status = None
@@ -88,7 +90,7 @@ async def _entities(
             post = readable.get(row.post_id)
             if post is None:
                 continue
-            status = status_of_view(views[post.post.id], await accounts.of(post.author))
+            status = await status_of_view(views[post.post.id], post.author, accounts)
         found.append(
             Notification(
                 id=to_mastodon_id(row.id),

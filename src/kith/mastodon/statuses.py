@@ -4,12 +4,15 @@ A Kith post is a status; a Kith comment is a reply to it. Kith's comments do not
 reply to a reply attaches to the same post, and a comment's `in_reply_to_id` is always its
 post. Visibility: Mastodon's `public` is Kith's `public`, `private` (followers only) is Kith's
 `friends`; a Kith post only its author may read shows as `direct`. Content is Kith's plain
-text, kept as `text`, and shown as `content` in escaped HTML with its links and line breaks.
+text, kept as `text`, and shown as `content` in escaped HTML with its links, mentions and line
+breaks. A mention is `@username` of someone the reader may see: a link to their page, and an
+entry in `mentions`; any other `@name` stays text.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from html import escape
 from typing import Annotated
 from urllib.parse import urlencode
@@ -112,28 +115,67 @@ class StatusNotFound(NotFound):
 
 
 # A link in plain text: http(s), up to the first space or angle bracket; a closing
-# punctuation mark at its end belongs to the sentence.
-_LINK = re.compile(r"https?://[^\s<>\"]+[^\s<>\".,;:!?)\]'}]")
+# punctuation mark at its end belongs to the sentence. A mention: `@` and a username (Kith's
+# rules: 3 to 30 letters, digits and underscores), not inside a word, an address or a link.
+_TOKEN = re.compile(
+    r"(?P<link>https?://[^\s<>\"]+[^\s<>\".,;:!?)\]'}])"
+    r"|(?<![\w@/])@(?P<name>[A-Za-z0-9_]{3,30})(?![\w@])"
+)
 
 
-def content_html(text: str) -> str:
+def mentioned_names(text: str) -> set[str]:
+    """The lower-case usernames `text` mentions (those its links hold are not mentions)."""
+    return {match.group("name").lower() for match in _TOKEN.finditer(text) if match.group("name")}
+
+
+def content_html(text: str, named: Mapping[str, User] | None = None) -> str:
     """Plain text as Mastodon's `content`: escaped HTML, a paragraph per blank-line-separated
-    block, line breaks kept, links made links (`rel="nofollow noopener"`)."""
+    block, line breaks kept, links made links (`rel="nofollow noopener"`), and mentions of the
+    `named` users (by lower-case username) made links to their pages, as Mastodon marks them."""
+    named = named or {}
     paragraphs = [block for block in re.split(r"\n\s*\n", text.strip()) if block.strip()]
     return "".join(
-        "<p>" + "<br>".join(_linked(line) for line in block.splitlines()) + "</p>" for block in paragraphs
+        "<p>" + "<br>".join(_linked(line, named) for line in block.splitlines()) + "</p>"
+        for block in paragraphs
     )
 
 
-def _linked(line: str) -> str:
+def _linked(line: str, named: Mapping[str, User]) -> str:
     out, last = [], 0
-    for match in _LINK.finditer(line):
+    for match in _TOKEN.finditer(line):
+        name = match.group("name")
+        user = named.get(name.lower()) if name else None
+        if name and user is None:
+            continue  # nobody the reader may see: text
         out.append(escape(line[last : match.start()]))
-        href = escape(match.group(0))
-        out.append(f'<a href="{href}" rel="nofollow noopener" target="_blank">{href}</a>')
+        if user is not None:
+            page = escape(absolute_url(f"/users/{user.id}"))
+            out.append(
+                f'<span class="h-card" translate="no"><a href="{page}" class="u-url mention">'
+                f"@<span>{escape(user.username)}</span></a></span>"
+            )
+        else:
+            href = escape(match.group("link"))
+            out.append(f'<a href="{href}" rel="nofollow noopener" target="_blank">{href}</a>')
         last = match.end()
     out.append(escape(line[last:]))
     return "".join(out)
+
+
+async def rendered(text: str, accounts: Accounts) -> tuple[str, list[dict[str, str]]]:
+    """`content` and `mentions` of a status's text, for the reader of `accounts`' answer."""
+    names = mentioned_names(text)
+    named = await accounts.named(names) if names else {}
+    mentions = [
+        {
+            "id": to_mastodon_id(user.id),
+            "username": user.username,
+            "url": absolute_url(f"/users/{user.id}"),
+            "acct": user.username,
+        }
+        for user in sorted(named.values(), key=lambda user: user.username_key)
+    ]
+    return content_html(text, named), mentions
 
 
 def media_attachment(view: MediaView) -> MediaAttachment:
@@ -145,19 +187,21 @@ def media_attachment(view: MediaView) -> MediaAttachment:
 
 async def status_of_post(session: AsyncSession, viewer: User, post: AuthoredPost) -> Status:
     view = await posts.post_view(session, viewer, post)
-    return status_of_view(view, await account_of_user(session, viewer, post.author))
+    return await status_of_view(view, post.author, Accounts(session, viewer))
 
 
-def status_of_view(view: PostView, account: Account) -> Status:
+async def status_of_view(view: PostView, author: User, accounts: Accounts) -> Status:
     page = absolute_url(f"/posts/{view.id}")
+    content, mentions = await rendered(view.content, accounts)
     return Status(
         id=to_mastodon_id(view.id),
         uri=page,
         url=page,
         created_at=mastodon_datetime(view.created_at),
         edited_at=mastodon_datetime(view.edited_at) if view.edited_at else None,
-        account=account,
-        content=content_html(view.content),
+        account=await accounts.of(author),
+        content=content,
+        mentions=mentions,
         text=view.content,
         visibility=MASTODON_VISIBILITY[Visibility(view.visibility)],
         media_attachments=[media_attachment(item) for item in view.media],
@@ -179,6 +223,7 @@ async def status_of_comment(
     comment = item.comment
     accounts = accounts or Accounts(session, viewer)
     page = absolute_url(f"/posts/{comment.post_id}#comment-{comment.id}")
+    content, mentions = await rendered(comment.content, accounts)
     return Status(
         id=to_mastodon_id(comment.id),
         uri=page,
@@ -186,7 +231,8 @@ async def status_of_comment(
         created_at=mastodon_datetime(comment.created_at),
         edited_at=mastodon_datetime(comment.edited_at) if comment.edited_at else None,
         account=await accounts.of(item.author),
-        content=content_html(comment.content),
+        content=content,
+        mentions=mentions,
         text=comment.content,
         # A reply is seen by whoever sees its post.
         visibility=MASTODON_VISIBILITY[Visibility(post.post.visibility)],
@@ -261,7 +307,7 @@ async def create_status(request: Request, user: StatusesWriter, session: DbSessi
         raise _invalid("text", "can't be blank, nor longer than a post may be") from None
     created = await posts.create_post(session, user, data_post, now=now)
     view = await posts.new_post_view(session, created, with_media=bool(media_ids))
-    return status_of_view(view, await account_of_user(session, user, user))
+    return await status_of_view(view, user, Accounts(session, user))
 
 
 async def _media_ids(request: Request) -> list[str]:
@@ -322,9 +368,11 @@ async def context(status_id: str, user: StatusesReader, session: DbSession) -> C
         return Context(ancestors=[await status_of_post(session, user, post)], descendants=[])
     descendants: list[Status] = []
     params = CursorParams(100, None)
+    accounts = Accounts(session, user)
     while True:
         page, next_cursor = await posts.comments(session, user, post.post, params)
-        descendants += [await status_of_comment(session, user, item, post) for item in page]
+        await accounts.named(set().union(*(mentioned_names(item.comment.content) for item in page)))
+        descendants += [await status_of_comment(session, user, item, post, accounts) for item in page]
         if next_cursor is None:
             return Context(ancestors=[], descendants=descendants)
         params = CursorParams(100, decode_cursor(next_cursor))

@@ -27,7 +27,7 @@ from kith.feed import service as feed
 from kith.http.session import DbSession
 from kith.mastodon.accounts import Accounts
 from kith.mastodon.ids import from_mastodon_id, to_mastodon_id
-from kith.mastodon.statuses import Status, StatusesReader, status_of_view
+from kith.mastodon.statuses import Status, StatusesReader, mentioned_names, status_of_view
 from kith.posts import service as posts
 
 router = APIRouter(include_in_schema=False)
@@ -86,8 +86,9 @@ async def statuses_page(
     )
     views = await posts.post_views(session, viewer, found)
     accounts = Accounts(session, viewer)
+    await accounts.named(set().union(*(mentioned_names(view.content) for view in views)))  # one query
     statuses = [
-        status_of_view(view, await accounts.of(item.author)) for view, item in zip(views, found, strict=True)
+        await status_of_view(view, item.author, accounts) for view, item in zip(views, found, strict=True)
     ]
     if statuses:
         response.headers["Link"] = page_links(

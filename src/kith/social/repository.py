@@ -264,3 +264,9 @@ async def friend_ids(session: AsyncSession, user_id: str) -> list[str]:
     """The ids of the user's friends."""
     found = await session.scalars(select(Friendship.friend_id).where(Friendship.user_id == user_id))
     return list(found.all())
+
+
+async def visible_users_named(session: AsyncSession, viewer: User, keys: Collection[str]) -> dict[str, User]:
+    """The users whose lower-case usernames are `keys` and whom the viewer may see, by key."""
+    found = await session.scalars(select(User).where(User.username_key.in_(list(keys)), visible_to(viewer)))
+    return {user.username_key: user for user in found}

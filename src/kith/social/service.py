@@ -8,6 +8,7 @@ request is answered as if the winner had been there first.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -370,6 +371,12 @@ async def list_blocks(
 
 def _id_of(user: User) -> str:
     return user.id
+
+
+async def users_named(session: AsyncSession, viewer: User, keys: Collection[str]) -> dict[str, User]:
+    """The users the viewer may see among the lower-case usernames `keys` (a block hides both
+    ways; plain users do not see suspended accounts), by key: one query."""
+    return await repository.visible_users_named(session, viewer, keys) if keys else {}
 
 
 async def visible_user(
