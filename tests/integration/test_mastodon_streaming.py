@@ -6,16 +6,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 import websockets
 from fastapi import FastAPI
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from websockets.asyncio.client import ClientConnection
 
 from kith.core.config import Settings
+from kith.core.realtime import RedisHub, author_posts, channel_of
 from kith.main import create_app
 from kith.mastodon.ids import from_mastodon_id, to_mastodon_id
 from kith.runtime.resources import Resources
@@ -325,3 +329,53 @@ async def test_across_processes_with_redis(settings: Settings) -> None:
                 assert deleted.status_code == 200, deleted.text
                 assert await events.next_event() == ("delete", status["id"])
                 assert (await ws_message(ws))["event"] == "delete"
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(WAIT):
+        while not condition():  # noqa: ASYNC110 (a state of another task's, polled)
+            await asyncio.sleep(0.01)
+
+
+async def heard(listener: PubSub, seconds: float) -> list[dict[str, Any]]:
+    """Every message the raw subscriber gets within `seconds`."""
+    messages = []
+    deadline = asyncio.get_running_loop().time() + seconds
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        message = await listener.get_message(ignore_subscribe_messages=True, timeout=left)
+        if message is not None:
+            messages.append(message)
+    return messages
+
+
+@pytest.mark.skipif(not redis_available(), reason="Redis is not reachable")
+async def test_with_redis_topics_cost_no_publish_while_no_stream_listens() -> None:
+    redis = Redis.from_url(REDIS_URL)
+    notices = f"kith-test:{uuid.uuid4().hex}:notices"  # out of other tests' hearing
+    streams, posts = RedisHub(redis, notices_channel=notices), RedisHub(redis, notices_channel=notices)
+    topic, user = author_posts(uuid.uuid4().hex), uuid.uuid4().hex
+    listener = redis.pubsub(ignore_subscribe_messages=True)
+    try:
+        for hub in (streams, posts):
+            await hub.start()
+        await listener.subscribe(channel_of(topic), channel_of(user))
+        await until(lambda: streams.notices_healthy and posts.notices_healthy)
+        # A process that just started believes someone may listen: it publishes.
+        assert posts.topics_may_be_listened()
+        # Past that, with no stream listening anywhere, a topic's event is not sent; a user's is.
+        posts._topics_heard_until = 0.0
+        await posts.publish_all([(topic, {"event": "_post"}), (user, {"event": "notification"})])
+        assert [message["channel"] for message in await heard(listener, 0.5)] == [channel_of(user).encode()]
+        # A stream starts to listen on the other process, which says so: posts are sent again.
+        subscription = await streams.subscribe(user)
+        await streams.listen(subscription, [topic])
+        await until(posts.topics_may_be_listened)
+        await posts.publish_all([(topic, {"event": "_post"})])
+        async with asyncio.timeout(WAIT):
+            assert (await subscription.queue.get()) == {"event": "_post"}
+        await streams.unsubscribe(subscription)
+    finally:
+        await listener.aclose()
+        for hub in (streams, posts):
+            await hub.stop()
+        await redis.aclose()

@@ -14,6 +14,9 @@ subscription listens to its user's channel and to any topics it adds (`listen`).
 Events raised inside a transaction are queued on the session (`publish_after_commit`)
 and sent only once it commits, like jobs.
 
+Topics cost nothing while no stream listens to one: with Redis, their events are published
+only while some process says it has such a stream (`TOPICS_LISTENED`).
+
 The hub also keeps the streams' places under their caps (`take_place`): counted in this
 process, and with Redis across every process (docs/security.md).
 """
@@ -47,6 +50,13 @@ CHANNEL_PREFIX = "kith:user:"
 # public post's to the public topic too.
 TOPIC_PREFIX = "kith:posts:"
 PUBLIC_POSTS = TOPIC_PREFIX + "public"
+# With Redis, topics' events are published only while some process may have a stream that
+# listens to one: each such process says so on the notices channel when it starts to, and
+# again every `TOPICS_RENEW_SECONDS`; every process believes it for `TOPICS_HEARD_SECONDS`.
+# A post made while no stream listens anywhere costs no Redis round trip.
+TOPICS_LISTENED = "_topics_listened"
+TOPICS_RENEW_SECONDS = 20.0
+TOPICS_HEARD_SECONDS = 60.0
 # Notices from one process to every other (not to sockets): what they must forget.
 NOTICES_CHANNEL = "kith:notices"
 # A socket that falls this far behind is closed rather than allowed to grow memory.
@@ -145,6 +155,8 @@ class RealtimeHub:
         # The streams' places held in this process, per cap key (see `take_place`).
         self._places: Counter[str] = Counter()
         self._notice_handlers: list[Callable[[Event], None]] = []
+        # How many topics this process's streams listen to.
+        self._topic_count = 0
 
     @property
     def notices_healthy(self) -> bool:
@@ -220,6 +232,7 @@ class RealtimeHub:
         for key in keys:
             self._subscriptions[key].add(subscription)
             subscription.keys.add(key)
+        self._topic_count += sum(1 for key in first if key.startswith(TOPIC_PREFIX))
         return first
 
     async def _remove(self, subscription: Subscription, keys: list[str]) -> list[str]:
@@ -233,6 +246,7 @@ class RealtimeHub:
                 if not subscriptions:
                     del self._subscriptions[key]
                     last.append(key)
+        self._topic_count -= sum(1 for key in last if key.startswith(TOPIC_PREFIX))
         return last
 
     def deliver_locally(self, key: str, event: Event) -> None:
@@ -258,9 +272,14 @@ InProcessHub = RealtimeHub
 class RedisHub(RealtimeHub):
     """Fan-out through Redis pub/sub: one connection per process, a channel per user."""
 
-    def __init__(self, redis: Redis, breaker: Breaker | None = None) -> None:
+    def __init__(
+        self, redis: Redis, breaker: Breaker | None = None, *, notices_channel: str = NOTICES_CHANNEL
+    ) -> None:
         super().__init__()
         self._redis = redis
+        # Pub/sub channels are the server's, whatever the database: tests that must not hear
+        # other tests' notices give their hubs a channel of their own.
+        self._notices_channel = notices_channel
         self._breaker = breaker or Breaker(0.0)
         # The places' own: their timeout is shorter than the client's, so that a slow
         # Redis does not also divert every live event (their failures open this one only).
@@ -275,6 +294,10 @@ class RedisHub(RealtimeHub):
         # Set at first, so that the reader subscribes to the notices before anything else.
         self._stale = True
         self._notices_ok = False
+        # Until it could have heard every other process say so, a new process believes that
+        # topics are listened to.
+        self._topics_heard_until = time.monotonic() + TOPICS_HEARD_SECONDS
+        self._topics_told_at = float("-inf")
 
     @property
     def notices_healthy(self) -> bool:
@@ -294,10 +317,17 @@ class RedisHub(RealtimeHub):
                 await self._pubsub.aclose()
 
     async def _add(self, subscription: Subscription, keys: list[str]) -> list[str]:
+        listened = self._topic_count > 0
         first = await super()._add(subscription, keys)
         if first:
             await self._channels(first, subscribe=True)
+        if not listened and self._topic_count > 0:
+            await self._tell_topics_listened()  # before the stream starts: no post is missed
         return first
+
+    async def _tell_topics_listened(self) -> None:
+        self._topics_told_at = time.monotonic()
+        await self.notify_processes({"event": TOPICS_LISTENED})
 
     async def _remove(self, subscription: Subscription, keys: list[str]) -> list[str]:
         last = await super()._remove(subscription, keys)
@@ -326,7 +356,7 @@ class RedisHub(RealtimeHub):
             log.warning("realtime_notice_not_sent", notice=notice.get("event"))
             return
         try:
-            await self._redis.publish(NOTICES_CHANNEL, orjson.dumps(notice))
+            await self._redis.publish(self._notices_channel, orjson.dumps(notice))
         except Exception as exc:
             self._breaker.failed()
             log.warning("realtime_notice_not_sent", notice=notice.get("event"), error=type(exc).__name__)
@@ -334,8 +364,19 @@ class RedisHub(RealtimeHub):
     async def publish(self, key: str, event: Event) -> None:
         await self.publish_all([(key, event)])
 
+    def topics_may_be_listened(self) -> bool:
+        """Whether a stream of any process may listen to a topic: one of this process's does;
+        another said so within `TOPICS_HEARD_SECONDS`; or this process cannot hear them say so
+        (its notices are down, or it started less than that ago)."""
+        return (
+            self._topic_count > 0 or not self.notices_healthy or time.monotonic() < self._topics_heard_until
+        )
+
     async def publish_all(self, events: list[tuple[str, Event]]) -> None:
-        """Every event in one round trip (a pipeline when there are several)."""
+        """Every event in one round trip (a pipeline when there are several); topics' events
+        only while a stream may listen to one (see `TOPICS_LISTENED`)."""
+        if events and not self.topics_may_be_listened():
+            events = [(key, event) for key, event in events if not key.startswith(TOPIC_PREFIX)]
         if not events:
             return
         if self._breaker.open:
@@ -425,6 +466,8 @@ class RedisHub(RealtimeHub):
                     continue
                 message = await self._pubsub.get_message(timeout=1.0)
                 delay = 0.1
+                if self._topic_count > 0 and time.monotonic() - self._topics_told_at >= TOPICS_RENEW_SECONDS:
+                    await self._tell_topics_listened()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -452,7 +495,7 @@ class RedisHub(RealtimeHub):
                     await old.aclose()
             self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             channels = [channel_of(key) for key in self._subscriptions]
-            await self._pubsub.subscribe(NOTICES_CHANNEL, *channels)
+            await self._pubsub.subscribe(self._notices_channel, *channels)
 
     def _handle(self, message: dict[str, Any]) -> None:
         channel = message.get("channel", b"")
@@ -464,7 +507,10 @@ class RedisHub(RealtimeHub):
         except (ValueError, TypeError, KeyError):
             log.warning("realtime_malformed_message", channel=channel)
             return
-        if channel == NOTICES_CHANNEL:
+        if channel == self._notices_channel:
+            if event["event"] == TOPICS_LISTENED:
+                self._topics_heard_until = time.monotonic() + TOPICS_HEARD_SECONDS
+                return
             self._notice(event)
             return
         self.deliver_locally(key_of(channel), event)
