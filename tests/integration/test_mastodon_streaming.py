@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -19,7 +20,7 @@ from redis.asyncio.client import PubSub
 from websockets.asyncio.client import ClientConnection
 
 from kith.core.config import Settings
-from kith.core.realtime import RedisHub, author_posts, channel_of
+from kith.core.realtime import TOPICS_ANSWER_SECONDS, RedisHub, author_posts, channel_of
 from kith.main import create_app
 from kith.mastodon.ids import from_mastodon_id, to_mastodon_id
 from kith.runtime.resources import Resources
@@ -353,6 +354,7 @@ async def test_with_redis_topics_cost_no_publish_while_no_stream_listens() -> No
     redis = Redis.from_url(REDIS_URL)
     notices = f"kith-test:{uuid.uuid4().hex}:notices"  # out of other tests' hearing
     streams, posts = RedisHub(redis, notices_channel=notices), RedisHub(redis, notices_channel=notices)
+    late = RedisHub(redis, notices_channel=notices)
     topic, user = author_posts(uuid.uuid4().hex), uuid.uuid4().hex
     listener = redis.pubsub(ignore_subscribe_messages=True)
     try:
@@ -360,7 +362,8 @@ async def test_with_redis_topics_cost_no_publish_while_no_stream_listens() -> No
             await hub.start()
         await listener.subscribe(channel_of(topic), channel_of(user))
         await until(lambda: streams.notices_healthy and posts.notices_healthy)
-        # A process that just started believes someone may listen: it publishes.
+        # A process that just started believes someone may listen (until its question is
+        # answered): it publishes.
         assert posts.topics_may_be_listened()
         # Past that, with no stream listening anywhere, a topic's event is not sent; a user's is.
         posts._topics_heard_until = 0.0
@@ -373,9 +376,12 @@ async def test_with_redis_topics_cost_no_publish_while_no_stream_listens() -> No
         await posts.publish_all([(topic, {"event": "_post"})])
         async with asyncio.timeout(WAIT):
             assert (await subscription.queue.get()) == {"event": "_post"}
+        # A process that starts later asks, and hears the answer at once (not 20 s later).
+        await late.start()
+        await until(lambda: late._topics_heard_until > time.monotonic() + TOPICS_ANSWER_SECONDS + 1)
         await streams.unsubscribe(subscription)
     finally:
         await listener.aclose()
-        for hub in (streams, posts):
+        for hub in (streams, posts, late):
             await hub.stop()
         await redis.aclose()

@@ -51,12 +51,16 @@ CHANNEL_PREFIX = "kith:user:"
 TOPIC_PREFIX = "kith:posts:"
 PUBLIC_POSTS = TOPIC_PREFIX + "public"
 # With Redis, topics' events are published only while some process may have a stream that
-# listens to one: each such process says so on the notices channel when it starts to, and
-# again every `TOPICS_RENEW_SECONDS`; every process believes it for `TOPICS_HEARD_SECONDS`.
+# listens to one: each such process says so on the notices channel when it starts to, again
+# every `TOPICS_RENEW_SECONDS`, and at once when a process asks (`TOPICS_ASKED`, which each
+# process does whenever it starts hearing the notices); every process believes it for
+# `TOPICS_HEARD_SECONDS`, and believes it anyway for `TOPICS_ANSWER_SECONDS` after asking.
 # A post made while no stream listens anywhere costs no Redis round trip.
 TOPICS_LISTENED = "_topics_listened"
+TOPICS_ASKED = "_topics_asked"
 TOPICS_RENEW_SECONDS = 20.0
 TOPICS_HEARD_SECONDS = 60.0
+TOPICS_ANSWER_SECONDS = 2.0
 # Notices from one process to every other (not to sockets): what they must forget.
 NOTICES_CHANNEL = "kith:notices"
 # A socket that falls this far behind is closed rather than allowed to grow memory.
@@ -294,9 +298,9 @@ class RedisHub(RealtimeHub):
         # Set at first, so that the reader subscribes to the notices before anything else.
         self._stale = True
         self._notices_ok = False
-        # Until it could have heard every other process say so, a new process believes that
-        # topics are listened to.
-        self._topics_heard_until = time.monotonic() + TOPICS_HEARD_SECONDS
+        # Until its notices are heard (then it asks, see `_read_forever`), a process believes
+        # that topics are listened to (`topics_may_be_listened`).
+        self._topics_heard_until = 0.0
         self._topics_told_at = float("-inf")
 
     @property
@@ -367,7 +371,7 @@ class RedisHub(RealtimeHub):
     def topics_may_be_listened(self) -> bool:
         """Whether a stream of any process may listen to a topic: one of this process's does;
         another said so within `TOPICS_HEARD_SECONDS`; or this process cannot hear them say so
-        (its notices are down, or it started less than that ago)."""
+        (its notices are down), or asked them less than `TOPICS_ANSWER_SECONDS` ago."""
         return (
             self._topic_count > 0 or not self.notices_healthy or time.monotonic() < self._topics_heard_until
         )
@@ -458,7 +462,10 @@ class RedisHub(RealtimeHub):
                     await self._resubscribe()
                     self._stale = False
                     self._notices_ok = True
-                    # Whatever was sent while the channel was away is lost.
+                    # Whatever was sent while the channel was away is lost: that some process
+                    # has streams listening too, so ask, and believe it until the answers came.
+                    self._topics_heard_until = time.monotonic() + TOPICS_ANSWER_SECONDS
+                    await self.notify_processes({"event": TOPICS_ASKED})
                     self._notice({"event": "_notices_lost"})
                     log.info("realtime_resubscribed", channels=len(self._subscriptions))
                 if not self._pubsub.subscribed:
@@ -466,6 +473,8 @@ class RedisHub(RealtimeHub):
                     continue
                 message = await self._pubsub.get_message(timeout=1.0)
                 delay = 0.1
+                if message is not None:
+                    self._handle(message)
                 if self._topic_count > 0 and time.monotonic() - self._topics_told_at >= TOPICS_RENEW_SECONDS:
                     await self._tell_topics_listened()
             except asyncio.CancelledError:
@@ -478,9 +487,6 @@ class RedisHub(RealtimeHub):
                 self._notices_ok = False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-                continue
-            if message is not None:
-                self._handle(message)
 
     async def _resubscribe(self) -> None:
         """Replace the pub/sub connection by one subscribed to every local user's channel.
@@ -510,6 +516,9 @@ class RedisHub(RealtimeHub):
         if channel == self._notices_channel:
             if event["event"] == TOPICS_LISTENED:
                 self._topics_heard_until = time.monotonic() + TOPICS_HEARD_SECONDS
+                return
+            if event["event"] == TOPICS_ASKED:
+                self._topics_told_at = float("-inf")  # answered right after this message
                 return
             self._notice(event)
             return
