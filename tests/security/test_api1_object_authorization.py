@@ -93,6 +93,13 @@ COVERED: dict[tuple[str, str], str] = {
         "test_mastodon_notifications.py: test_kiths_four_kinds_as_mastodons, "
         "test_dismiss_and_clear_delete_only_the_callers",
     ),
+    **dict.fromkeys(
+        (
+            ("GET", "/api/v1/accounts/{account_id}/followers"),
+            ("GET", "/api/v1/accounts/{account_id}/following"),
+        ),
+        "test_mastodon_accounts.py: test_followers_and_following_are_the_friends_the_caller_may_see",
+    ),
     ("GET", "/api/v1/accounts/{account_id}/statuses"): "test_mastodon_timelines.py: "
     "test_public_timeline_and_an_accounts_statuses",
     ("GET", "/api/v1/media/{media_id}"): "test_mastodon_statuses.py: "
