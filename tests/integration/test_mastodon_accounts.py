@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
+from kith.db.models import Friendship
 from kith.mastodon.ids import from_mastodon_id, to_mastodon_id
 from kith.runtime.resources import Resources
+from kith.runtime.transaction import unit_of_work
 from tests import posting
 from tests.helpers import API, Account, assert_mastodon_error
 from tests.integration.test_mastodon_oauth import bearer, register_app, user_token
@@ -233,3 +236,185 @@ async def test_scopes_guard_the_account_routes(client: httpx.AsyncClient, resour
     ).status_code == 200
     assert (await client.get(f"/api/v1/accounts/{mid(bob)}", headers=bearer(follower))).status_code == 403
     assert (await client.get(f"/api/v1/accounts/{mid(bob)}", headers=bearer(reader))).status_code == 200
+
+
+# --- followers and following ----------------------------------------------------------------
+
+
+async def befriend_at(resources: Resources, first: Account, second: Account, since: datetime) -> None:
+    """A friendship that began at `since` (both of its rows)."""
+    async with unit_of_work(resources) as session:
+        session.add_all(
+            [
+                Friendship(user_id=first.id, friend_id=second.id, created_at=since),
+                Friendship(user_id=second.id, friend_id=first.id, created_at=since),
+            ]
+        )
+
+
+def usernames(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [account["username"] for account in response.json()]
+
+
+def links(response: httpx.Response) -> dict[str, str]:
+    """The `Link` header's addresses by `rel`, as paths with their query."""
+    found = re.findall(r'<https://kith\.example(/[^>]+)>; rel="(\w+)"', response.headers.get("link", ""))
+    return {rel: path for path, rel in found}
+
+
+async def test_followers_and_following_are_the_friends_the_caller_may_see(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    ada, bob, cyd, dan, eve, fay = await posting.members(resources, "ada", "bob", "cyd", "dan", "eve", "fay")
+    start = resources.clock.now()
+    for minutes, friend in enumerate((bob, cyd, dan, eve)):
+        await befriend_at(resources, ada, friend, start - timedelta(minutes=10 - minutes))
+    # Bob blocks Dan, Eve is suspended, and Fay asked Ada but is no friend yet.
+    await posting.block(resources, bob, dan)
+    await posting.set_suspended(resources, eve)
+    await client.post(f"/api/v1/accounts/{mid(ada)}/follow", headers=fay.headers)
+    for path in ("followers", "following"):
+        # Newest friendship first; to Bob, Dan (blocked) and Eve (suspended) are not there.
+        seen_by_bob = await client.get(f"/api/v1/accounts/{mid(ada)}/{path}", headers=bob.headers)
+        assert usernames(seen_by_bob) == ["cyd", "bob"]
+        first = seen_by_bob.json()[0]
+        assert first["id"] == mid(cyd) and first["acct"] == "cyd" and first["followers_count"] == 1
+        seen_by_ada = await client.get(f"/api/v1/accounts/{mid(ada)}/{path}", headers=ada.headers)
+        assert usernames(seen_by_ada) == ["dan", "cyd", "bob"]
+        assert usernames(await client.get(f"/api/v1/accounts/{mid(bob)}/{path}", headers=cyd.headers)) == [
+            "ada"
+        ]
+        # The lists of an account hidden from the caller are 404, as the account is.
+        assert_mastodon_error(
+            await client.get(f"/api/v1/accounts/{mid(dan)}/{path}", headers=bob.headers),
+            404,
+            "user_not_found",
+        )
+        assert_mastodon_error(
+            await client.get(f"/api/v1/accounts/{mid(bob)}/{path}", headers=dan.headers),
+            404,
+            "user_not_found",
+        )
+        assert_mastodon_error(
+            await client.get(f"/api/v1/accounts/{mid(eve)}/{path}", headers=bob.headers),
+            404,
+            "user_not_found",
+        )
+        assert_mastodon_error(
+            await client.get(f"/api/v1/accounts/12345/{path}", headers=bob.headers), 404, "user_not_found"
+        )
+        assert usernames(await client.get(f"/api/v1/accounts/{mid(fay)}/{path}", headers=bob.headers)) == []
+
+
+async def test_followers_come_in_pages_with_links_to_the_end(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    ada, *friends = await posting.members(resources, "ada", "f1", "f2", "f3", "f4", "f5", "f6", "f7")
+    start = resources.clock.now() - timedelta(hours=1)
+    # Seven friends; the last two at the same moment, ordered between them by id.
+    for minutes, friend in enumerate(friends):
+        await befriend_at(resources, ada, friend, start + timedelta(minutes=min(minutes, 5)))
+    tied = sorted(friends[5:], key=lambda friend: friend.id, reverse=True)
+    newest_first = [friend.username for friend in tied] + [
+        friend.username for friend in reversed(friends[:5])
+    ]
+    everyone = usernames(await client.get(f"/api/v1/accounts/{mid(ada)}/followers", headers=ada.headers))
+    assert everyone == newest_first
+    # Walking `next`: every friend once, in order, and the last page says there is no more.
+    seen: list[str] = []
+    pages = []
+    path = f"/api/v1/accounts/{mid(ada)}/followers?limit=3"
+    while path:
+        page = await client.get(path, headers=ada.headers)
+        pages.append(page)
+        seen += usernames(page)
+        assert len(page.json()) <= 3
+        path = links(page).get("next", "")
+    assert seen == newest_first
+    assert [len(page.json()) for page in pages] == [3, 3, 1]
+    assert set(links(pages[-1])) == {"prev"}
+    # The four after the first page, in a page of four: it is the last, and says so.
+    exact = await client.get(links(pages[0])["next"].replace("limit=3", "limit=4"), headers=ada.headers)
+    assert usernames(exact) == newest_first[3:] and "next" not in links(exact)
+    # `prev` (min_id) asks for the friends right above a page, newest first.
+    assert usernames(await client.get(links(pages[2])["prev"], headers=ada.headers)) == newest_first[3:6]
+    assert usernames(await client.get(links(pages[1])["prev"], headers=ada.headers)) == newest_first[:3]
+    newer = await client.get(links(pages[0])["prev"], headers=ada.headers)
+    assert usernames(newer) == [] and "link" not in newer.headers
+    # `since_id`: the newest friends above a place; with `max_id`, those between two places.
+    first_oldest = links(pages[0])["next"].rsplit("max_id=", 1)[1]
+    second_oldest = links(pages[1])["next"].rsplit("max_id=", 1)[1]
+    last_newest = links(pages[2])["prev"].rsplit("min_id=", 1)[1]
+    following = f"/api/v1/accounts/{mid(ada)}/following"
+    since = await client.get(f"{following}?limit=2&since_id={last_newest}", headers=ada.headers)
+    assert usernames(since) == newest_first[:2]
+    between = f"{following}?max_id={first_oldest}"
+    assert (
+        usernames(await client.get(f"{between}&min_id={last_newest}", headers=ada.headers))
+        == (newest_first[3:6])
+    )
+    assert (
+        usernames(await client.get(f"{between}&since_id={second_oldest}", headers=ada.headers))
+        == (newest_first[3:5])
+    )
+    # A limit above 80 is taken as 80 (the links say so); an id that names no place is refused.
+    most = await client.get(f"{following}?limit=500", headers=ada.headers)
+    assert len(most.json()) == 7 and "limit=80&" in links(most)["prev"]
+    assert_mastodon_error(
+        await client.get(f"/api/v1/accounts/{mid(ada)}/followers?max_id=abc", headers=ada.headers),
+        422,
+        "validation_error",
+    )
+    assert_mastodon_error(
+        await client.get(f"/api/v1/accounts/{mid(ada)}/followers?min_id={'9' * 61}", headers=ada.headers),
+        422,
+        "validation_error",
+    )
+
+
+async def test_min_id_reads_down_past_one_page_of_friends(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    """Kith pages friends downwards, a page of 80 at a time: the friends right above a place
+    far down the list are found across pages."""
+    ada, *friends = await posting.members(resources, "ada", *(f"f{number:02}" for number in range(90)))
+    start = resources.clock.now() - timedelta(hours=2)
+    for minutes, friend in enumerate(friends):
+        await befriend_at(resources, ada, friend, start + timedelta(minutes=minutes))
+    followers = f"/api/v1/accounts/{mid(ada)}/followers"
+    oldest = await client.get(f"{followers}?limit=80", headers=ada.headers)
+    assert usernames(oldest)[-1] == "f10"
+    bottom = links(oldest)["next"].rsplit("max_id=", 1)[1]
+    last = await client.get(f"{followers}?max_id={bottom}", headers=ada.headers)
+    assert usernames(last) == [f"f{number:02}" for number in range(9, -1, -1)] and "next" not in links(last)
+    above = links(last)["prev"]
+    assert usernames(await client.get(above, headers=ada.headers)) == [
+        f"f{number:02}" for number in range(49, 9, -1)
+    ]
+    # Above f05, the walk reads a whole page of 80 (f89 to f10) and then a second.
+    five = await client.get(f"{followers}?max_id={bottom}&limit=5", headers=ada.headers)
+    assert usernames(five)[-1] == "f05"
+    f05 = links(five)["next"].rsplit("max_id=", 1)[1]
+    assert usernames(await client.get(f"{followers}?min_id={f05}", headers=ada.headers)) == [
+        f"f{number:02}" for number in range(45, 5, -1)
+    ]
+    assert usernames(await client.get(f"{followers}?min_id={f05}&limit=80", headers=ada.headers)) == [
+        f"f{number:02}" for number in range(85, 5, -1)
+    ]
+
+
+async def test_followers_and_following_need_read_accounts(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    ada, bob = await posting.members(resources, "ada", "bob")
+    await posting.befriend(resources, ada, bob)
+    app = await register_app(client)
+    for scope, status in (("read", 200), ("read:accounts", 200), ("read:follows", 403), ("follow", 403)):
+        token = bearer(await user_token(client, app, scope=scope))
+        for path in ("followers", "following"):
+            response = await client.get(f"/api/v1/accounts/{mid(bob)}/{path}", headers=token)
+            assert response.status_code == status, (scope, response.text)
+    assert_mastodon_error(
+        await client.get(f"/api/v1/accounts/{mid(bob)}/followers"), 401, "not_authenticated"
+    )

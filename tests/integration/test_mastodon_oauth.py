@@ -304,6 +304,26 @@ async def test_approving_out_of_band_shows_a_code_that_buys_one_token(
     assert grants[0].code_hash != code and grants[0].used_at is not None
 
 
+async def test_the_oauth_paths_take_a_trailing_slash_as_mastodons_do(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    """toot sends its user to `/oauth/authorize/` (docs/mastodon.md#conventions)."""
+    await posting.member(resources, "ada")
+    app = await register_app(client, scopes="read write follow")
+    query = {"response_type": "code", "client_id": app.client_id, "redirect_uri": OOB, "scope": "read write"}
+    response = await client.get("/oauth/authorize/", params=query)
+    assert response.status_code == 200, response.text
+    assert "Authorize Toot?" in response.text
+    code = oob_code(await answer(client, await open_page(client, app, scope="read write")))
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": OOB, **app.credentials}
+    token = await client.post("/oauth/token/", data=data)
+    assert token.status_code == 200, token.text
+    assert token.json()["scope"] == "read write"
+    # One slash only, and `/oauth/` itself is no route.
+    assert (await client.get("/oauth/authorize//", params=query)).status_code == 404
+    assert (await client.get("/oauth/")).status_code == 404
+
+
 async def test_approving_redirects_to_the_app_with_the_code_and_state(
     client: httpx.AsyncClient, resources: Resources
 ) -> None:

@@ -97,6 +97,13 @@ COVERED: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/streaming/{path}"): "test_mastodon_streaming.py: "
     "test_the_user_stream_carries_friends_posts_notifications_and_deletes, "
     "test_a_blocked_authors_public_post_is_not_streamed",
+    **dict.fromkeys(
+        (
+            ("GET", "/api/v1/accounts/{account_id}/followers"),
+            ("GET", "/api/v1/accounts/{account_id}/following"),
+        ),
+        "test_mastodon_accounts.py: test_followers_and_following_are_the_friends_the_caller_may_see",
+    ),
     ("GET", "/api/v1/accounts/{account_id}/statuses"): "test_mastodon_timelines.py: "
     "test_public_timeline_and_an_accounts_statuses",
     ("GET", "/api/v1/media/{media_id}"): "test_mastodon_statuses.py: "

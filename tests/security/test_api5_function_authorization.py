@@ -161,6 +161,8 @@ ACCESS: dict[tuple[str, str], str] = {
             "/api/v1/accounts/relationships",
             "/api/v1/accounts/lookup",
             "/api/v1/accounts/{account_id}",
+            "/api/v1/accounts/{account_id}/followers",
+            "/api/v1/accounts/{account_id}/following",
             "/api/v1/follow_requests",
             "/api/v2/search",
             "/api/v1/statuses/{status_id}",

@@ -1,13 +1,15 @@
 """Mastodon's accounts, answered from Kith's users and friendships (docs/mastodon.md#accounts).
 
-Kith's friendships are mutual, so one friend is both a follower and a followed account, and
-every account is `locked`: a follow is a friend request that waits for an answer.
+Kith's friendships are mutual, so one friend is both a follower and a followed account (the
+two lists are one), and every account is `locked`: a follow is a friend request that waits for
+an answer.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Annotated
 from urllib.parse import urlencode
@@ -19,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kith.auth import service as auth
 from kith.auth.dependencies import require_scope
 from kith.core.errors import NotFound, Unprocessable
-from kith.core.pagination import CursorParams, OffsetParams
+from kith.core.pagination import CursorParams, OffsetParams, encode_timed_position
 from kith.core.urls import absolute_url
 from kith.db.models import FriendRequestStatus, User
 from kith.http.deps import AppSettings, Now
@@ -28,6 +30,7 @@ from kith.http.session import DbSession
 from kith.mastodon import service
 from kith.mastodon.ids import from_mastodon_id, mastodon_datetime, to_mastodon_id
 from kith.mastodon.oauth import request_params
+from kith.mastodon.paging import page_links
 from kith.mastodon.schemas import Account, AccountSource, CredentialAccount, Relationship, SearchResults
 from kith.social import service as social
 from kith.social.relations import Relationship as Standing
@@ -344,6 +347,113 @@ async def unblock(account_id: str, user: BlocksWriter, session: DbSession) -> Re
     if await social.blocks(session, user.id, other.id):
         await social.unblock(session, user, other.id)
     return await relationship_of(session, user, other)
+
+
+# A friendship has no id of its own: its place in a list of friends is when it began and the
+# friend's id, the keyset Kith pages it by. As a Mastodon id it is one number, the microseconds
+# since 1970 followed by the friend's UUID in 39 digits, so it sorts as the list does; links
+# carry it as `max_id` and `min_id`, as Mastodon's carry a follow's id rather than an account's.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_UUID_DIGITS = 10**39
+_MAX_POSITION_DIGITS = 60
+FriendPosition = tuple[datetime, str]
+
+
+def friendship_id(since: datetime, friend_id: str) -> str:
+    """The Mastodon id of a friendship's place in a list of friends."""
+    micros = (since - _EPOCH) // timedelta(microseconds=1)
+    return str(micros * _UUID_DIGITS + uuid.UUID(friend_id).int)
+
+
+def friendship_position(name: str, value: str | None) -> FriendPosition | None:
+    """The (since, friend id) place a friendship's Mastodon id names; 422 when it is none."""
+    if not value:
+        return None
+    invalid = Unprocessable(f"Validation failed: {name} is not an id")
+    if not value.isascii() or not value.isdigit() or len(value) > _MAX_POSITION_DIGITS:
+        raise invalid
+    micros, friend = divmod(int(value), _UUID_DIGITS)
+    if friend >= 1 << 128:
+        raise invalid
+    try:
+        since = _EPOCH + timedelta(microseconds=micros)
+    except OverflowError:
+        raise invalid from None
+    return since, str(uuid.UUID(int=friend))
+
+
+async def friends_between(
+    session: AsyncSession,
+    viewer: User,
+    user: User,
+    *,
+    below: FriendPosition | None,
+    above: FriendPosition | None,
+    limit: int,
+    from_above: bool,
+) -> tuple[list[tuple[User, datetime]], bool]:
+    """`user`'s friends that the viewer may see (Kith's `list_friends`), newest friendship
+    first, strictly between `below` and `above`: the newest `limit` of them, or with
+    `from_above` the `limit` just above `above`. Also whether older friends remain below the
+    last one.
+
+    Kith pages friends downwards only, so `from_above` reads down from `below` (or the top)
+    to `above`, a page of MAX_PAGE at a time, and keeps the last `limit` it read."""
+    size = MAX_PAGE if from_above else limit
+    kept: list[tuple[User, datetime]] = []
+    after = below
+    while True:
+        params = CursorParams(size, encode_timed_position(*after) if after else None)
+        rows, next_cursor = await social.list_friends(session, viewer, user, params)
+        for friend, since in rows:
+            if above is not None and (since, friend.id) <= above:
+                return kept[-limit:], True
+            kept.append((friend, since))
+        if next_cursor is None or not from_above:
+            return kept[-limit:], next_cursor is not None
+        last, since = rows[-1]
+        after = (since, last.id)
+
+
+@router.get("/api/v1/accounts/{account_id}/followers")
+@router.get("/api/v1/accounts/{account_id}/following")
+async def friends(
+    account_id: str,
+    request: Request,
+    response: Response,
+    user: AccountsReader,
+    session: DbSession,
+    max_id: Annotated[str | None, Query()] = None,
+    since_id: Annotated[str | None, Query()] = None,
+    min_id: Annotated[str | None, Query()] = None,
+    limit: Limit = DEFAULT_PAGE,
+) -> list[Account]:
+    """The account's followers, or the accounts it follows: both are its friends, those the
+    caller may see (Kith's friends list), newest friendship first. Paged as Mastodon pages
+    follows: `max_id`, `since_id`, `min_id` are the ids of places in the list that the `Link`
+    header gives (`next` only while older friends remain); `limit` 40, at most 80. 404 for an
+    account the caller may not see."""
+    other = await _visible(session, user, account_id)
+    size = min(max(limit, 1), MAX_PAGE)
+    found, older = await friends_between(
+        session,
+        user,
+        other,
+        below=friendship_position("max_id", max_id),
+        above=friendship_position("min_id", min_id) or friendship_position("since_id", since_id),
+        limit=size,
+        from_above=bool(min_id),
+    )
+    if found:
+        response.headers["Link"] = page_links(
+            request,
+            size,
+            newest=friendship_id(found[0][1], found[0][0].id),
+            oldest=friendship_id(found[-1][1], found[-1][0].id),
+            older=older,
+        )
+    accounts = Accounts(session, user)
+    return [await accounts.of(friend) for friend, _since in found]
 
 
 @router.get("/api/v1/accounts/{account_id}")

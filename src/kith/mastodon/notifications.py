@@ -21,9 +21,10 @@ from kith.db.models import NotificationType, User
 from kith.http.session import DbSession
 from kith.mastodon.accounts import Accounts
 from kith.mastodon.ids import from_mastodon_id, mastodon_datetime, to_mastodon_id
+from kith.mastodon.paging import page_links
 from kith.mastodon.schemas import Account
 from kith.mastodon.statuses import Status, mentioned_names, status_of_comment, status_of_view
-from kith.mastodon.timelines import kith_id, page_links
+from kith.mastodon.timelines import kith_id
 from kith.notifications import service as notifications
 from kith.posts import service as posts
 
@@ -143,7 +144,9 @@ async def list_notifications(
     )
     if rows:
         # From the rows read, not the entities shown: one left out must not end the paging.
-        response.headers["Link"] = page_links(request, size, newest=rows[0][0].id, oldest=rows[-1][0].id)
+        response.headers["Link"] = page_links(
+            request, size, newest=to_mastodon_id(rows[0][0].id), oldest=to_mastodon_id(rows[-1][0].id)
+        )
     return await _entities(session, user, rows)
 
 

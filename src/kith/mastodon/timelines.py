@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import Select
@@ -21,12 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kith.auth import service as auth
 from kith.core.errors import Unprocessable
-from kith.core.urls import absolute_url
 from kith.db.models import Post, User
 from kith.feed import service as feed
 from kith.http.session import DbSession
 from kith.mastodon.accounts import Accounts
 from kith.mastodon.ids import from_mastodon_id, to_mastodon_id
+from kith.mastodon.paging import page_links
 from kith.mastodon.statuses import Status, StatusesReader, mentioned_names, status_of_view
 from kith.posts import service as posts
 
@@ -92,21 +91,9 @@ async def statuses_page(
     ]
     if statuses:
         response.headers["Link"] = page_links(
-            request, size, newest=found[0].post.id, oldest=found[-1].post.id
+            request, size, newest=to_mastodon_id(found[0].post.id), oldest=to_mastodon_id(found[-1].post.id)
         )
     return statuses
-
-
-def page_links(request: Request, size: int, *, newest: str, oldest: str) -> str:
-    """Mastodon's `Link` for a page whose first and last items have the Kith ids `newest` and
-    `oldest`: `next` asks for older items, `prev` for newer, at absolute addresses."""
-    path = absolute_url(request.url.path)
-    return ", ".join(
-        [
-            f'<{path}?{urlencode({"limit": size, "max_id": to_mastodon_id(oldest)})}>; rel="next"',
-            f'<{path}?{urlencode({"limit": size, "min_id": to_mastodon_id(newest)})}>; rel="prev"',
-        ]
-    )
 
 
 @router.get("/api/v1/timelines/home")
