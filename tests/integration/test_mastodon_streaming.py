@@ -385,3 +385,39 @@ async def test_with_redis_topics_cost_no_publish_while_no_stream_listens() -> No
         for hub in (streams, posts, late):
             await hub.stop()
         await redis.aclose()
+
+
+async def test_a_busy_stream_still_ends_when_its_token_expires(settings: Settings) -> None:
+    # A post every 0.1 s never leaves a heartbeat's quiet: the credentials are checked anyway.
+    application = create_app(
+        settings.model_copy(update={"access_token_ttl_seconds": 2, "stream_ping_seconds": 0.3})
+    )
+    async with application.router.lifespan_context(application), serve(application) as base:
+        resources: Resources = application.state.resources
+        ada, bob = await posting.members(resources, "ada", "bob")
+        await posting.befriend(resources, ada, bob)
+        async with (
+            httpx.AsyncClient(base_url=base) as http,
+            websockets.connect(ws_url(base, stream="user"), additional_headers=ada.headers) as ws,
+        ):
+            # Bob posts with an API key, which outlives ada's two-second access token.
+            key = await http.post(
+                f"{API}/users/me/api-keys",
+                json={"name": "k", "scopes": ["read", "write"]},
+                headers=bob.headers,
+            )
+            bob_key = {"X-API-Key": key.json()["key"]}
+            updates = 0
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                async with asyncio.timeout(8):
+                    while True:
+                        posted = await http.post(
+                            "/api/v1/statuses",
+                            data={"status": "busy", "visibility": "private"},
+                            headers=bob_key,
+                        )
+                        assert posted.status_code == 200, posted.text
+                        with contextlib.suppress(TimeoutError):
+                            updates += (await ws_message(ws, timeout=0.1))["event"] == "update"
+    assert updates > 5  # it was busy
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401

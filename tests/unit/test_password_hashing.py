@@ -50,3 +50,17 @@ async def test_hashing_threads_are_bounded_and_yield_to_the_event_loop(tmp_path:
         assert len({thread for thread, _ in started}) <= usable_cpus()
     finally:
         hasher.close()
+
+
+async def test_the_workers_of_one_server_share_the_cpus_between_their_hashers(tmp_path: Path) -> None:
+    # Two workers on this machine's CPUs: each hashes on half of them (at least one thread),
+    # so that together they take the CPUs once, not twice over (docs/operations.md).
+    settings = _settings(tmp_path).model_copy(update={"workers": 2})
+    hasher = PasswordHasher(settings)
+    try:
+        share = max(1, usable_cpus() // 2)
+        assert hasher.slots == 2 * share
+        started = await asyncio.gather(*(hasher._off_loop(_where) for _ in range(4 * usable_cpus())))
+        assert len({thread for thread, _ in started}) <= share
+    finally:
+        hasher.close()

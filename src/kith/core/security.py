@@ -55,14 +55,16 @@ def _lower_thread_priority() -> None:
 class PasswordHasher:
     """Argon2id through pwdlib, always run off the event loop.
 
-    Hashes run in this hasher's own threads, one per usable CPU and at a lower
-    priority than the event loop: more threads would only take CPU time from the loop
-    (Argon2 is CPU-bound), and a flood of logins queues here instead of stalling the
-    requests the loop is serving.
+    Hashes run in this hasher's own threads, one per usable CPU (shared among the server's
+    workers) and at a lower priority than the event loop: more threads would only take CPU
+    time from the loops (Argon2 is CPU-bound) and hold more of its memory, and a flood of
+    logins queues here instead of stalling the requests the loop is serving.
     """
 
     def __init__(self, settings: Settings, threads: int | None = None) -> None:
-        threads = threads or usable_cpus()
+        # The CPUs are shared by the server's workers (`KITH_WORKERS`): together they hash on
+        # as many threads as there are CPUs, not that many each.
+        threads = threads or max(1, usable_cpus() // max(1, settings.workers))
         self._pool = ThreadPoolExecutor(
             max_workers=threads,
             thread_name_prefix="kith-hash",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,6 +137,8 @@ class Source:
     streams: set[str] = field(default_factory=set)
     # The friends whose topics the `user` stream listens to (None while it is off).
     friends: set[str] | None = None
+    # When the credentials were last found good (monotonic clock).
+    checked_at: float = field(default_factory=time.monotonic)
 
     @property
     def user_id(self) -> str:
@@ -179,6 +182,13 @@ class Source:
         if found is None or found.user.id != self.user_id:
             raise StreamEnded(CLOSE_UNAUTHORIZED, "invalid or expired credentials")
         self.principal = found
+        self.checked_at = time.monotonic()
+
+    async def check_credentials_if_due(self, every: float) -> None:
+        """Check them when `every` seconds passed since the last check: a busy stream (its
+        events never leave a heartbeat's quiet) still notices an expired token."""
+        if time.monotonic() - self.checked_at >= every:
+            await self.check_credentials()
 
     async def next_messages(self, wait_seconds: float) -> list[Message] | None:
         """The messages of the next event (maybe none), or None when `wait_seconds` pass first."""
@@ -358,9 +368,9 @@ async def _events(source: Source, opened: _Opened, heartbeat_every: float) -> As
         yield b":)\n\n"  # as Mastodon starts: the client knows the stream is open
         while True:
             await opened.lease.renew_if_due(heartbeat_every)
+            await source.check_credentials_if_due(heartbeat_every)
             messages = await source.next_messages(heartbeat_every)
             if messages is None:
-                await source.check_credentials()
                 yield HEARTBEAT
                 continue
             for message in messages:
@@ -455,6 +465,7 @@ async def _pump(websocket: WebSocket, source: Source, opened: _Opened, heartbeat
     try:
         while True:
             await opened.lease.renew_if_due(heartbeat_every)
+            await source.check_credentials_if_due(heartbeat_every)
             if waiting is None:
                 waiting = asyncio.create_task(source.next_messages(heartbeat_every))
             done, _ = await asyncio.wait({waiting, incoming}, return_when=asyncio.FIRST_COMPLETED)
@@ -464,8 +475,6 @@ async def _pump(websocket: WebSocket, source: Source, opened: _Opened, heartbeat
                 incoming = asyncio.create_task(_client_message(websocket))
             if waiting in done:
                 messages, waiting = waiting.result(), None
-                if messages is None:  # quiet for a heartbeat's time: are the credentials still good?
-                    await source.check_credentials()
                 for item in messages or ():
                     await websocket.send_text(item.websocket_text())
     finally:
