@@ -33,7 +33,7 @@ from bench import prepare, profiling, report
 from bench import wrk as load
 from bench.procs import Server, cpu_of, peak_rss_mb, reset_peak_rss
 from bench.report import LABELS
-from bench.seed import DataSetSpec, ensure
+from bench.seed import DataSetSpec, ensure, restore
 from kith.core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -311,6 +311,8 @@ class Runner:
         self.rng = random.Random(time.time_ns())
         self.port = 18_600
         self.py_spy = bool(args.py_spy)
+        # The data sets a configuration of this run has used (and written to) already.
+        self._used_data_sets: set[str] = set()
         self.results = RunResults(
             profile=self.profile.name,
             server=self.server,
@@ -432,6 +434,10 @@ class Runner:
     def run_config(self, config: Config) -> None:
         url = database_url(self.profile, config)
         spec = data_spec(self.profile, config)
+        if url in self._used_data_sets:
+            # An earlier configuration wrote to it (its posts would top every feed here).
+            asyncio.run(restore(url))
+        self._used_data_sets.add(url)
         if config.redis:
             redis.Redis.from_url(REDIS_URL).flushdb()
         self.results.configs[config.key] = {

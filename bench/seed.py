@@ -233,6 +233,12 @@ async def ensure(database_url: str, spec: DataSetSpec, *, reuse: bool = True) ->
     return built
 
 
+async def restore(database_url: str) -> None:
+    """Copy the pristine data set over `database_url` again: what an earlier configuration of
+    the run wrote (its posts on top of every feed) is gone."""
+    await _copy_data_set(seed_url(database_url), database_url)
+
+
 def seed_url(database_url: str) -> str:
     """Where the pristine copy of the data set for `database_url` is kept."""
     url = make_url(database_url)
@@ -249,7 +255,11 @@ async def _copy_data_set(source_url: str, target_url: str) -> None:
     if target.get_backend_name() == "postgresql":
         async with _server_connection(target) as admin:
             await admin.execute(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
-            await admin.execute(f'CREATE DATABASE "{target.database}" TEMPLATE "{source.database}"')
+            # FILE_COPY: the files copied as they are (PostgreSQL 15's default, WAL_LOG, would
+            # write the whole data set through the WAL, and its checkpoint into the next run).
+            await admin.execute(
+                f'CREATE DATABASE "{target.database}" TEMPLATE "{source.database}" STRATEGY = FILE_COPY'
+            )
         return
     assert source.database and target.database
     for suffix in ("", "-wal", "-shm"):
