@@ -23,7 +23,7 @@ from kith.mastodon.accounts import Accounts
 from kith.mastodon.ids import from_mastodon_id, mastodon_datetime, to_mastodon_id
 from kith.mastodon.paging import page_links
 from kith.mastodon.schemas import Account
-from kith.mastodon.statuses import Status, mentioned_names, status_of_comment, status_of_view
+from kith.mastodon.statuses import Status, read_mentions, status_of_comment, status_of_view
 from kith.mastodon.timelines import kith_id
 from kith.notifications import service as notifications
 from kith.posts import service as posts
@@ -77,7 +77,7 @@ async def _entities(
     views = {view.id: view for view in await posts.post_views(session, user, list(readable.values()))}
     accounts = Accounts(session, user)
     texts = [view.content for view in views.values()] + [item.comment.content for item in comments.values()]
-    await accounts.named(set().union(*(mentioned_names(text) for text in texts)))  # one query
+    await read_mentions(accounts, texts)
     found = []
     for row, actor in rows:
         status = None

@@ -12,7 +12,7 @@ entry in `mentions`; any other `@name` stays text.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Annotated
 from urllib.parse import urlencode
@@ -160,6 +160,12 @@ def _linked(line: str, named: Mapping[str, User]) -> str:
         last = match.end()
     out.append(escape(line[last:]))
     return "".join(out)
+
+
+async def read_mentions(accounts: Accounts, texts: Iterable[str]) -> None:
+    """Look up, in one query, everyone the `texts` of one answer mention, so that building
+    each status (`rendered`) finds them in `accounts` without a query of its own."""
+    await accounts.named(set().union(*(mentioned_names(text) for text in texts)))
 
 
 async def rendered(text: str, accounts: Accounts) -> tuple[str, list[dict[str, str]]]:
@@ -371,7 +377,7 @@ async def context(status_id: str, user: StatusesReader, session: DbSession) -> C
     accounts = Accounts(session, user)
     while True:
         page, next_cursor = await posts.comments(session, user, post.post, params)
-        await accounts.named(set().union(*(mentioned_names(item.comment.content) for item in page)))
+        await read_mentions(accounts, (item.comment.content for item in page))
         descendants += [await status_of_comment(session, user, item, post, accounts) for item in page]
         if next_cursor is None:
             return Context(ancestors=[], descendants=descendants)

@@ -207,8 +207,9 @@ class Source:
             await self.check_credentials()
             return []
         if kind == FRIENDS:
-            self.friends = None
-            await self._listen()
+            if self.user_id in event.get("users", ()):  # else a friend's friendship
+                self.friends = None
+                await self._listen()
             return []
         if kind == "notification":
             return await self._notification(event)

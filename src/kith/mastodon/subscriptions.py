@@ -4,7 +4,7 @@ Each new, changed or removed post is one live event on its author's topic (and a
 post's on the public topic too), whoever reads it: a stream listens to the topics of the
 people it may read, so a post costs one publish (one Redis round trip with the request's
 other events), not one per friend. A new or ended friendship tells both users' open
-streams to listen again.
+streams, on their own topics, to listen again.
 """
 
 from __future__ import annotations
@@ -51,5 +51,8 @@ async def post_removed(session: AsyncSession, event: PostRemoved) -> None:
 
 
 async def friends_changed(session: AsyncSession, event: FriendshipStarted | FriendshipEnded) -> None:
+    """On each one's own topic, which their `user` streams listen to (so, like a post, it costs
+    nothing while no stream listens); streams of other users on it pass it by."""
+    live = {"event": FRIENDS, "users": list(event.user_ids)}
     for user_id in event.user_ids:
-        publish_after_commit(session, user_id, {"event": FRIENDS})
+        publish_after_commit(session, author_posts(user_id), live)

@@ -26,7 +26,7 @@ from kith.http.session import DbSession
 from kith.mastodon.accounts import Accounts
 from kith.mastodon.ids import from_mastodon_id, to_mastodon_id
 from kith.mastodon.paging import page_links
-from kith.mastodon.statuses import Status, StatusesReader, mentioned_names, status_of_view
+from kith.mastodon.statuses import Status, StatusesReader, read_mentions, status_of_view
 from kith.posts import service as posts
 
 router = APIRouter(include_in_schema=False)
@@ -85,7 +85,7 @@ async def statuses_page(
     )
     views = await posts.post_views(session, viewer, found)
     accounts = Accounts(session, viewer)
-    await accounts.named(set().union(*(mentioned_names(view.content) for view in views)))  # one query
+    await read_mentions(accounts, (view.content for view in views))
     statuses = [
         await status_of_view(view, item.author, accounts) for view, item in zip(views, found, strict=True)
     ]
